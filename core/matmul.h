@@ -1,0 +1,42 @@
+/*
+ * core/matmul.h: quantized matrix multiplication as the engine sees it.
+ *
+ * y[tok][row] = sum_k W[row][k] * x[tok][k] for a weight matrix W stored in
+ * its GGUF type. The implementation quantizes activations once per call into
+ * the weight type's activation format (Q8_0/Q8_1/Q8_K, or keeps f32 for
+ * float weights), builds a tile grid (row blocks x token blocks) and runs it
+ * on the pool through the ts_kernels table.
+ *
+ * Determinism contract: the value written for (tok, row) depends only on
+ * W's row and x's row tok: not on n_tok, the tiling, the thread count or the
+ * ISA-independent blocking. Every kernel of a weight type (NY = 1 included)
+ * uses the same per-output reduction order.
+ */
+#ifndef TS_MATMUL_H
+#define TS_MATMUL_H
+
+#include "tessera.h"
+#include "../sched/sched.h"
+
+/* A view of a 2-D weight matrix (rows x cols) in a GGUF type. */
+typedef struct {
+    const void *data;
+    uint32_t qtype;
+    int64_t rows, cols;
+    size_t row_stride; /* bytes */
+} ts_qview;
+
+typedef struct ts_mm ts_mm;
+
+/* Workspace for activations of up to max_tok tokens of up to max_k inputs. */
+ts_status ts_mm_create(ts_mm **out, ts_pool *pool, int64_t max_tok, int64_t max_k, ts_err *err);
+void ts_mm_destroy(ts_mm *mm);
+/* True when this build has kernels for weights of qtype. */
+bool ts_mm_supports(uint32_t qtype);
+/* x: (n_tok, w->cols) f32 rows, x_stride bytes apart; y: (n_tok, w->rows),
+ * y_stride bytes apart. n_tok <= max_tok, w->cols <= max_k (checked at plan
+ * time by the caller). */
+void ts_mm_run(ts_mm *mm, const ts_qview *w, const float *x, size_t x_stride, int64_t n_tok,
+               float *y, size_t y_stride);
+
+#endif

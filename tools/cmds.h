@@ -1,0 +1,24 @@
+/*
+ * tools/cmds.h: the tessera subcommands. Each lives in tools/cmd_<name>.c and
+ * returns the process exit status (0 ok, 1 runtime error, 2 usage error).
+ * Declarations are weak so a subcommand not yet built reports so cleanly.
+ */
+#ifndef TS_CMDS_H
+#define TS_CMDS_H
+
+#define TS_CMD(name) int cmd_##name(int argc, char **argv) __attribute__((weak))
+TS_CMD(info);
+TS_CMD(gen);
+TS_CMD(quantize);
+TS_CMD(tokenize);
+TS_CMD(run);
+TS_CMD(logits);
+TS_CMD(bench);
+#undef TS_CMD
+
+/* Prints "tessera <cmd>: <msg>" to stderr. */
+void ts_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Strict integer parse of a whole string; false on junk/overflow/out of [lo, hi]. */
+int ts_cli_parse_i64(const char *s, long long lo, long long hi, long long *out);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * tools/tessera.c: the `tessera` executable: subcommand dispatch only.
+ * Only tools/ may exit(); the library reports through ts_status.
+ */
+#include "cmds.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} command;
+
+void ts_cli_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "tessera %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int ts_cli_parse_i64(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    if (!s || !*s)
+        return 0;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+static void usage(const command *cmds, size_t n)
+{
+    fprintf(stderr, "usage: tessera <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, "  %-9s %s\n", cmds[i].name, cmds[i].help);
+}
+
+int main(int argc, char **argv)
+{
+    const command cmds[] = {
+        {"run", cmd_run, "generate text from a prompt"},
+        {"bench", cmd_bench, "prefill/decode benchmark (llama-bench conventions)"},
+        {"info", cmd_info, "summarise a GGUF model"},
+        {"tokenize", cmd_tokenize, "print the token ids of a text"},
+        {"logits", cmd_logits, "write float32 logits for every position"},
+        {"gen", cmd_gen, "write a synthetic GGUF model at a named shape"},
+        {"quantize", cmd_quantize, "re-quantize a GGUF model"},
+    };
+    const size_t n = sizeof(cmds) / sizeof(cmds[0]);
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(cmds, n);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(argv[1], cmds[i].name))
+            continue;
+        if (!cmds[i].fn) {
+            ts_cli_error(argv[1], "not built in this version");
+            return 2;
+        }
+        return cmds[i].fn(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "tessera: unknown command '%s'\n", argv[1]);
+    usage(cmds, n);
+    return 2;
+}
