@@ -49,7 +49,7 @@ LIB   := $(BUILD)/libtessera.a
 TOOL  := $(BUILD)/tessera
 TESTS := $(BUILD)/tessera-tests
 
-.PHONY: all deps tools run test check asan tsan bench clean check-deps native
+.PHONY: all deps tools run test check asan tsan bench bench-build clean check-deps native
 all: $(TOOL) $(TESTS)
 tools: $(TOOL)
 
@@ -69,6 +69,12 @@ $(TOOL): $(TOOL_OBJ) $(LIB)
 
 $(TESTS): $(TEST_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDSAN) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
+
+# Each bench/<name>.c is its own program: build/<mode>/<name>.
+BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/%)
+$(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(LIB)
+	$(CC) $(CFLAGS) $(LDSAN) -o $@ $< $(LIB) $(LDLIBS)
+bench-build: $(BENCHES)
 
 deps:
 	@sh tools/install-deps.sh
@@ -94,4 +100,4 @@ tsan:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)
