@@ -35,6 +35,10 @@ typedef struct {
     ts_str str;
     ts_gguf_type arr_type;
     uint64_t arr_n;
+    /* The value exactly as encoded in the file (after the type field), for
+     * copying a kv verbatim into a writer. */
+    const uint8_t *raw;
+    uint64_t raw_bytes;
 } ts_gguf_kv;
 
 typedef struct {
@@ -104,6 +108,11 @@ void ts_gguf_w_arr_str(ts_gguf_writer *w, const char *key, const char *const *st
  * equal the size implied by type and dims. */
 void ts_gguf_w_tensor(ts_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                       const uint64_t *ne, const void *data, uint64_t n_bytes);
+/* Adds a tensor whose bytes are produced at write time by fill (so a large
+ * model never has to sit in memory whole); fill writes exactly n_bytes. */
+typedef ts_status (*ts_gguf_fill_fn)(void *ctx, void *dst, uint64_t n_bytes, ts_err *err);
+void ts_gguf_w_tensor_fn(ts_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                         const uint64_t *ne, ts_gguf_fill_fn fill, void *ctx);
 ts_status ts_gguf_writer_write(ts_gguf_writer *w, const char *path, ts_err *err);
 
 #endif

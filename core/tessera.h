@@ -31,4 +31,76 @@ typedef struct {
 
 const char *ts_status_str(ts_status st);
 
+/* ---- engine: a loaded model, its tokenizer and the worker pool ---- */
+typedef struct ts_engine ts_engine;
+typedef struct ts_session ts_session;
+
+typedef struct {
+    const char *model_path;
+    int n_threads; /* 0 = one per core */
+} ts_engine_opts;
+
+typedef struct {
+    char arch[32];        /* general.architecture */
+    int64_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_expert;
+    int64_t n_ctx_train;
+    uint64_t n_params, n_bytes; /* elements and bytes of all tensors */
+    uint32_t n_threads;
+} ts_engine_info;
+
+ts_status ts_engine_create(ts_engine **out, const ts_engine_opts *opts, ts_err *err);
+void ts_engine_destroy(ts_engine *eng);
+void ts_engine_get_info(const ts_engine *eng, ts_engine_info *out);
+/* Text -> ids; add_bos prepends BOS when the vocabulary asks for it. Writes
+ * min(cap, total) ids and the total to *n_out (call again when it exceeds cap). */
+ts_status ts_engine_tokenize(const ts_engine *eng, const char *text, size_t len, bool add_bos,
+                             int32_t *out, size_t cap, size_t *n_out, ts_err *err);
+/* Bytes of token id's text (at most cap, not NUL-terminated); 0 if out of range. */
+size_t ts_engine_piece(const ts_engine *eng, int32_t id, char *buf, size_t cap);
+int32_t ts_engine_bos(const ts_engine *eng); /* -1 if none */
+bool ts_engine_is_eog(const ts_engine *eng, int32_t id);
+
+/* ---- session: KV cache and activations for one sequence ---- */
+typedef struct {
+    int n_ctx;   /* positions in the KV cache; 0 = min(model context, 4096) */
+    int chunk;   /* prefill chunk in tokens: 0 = $TESSERA_PREFILL_CHUNK or 512, <0 = n_ctx */
+    bool kv_f16; /* store the KV cache in f16 (f32 otherwise) */
+} ts_session_opts;
+
+/* Scratch is sized by the chunk here, once; later calls never allocate. */
+ts_status ts_session_create(ts_session **out, ts_engine *eng, const ts_session_opts *opts,
+                            ts_err *err);
+void ts_session_destroy(ts_session *s);
+/* Appends n_tok tokens (any n_tok >= 1, cut into chunks). logits_all: NULL, or
+ * (n_tok, n_vocab) floats receiving every position's logits. Afterwards
+ * ts_session_logits() holds the last token's. Bits are identical for any
+ * chunk size and thread count. TS_E_ARG: id out of range or context full. */
+ts_status ts_session_prefill(ts_session *s, const int32_t *tokens, int n_tok, float *logits_all,
+                             ts_err *err);
+ts_status ts_session_decode(ts_session *s, int32_t token, ts_err *err);
+const float *ts_session_logits(const ts_session *s); /* (n_vocab); NULL before any token */
+int ts_session_pos(const ts_session *s);
+int ts_session_n_ctx(const ts_session *s);
+int ts_session_chunk(const ts_session *s);
+void ts_session_reset(ts_session *s); /* forget every position */
+
+/* ---- sampling ---- */
+typedef struct {
+    float temp;           /* <= 0: greedy (argmax after penalties) */
+    int top_k;            /* 0 = off */
+    float top_p;          /* 0 or >= 1: off */
+    float min_p;          /* 0 = off */
+    float repeat_penalty; /* 0 or 1: off */
+    int repeat_last_n;    /* 0 = 64 */
+    uint64_t seed;
+} ts_sampling;
+
+typedef struct ts_sampler ts_sampler;
+ts_status ts_sampler_create(ts_sampler **out, const ts_sampling *p, int64_t n_vocab, ts_err *err);
+void ts_sampler_destroy(ts_sampler *smp);
+/* Records a token (prompt or generated) for the repetition penalty. */
+void ts_sampler_accept(ts_sampler *smp, int32_t token);
+/* Picks the next token from logits (n_vocab); the logits are not modified. */
+int32_t ts_sampler_sample(ts_sampler *smp, const float *logits);
+
 #endif

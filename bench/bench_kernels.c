@@ -1,0 +1,180 @@
+/*
+ * bench/bench_kernels.c: GEMM tile kernels per weight type and ISA level.
+ *
+ * For each (type, level): validates the level's kernel against the scalar one
+ * on a small shape (memcmp, then the tests' tolerance if not identical), then
+ * times one m x n x k GEMM (the tile kernel called on the whole problem,
+ * single thread, activations pre-quantized), median of --reps runs after one
+ * warm-up. CSV as STYLE §12:
+ *   commit,machine,isa,threads,nodes,op,qtype,m,n,k,ns_median,gflops,weight_gbps
+ * Usage: bench_kernels [--op gemm_<qtype>|all] [--isa scalar|avx2|avx512|all]
+ *                      [--m M] [--n N] [--k K] [--reps R]
+ * Defaults: 512 tokens x 2048 x 2048, 10 reps (scalar: 3 reps, slow).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../quant/quant.h"
+#include "../simd/kernels.h"
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static const uint32_t act_qt[TS_ACT_COUNT] = {TS_QTYPE_F32, TS_QTYPE_Q8_0, TS_QTYPE_Q8_1,
+                                              TS_QTYPE_Q8_K};
+
+typedef struct {
+    void *w, *a;
+    size_t w_stride, a_stride;
+    int64_t m, n, k;
+} prob;
+
+static void prob_make(prob *p, const ts_kernels *ref, uint32_t type, int64_t m, int64_t n,
+                      int64_t k, uint64_t seed)
+{
+    p->m = m;
+    p->n = n;
+    p->k = k;
+    p->w_stride = ts_qtype_row_bytes(type, (uint64_t)k);
+    p->w = malloc(p->w_stride * (size_t)m);
+    float *x = malloc((size_t)k * sizeof(float));
+    for (int64_t r = 0; r < m; r++) {
+        for (int64_t i = 0; i < k; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            x[i] = (float)((int64_t)(seed >> 40) - (1 << 23)) / (float)(1 << 23);
+        }
+        ts_quantize_row(type, x, (char *)p->w + (size_t)r * p->w_stride, k);
+    }
+    int act = ref->gemm[type].act;
+    p->a_stride = act == TS_ACT_F32 ? (size_t)k * 4 : ts_qtype_row_bytes(act_qt[act], (uint64_t)k);
+    p->a = malloc(p->a_stride * (size_t)n);
+    for (int64_t t = 0; t < n; t++) {
+        for (int64_t i = 0; i < k; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            x[i] = (float)((int64_t)(seed >> 40) - (1 << 23)) / (float)(1 << 23);
+        }
+        if (act == TS_ACT_F32)
+            memcpy((char *)p->a + (size_t)t * p->a_stride, x, (size_t)k * 4);
+        else
+            ref->quant_act[act](x, (char *)p->a + (size_t)t * p->a_stride, k);
+    }
+    free(x);
+}
+
+static void prob_free(prob *p)
+{
+    free(p->w);
+    free(p->a);
+}
+
+static void run(const ts_kernels *kt, uint32_t type, const prob *p, float *y)
+{
+    kt->gemm[type].fn(p->k, p->m, p->n, p->w, p->w_stride, p->a, p->a_stride, y,
+                      (size_t)p->m * sizeof(float));
+}
+
+/* Small-shape check against scalar; returns 0 when valid. */
+static int validate(const ts_kernels *kt, const ts_kernels *ref, uint32_t type)
+{
+    const int64_t blk = ts_qtype_traits(type)->blck == 1 ? 32 : ts_qtype_traits(type)->blck;
+    prob p;
+    prob_make(&p, ref, type, 13, 11, 3 * blk, 1234);
+    float *y0 = malloc(13 * 11 * sizeof(float)), *y1 = malloc(13 * 11 * sizeof(float));
+    run(ref, type, &p, y0);
+    run(kt, type, &p, y1);
+    int bad = 0;
+    for (int i = 0; i < 13 * 11; i++)
+        if (!(fabsf(y0[i] - y1[i]) <= 1e-5f * (1.0f + fabsf(y0[i]))))
+            bad++;
+    free(y0);
+    free(y1);
+    prob_free(&p);
+    return bad;
+}
+
+int main(int argc, char **argv)
+{
+    const char *op = "all", *isa_arg = "all";
+    int64_t m = 2048, n = 512, k = 2048;
+    int reps = 10;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--op")) op = argv[i + 1];
+        else if (!strcmp(argv[i], "--isa")) isa_arg = argv[i + 1];
+        else if (!strcmp(argv[i], "--m")) m = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--n")) n = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--k")) k = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+    }
+    const char *commit = getenv("TESSERA_COMMIT") ? getenv("TESSERA_COMMIT") : "dev";
+    const char *machine = getenv("TESSERA_MACHINE") ? getenv("TESSERA_MACHINE") : "local";
+    static const uint32_t types[] = {TS_QTYPE_Q8_0, TS_QTYPE_Q4_0, TS_QTYPE_Q4_K, TS_QTYPE_Q6_K,
+                                     TS_QTYPE_Q4_1, TS_QTYPE_Q5_0, TS_QTYPE_Q5_1, TS_QTYPE_Q2_K,
+                                     TS_QTYPE_Q3_K, TS_QTYPE_Q5_K, TS_QTYPE_F32, TS_QTYPE_F16,
+                                     TS_QTYPE_BF16};
+    ts_kernels ref;
+    ts_kernels_init(&ref, TS_ISA_SCALAR);
+    ts_isa det = ts_isa_detect();
+    printf("commit,machine,isa,threads,nodes,op,qtype,m,n,k,ns_median,gflops,weight_gbps\n");
+    for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
+        uint32_t type = types[ti];
+        char opname[64];
+        snprintf(opname, sizeof(opname), "gemm_%s", ts_qtype_name(type));
+        if (strcmp(op, "all") && strcasecmp(op, opname))
+            continue;
+        for (int lv = TS_ISA_SCALAR; lv <= TS_ISA_AVX512; lv++) {
+            if ((ts_isa)lv > det || (strcmp(isa_arg, "all") && ts_isa_from_name(isa_arg) != lv))
+                continue;
+            ts_kernels kt;
+            ts_kernels_init(&kt, (ts_isa)lv);
+            /* A level that inherits the slot would only repeat the previous row. */
+            if (lv > TS_ISA_SCALAR && kt.gemm[type].fn == ref.gemm[type].fn)
+                continue;
+            if (lv == TS_ISA_AVX512) {
+                ts_kernels prev;
+                ts_kernels_init(&prev, TS_ISA_AVX2);
+                if (kt.gemm[type].fn == prev.gemm[type].fn)
+                    continue;
+            }
+            if (validate(&kt, &ref, type)) {
+                fprintf(stderr, "%s: INVALID vs scalar, not timed\n", kt.gemm[type].name);
+                continue;
+            }
+            prob p;
+            prob_make(&p, &ref, type, m, n, k, 99);
+            float *y = malloc((size_t)(m * n) * sizeof(float));
+            int r_n = lv == TS_ISA_SCALAR && reps > 3 ? 3 : reps;
+            double t[64];
+            if (r_n > 64) r_n = 64;
+            run(&kt, type, &p, y); /* warm-up */
+            for (int r = 0; r < r_n; r++) {
+                double t0 = now_ns();
+                run(&kt, type, &p, y);
+                t[r] = now_ns() - t0;
+            }
+            qsort(t, (size_t)r_n, sizeof(double), cmp_d);
+            double med = t[r_n / 2];
+            double flops = 2.0 * (double)m * (double)n * (double)k;
+            printf("%s,%s,%s,1,1,%s,%s,%lld,%lld,%lld,%.0f,%.2f,%.2f\n", commit, machine,
+                   ts_isa_name((ts_isa)lv), opname, ts_qtype_name(type), (long long)m,
+                   (long long)n, (long long)k, med, flops / med,
+                   (double)(p.w_stride * (size_t)m) / med);
+            fflush(stdout);
+            free(y);
+            prob_free(&p);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,210 @@
+/*
+ * core/forward.c: the layer sequence for one prefill chunk (decode is the
+ * same path with one token).
+ *
+ * Owns: embedding lookup, RMSNorm, RoPE (normal and NeoX), QKV bias and
+ * per-head Q/K norm, KV cache writes, SwiGLU, residuals, output norm and head.
+ * Matmuls go through ts_mm_run; attention through core/attn.c; MoE FFN through
+ * core/moe.c. Per-token ops run as token grids on the pool.
+ * Invariant (bit-identity across chunk sizes and threads): every per-token op
+ * computes a token's output from that token's inputs only, in a fixed order,
+ * and the matmul contract gives the same guarantee for projections.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "session.h"
+#include "../quant/quant.h"
+
+typedef enum { OP_EMBED, OP_QKV_POST, OP_RESID_NORM, OP_SWIGLU } tok_op;
+
+typedef struct {
+    ts_session *s;
+    tok_op op;
+    int64_t layer;
+    const int32_t *tokens; /* OP_EMBED */
+    const float *norm_w;   /* OP_RESID_NORM: weights of the norm that follows */
+    bool add;              /* OP_RESID_NORM: add s->xn into s->x first */
+    int64_t width;         /* OP_SWIGLU: row length */
+} tok_ctx;
+
+static float *row(float *base, size_t stride, int64_t i)
+{
+    return (float *)((char *)base + (size_t)i * stride);
+}
+
+/* y = x / sqrt(mean(x^2) + eps) * w; the sum of squares in double, as ggml. */
+static void rms_norm(const float *x, const float *w, float *y, int64_t n, float eps)
+{
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)(x[i] * x[i]);
+    float mean = (float)(sum / (double)n);
+    float scale = 1.0f / sqrtf(mean + eps);
+    for (int64_t i = 0; i < n; i++)
+        y[i] = (x[i] * scale) * w[i];
+}
+
+/* cos/sin of every rotated pair at position pos: theta_i = pos * base^(-2i/n_rot)
+ * (by repeated multiplication, as ggml builds its cache), divided by the
+ * optional rope_freqs factor, times the linear position scale. */
+static void rope_table(const ts_model *m, int64_t pos, float *cs)
+{
+    const ts_hparams *hp = &m->hp;
+    float theta_scale = powf(hp->rope_base, -2.0f / (float)hp->n_rot);
+    float theta = (float)pos;
+    for (int64_t i = 0; i < hp->n_rot / 2; i++) {
+        float ff = m->rope_freqs ? m->rope_freqs[i] : 1.0f;
+        float th = hp->rope_scale * (theta / ff);
+        cs[2 * i] = cosf(th);
+        cs[2 * i + 1] = sinf(th);
+        theta *= theta_scale;
+    }
+}
+
+static void rope_apply(const ts_hparams *hp, const float *cs, float *x, int64_t n_head)
+{
+    int64_t hd = hp->head_k, half = hp->n_rot / 2;
+    for (int64_t h = 0; h < n_head; h++) {
+        float *v = x + h * hd;
+        for (int64_t i = 0; i < half; i++) {
+            /* NeoX rotates (i, i + n_rot/2); the original layout (2i, 2i+1). */
+            int64_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
+            float c = cs[2 * i], sn = cs[2 * i + 1];
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * c - x1 * sn;
+            v[b] = x0 * sn + x1 * c;
+        }
+    }
+}
+
+static void qkv_post(ts_session *s, int64_t layer, int64_t i)
+{
+    const ts_hparams *hp = &s->m->hp;
+    const ts_layer *L = &s->m->layers[layer];
+    int64_t hd = hp->head_k, q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
+    float *q = row(s->q, s->q_stride, i), *k = row(s->k, s->kv_stride, i);
+    float *v = row(s->v, s->kv_stride, i);
+    if (L->bq) {
+        for (int64_t d = 0; d < q_dim; d++)
+            q[d] += L->bq[d];
+        for (int64_t d = 0; d < kv_dim; d++)
+            k[d] += L->bk[d];
+        for (int64_t d = 0; d < kv_dim; d++)
+            v[d] += L->bv[d];
+    }
+    if (L->q_norm) {
+        for (int64_t h = 0; h < hp->n_head; h++)
+            rms_norm(q + h * hd, L->q_norm, q + h * hd, hd, hp->rms_eps);
+        for (int64_t h = 0; h < hp->n_head_kv; h++)
+            rms_norm(k + h * hd, L->k_norm, k + h * hd, hd, hp->rms_eps);
+    }
+    const float *cs = s->rope_cs + i * hp->n_rot;
+    rope_apply(hp, cs, q, hp->n_head);
+    rope_apply(hp, cs, k, hp->n_head_kv);
+    ts_kv_store_token(&s->kv, layer, s->pos + i, k, v);
+}
+
+static void tok_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
+{
+    const tok_ctx *c = vctx;
+    ts_session *s = c->s;
+    const ts_model *m = s->m;
+    const ts_hparams *hp = &m->hp;
+    (void)scr;
+    for (int64_t i = t->tok0; i < (int64_t)t->tok0 + t->toks; i++) {
+        float *x = row(s->x, s->x_stride, i), *xn = row(s->xn, s->x_stride, i);
+        switch (c->op) {
+        case OP_EMBED:
+            ts_dequantize_row(m->tok_embd.qtype,
+                              (const char *)m->tok_embd.data +
+                                  (size_t)c->tokens[i] * m->tok_embd.row_stride,
+                              x, hp->n_embd);
+            rope_table(m, s->pos + i, s->rope_cs + i * hp->n_rot);
+            rms_norm(x, m->layers[0].attn_norm, xn, hp->n_embd, hp->rms_eps);
+            break;
+        case OP_QKV_POST:
+            qkv_post(s, c->layer, i);
+            break;
+        case OP_RESID_NORM:
+            if (c->add)
+                for (int64_t d = 0; d < hp->n_embd; d++)
+                    x[d] += xn[d];
+            rms_norm(x, c->norm_w, xn, hp->n_embd, hp->rms_eps);
+            break;
+        case OP_SWIGLU: {
+            float *a = row(s->ffn_a, s->ffn_stride, i), *b = row(s->ffn_b, s->ffn_stride, i);
+            for (int64_t d = 0; d < c->width; d++)
+                a[d] = a[d] / (1.0f + expf(-a[d])) * b[d];
+            break;
+        }
+        }
+    }
+}
+
+ts_grid ts_session_token_grid(ts_session *s, int64_t n_tok)
+{
+    int64_t n = 4 * (int64_t)s->eng->n_workers;
+    if (n > n_tok)
+        n = n_tok;
+    /* ceil(n_tok / n)-sized tiles, nearly equal, never an almost-empty tail */
+    int64_t t0 = 0;
+    for (int64_t j = 0; j < n; j++) {
+        int64_t t1 = n_tok * (j + 1) / n;
+        s->tiles[j] = (ts_tile){0, 0, 1, (uint32_t)t0, (uint32_t)(t1 - t0), 0};
+        t0 = t1;
+    }
+    return (ts_grid){s->tiles, (uint32_t)n, s->tile_cap};
+}
+
+static void run_tok(ts_session *s, tok_ctx *c, int64_t n_tok)
+{
+    ts_grid g = ts_session_token_grid(s, n_tok);
+    ts_grid_run(s->eng->pool, &g, tok_tile, c);
+}
+
+static void dense_ffn(ts_session *s, const ts_layer *L, int64_t n_tok)
+{
+    ts_mm_run(s->mm, &L->ffn_gate, s->xn, s->x_stride, n_tok, s->ffn_a, s->ffn_stride);
+    ts_mm_run(s->mm, &L->ffn_up, s->xn, s->x_stride, n_tok, s->ffn_b, s->ffn_stride);
+    tok_ctx c = {.s = s, .op = OP_SWIGLU, .width = L->ffn_gate.rows};
+    run_tok(s, &c, n_tok);
+    ts_mm_run(s->mm, &L->ffn_down, s->ffn_a, s->ffn_stride, n_tok, s->xn, s->x_stride);
+}
+
+void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float *logits_out)
+{
+    const ts_model *m = s->m;
+    const ts_hparams *hp = &m->hp;
+    tok_ctx c = {.s = s, .op = OP_EMBED, .tokens = tokens};
+    run_tok(s, &c, n_tok);
+    for (int64_t il = 0; il < hp->n_layer; il++) {
+        const ts_layer *L = &m->layers[il];
+        ts_mm_run(s->mm, &L->wq, s->xn, s->x_stride, n_tok, s->q, s->q_stride);
+        ts_mm_run(s->mm, &L->wk, s->xn, s->x_stride, n_tok, s->k, s->kv_stride);
+        ts_mm_run(s->mm, &L->wv, s->xn, s->x_stride, n_tok, s->v, s->kv_stride);
+        c = (tok_ctx){.s = s, .op = OP_QKV_POST, .layer = il};
+        run_tok(s, &c, n_tok);
+        ts_attn_run(s, il, n_tok);
+        ts_mm_run(s->mm, &L->wo, s->att, s->att_stride, n_tok, s->xn, s->x_stride);
+        c = (tok_ctx){.s = s, .op = OP_RESID_NORM, .norm_w = L->ffn_norm, .add = true};
+        run_tok(s, &c, n_tok);
+        if (hp->n_expert)
+            ts_moe_run(s, il, n_tok);
+        else
+            dense_ffn(s, L, n_tok);
+        const float *next = il + 1 < hp->n_layer ? m->layers[il + 1].attn_norm : m->output_norm;
+        c = (tok_ctx){.s = s, .op = OP_RESID_NORM, .norm_w = next, .add = true};
+        run_tok(s, &c, n_tok);
+    }
+    if (logits_out) {
+        ts_mm_run(s->mm, &m->output, s->xn, s->x_stride, n_tok, logits_out,
+                  (size_t)hp->n_vocab * sizeof(float));
+        memcpy(s->logits, logits_out + (n_tok - 1) * hp->n_vocab,
+               (size_t)hp->n_vocab * sizeof(float));
+    } else {
+        ts_mm_run(s->mm, &m->output, row(s->xn, s->x_stride, n_tok - 1), s->x_stride, 1,
+                  s->logits, (size_t)hp->n_vocab * sizeof(float));
+    }
+    s->pos += n_tok;
+}

@@ -1,0 +1,236 @@
+/*
+ * core/matmul.c: ts_mm, quantized matmul orchestration over the kernel table.
+ *
+ * Owns: the activation buffers (one per activation format, sized for
+ * max_tok x max_k at create), the tile storage, and the two grids of a call:
+ * (1) quantize x once, tiles over tokens; (2) GEMM, tiles of row blocks x token
+ * blocks, each calling the weight type's tile kernel. Does not own: kernels
+ * (simd/), threads (sched/).
+ * Invariants: the kernel table is filled once (first create) and read through
+ * a const pointer captured at create. Tiles write disjoint outputs; every tile
+ * kernel follows its type's canonical per-output order, so y's bits do not
+ * depend on n_tok, the tiling, the thread count or which worker ran a tile.
+ * Weight types without a kernel slot (IQ2_XXS) take the reference path:
+ * dequantize the row with quant/ into worker scratch, f32 dot in K order.
+ */
+#include "matmul.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "../quant/quant.h"
+#include "../simd/kernels.h"
+
+#define MM_TILE_CAP 8192u
+#define MM_TOK_BLOCK 64   /* max tokens per tile: a token block's act rows stay in L2 */
+#define MM_ROW_BLOCK 64   /* rows per tile before splitting for more parallelism */
+
+static ts_kernels g_kernels;
+static pthread_once_t g_kernels_once = PTHREAD_ONCE_INIT;
+
+static void kernels_init_once(void)
+{
+    ts_kernels_init(&g_kernels, ts_isa_from_env());
+}
+
+struct ts_mm {
+    ts_pool *pool;
+    const ts_kernels *kern;
+    int64_t max_tok, max_k;
+    void *act[TS_ACT_COUNT];        /* (max_tok, act_stride[f]) quantized rows */
+    size_t act_stride[TS_ACT_COUNT];
+    float *ref_row;                 /* (max_k) reference path when pool == NULL */
+    ts_tile *tiles;                 /* (MM_TILE_CAP) */
+};
+
+static const uint32_t act_qtype[TS_ACT_COUNT] = {
+    [TS_ACT_F32] = TS_QTYPE_F32, [TS_ACT_Q8_0] = TS_QTYPE_Q8_0,
+    [TS_ACT_Q8_1] = TS_QTYPE_Q8_1, [TS_ACT_Q8_K] = TS_QTYPE_Q8_K};
+
+static size_t pad64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+ts_status ts_mm_create(ts_mm **out, ts_pool *pool, int64_t max_tok, int64_t max_k, ts_err *err)
+{
+    *out = NULL;
+    if (max_tok <= 0 || max_k <= 0)
+        return ts_err_set(err, TS_E_ARG, "ts_mm_create: max_tok=%lld max_k=%lld",
+                          (long long)max_tok, (long long)max_k);
+    pthread_once(&g_kernels_once, kernels_init_once);
+    ts_mm *mm = calloc(1, sizeof(*mm));
+    if (!mm)
+        return ts_err_set(err, TS_E_NOMEM, "ts_mm_create: out of memory");
+    mm->pool = pool;
+    mm->kern = &g_kernels;
+    mm->max_tok = max_tok;
+    mm->max_k = max_k;
+    bool ok = true;
+    for (int f = TS_ACT_Q8_0; f < TS_ACT_COUNT; f++) {
+        const ts_qtraits *tr = ts_qtype_traits(act_qtype[f]);
+        /* Row bytes for max_k rounded up to whole blocks (smaller k fit too). */
+        uint64_t n_blk = ((uint64_t)max_k + tr->blck - 1) / tr->blck;
+        mm->act_stride[f] = pad64((size_t)n_blk * tr->size);
+        mm->act[f] = aligned_alloc(64, mm->act_stride[f] * (size_t)max_tok);
+        ok = ok && mm->act[f];
+    }
+    mm->ref_row = aligned_alloc(64, pad64((size_t)max_k * sizeof(float)));
+    mm->tiles = calloc(MM_TILE_CAP, sizeof(ts_tile));
+    ok = ok && mm->ref_row && mm->tiles;
+    if (ok && pool && ts_pool_reserve_scratch(pool, pad64((size_t)max_k * sizeof(float)), err)
+        != TS_OK) {
+        ts_mm_destroy(mm);
+        return err ? err->status : TS_E_NOMEM;
+    }
+    if (!ok) {
+        ts_mm_destroy(mm);
+        return ts_err_set(err, TS_E_NOMEM, "ts_mm_create: out of memory (max_tok=%lld max_k=%lld)",
+                          (long long)max_tok, (long long)max_k);
+    }
+    *out = mm;
+    return TS_OK;
+}
+
+void ts_mm_destroy(ts_mm *mm)
+{
+    if (!mm)
+        return;
+    for (int f = 0; f < TS_ACT_COUNT; f++)
+        free(mm->act[f]);
+    free(mm->ref_row);
+    free(mm->tiles);
+    free(mm);
+}
+
+bool ts_mm_supports(uint32_t qtype)
+{
+    const ts_qtraits *tr = ts_qtype_traits(qtype);
+    return tr && tr->supported && qtype != TS_QTYPE_Q8_K && qtype != TS_QTYPE_Q8_1;
+}
+
+typedef struct {
+    const ts_mm *mm;
+    const ts_qview *w;
+    const ts_gemm_slot *slot;
+    const float *x;
+    size_t x_stride;
+    const void *act; /* quantized rows, or x for f32 */
+    size_t act_stride;
+    float *y;
+    size_t y_stride;
+} run_ctx;
+
+static void quant_tile(void *vctx, const ts_tile *t, ts_scratch *s)
+{
+    const run_ctx *c = vctx;
+    (void)s;
+    ts_quant_act_fn q = c->mm->kern->quant_act[c->slot->act];
+    for (uint32_t tok = t->tok0; tok < t->tok0 + t->toks; tok++)
+        q((const float *)((const char *)c->x + (size_t)tok * c->x_stride),
+          (char *)c->act + (size_t)tok * c->act_stride, c->w->cols);
+}
+
+static void gemm_tile(void *vctx, const ts_tile *t, ts_scratch *s)
+{
+    const run_ctx *c = vctx;
+    (void)s;
+    c->slot->fn(c->w->cols, t->rows, t->toks,
+                (const char *)c->w->data + (size_t)t->row0 * c->w->row_stride, c->w->row_stride,
+                (const char *)c->act + (size_t)t->tok0 * c->act_stride, c->act_stride,
+                (float *)((char *)c->y + (size_t)t->tok0 * c->y_stride) + t->row0, c->y_stride);
+}
+
+/* Reference path (no kernel slot): per output, f32 acc in K order. */
+static void ref_tile(void *vctx, const ts_tile *t, ts_scratch *s)
+{
+    const run_ctx *c = vctx;
+    float *wrow = s ? (float *)s->buf : c->mm->ref_row;
+    const int64_t k = c->w->cols;
+    for (uint32_t row = t->row0; row < t->row0 + t->rows; row++) {
+        ts_dequantize_row(c->w->qtype, (const char *)c->w->data + (size_t)row * c->w->row_stride,
+                          wrow, k);
+        for (uint32_t tok = t->tok0; tok < t->tok0 + t->toks; tok++) {
+            const float *xr = (const float *)((const char *)c->x + (size_t)tok * c->x_stride);
+            float acc = 0.0f;
+            for (int64_t i = 0; i < k; i++)
+                acc += wrow[i] * xr[i];
+            ((float *)((char *)c->y + (size_t)tok * c->y_stride))[row] = acc;
+        }
+    }
+}
+
+static void run_grid(ts_mm *mm, const ts_grid *g, ts_tile_fn fn, run_ctx *c)
+{
+    if (mm->pool) {
+        ts_grid_run(mm->pool, g, fn, c);
+        return;
+    }
+    for (uint32_t i = 0; i < g->n_tiles; i++)
+        fn(c, &g->tiles[i], NULL);
+}
+
+/* Splits n into parts nearly equal blocks; block b is [*b0, *b0 + *bn). */
+static void split(int64_t n, int64_t parts, int64_t b, int64_t align, int64_t *b0, int64_t *bn)
+{
+    int64_t units = (n + align - 1) / align;
+    int64_t lo = units * b / parts, hi = units * (b + 1) / parts;
+    *b0 = lo * align;
+    *bn = (hi * align < n ? hi * align : n) - *b0;
+}
+
+void ts_mm_run(ts_mm *mm, const ts_qview *w, const float *x, size_t x_stride, int64_t n_tok,
+               float *y, size_t y_stride)
+{
+    if (n_tok <= 0 || w->rows <= 0)
+        return;
+    const ts_gemm_slot *slot = w->qtype < TS_QTYPE_COUNT ? &mm->kern->gemm[w->qtype] : NULL;
+    run_ctx c = {.mm = mm, .w = w, .slot = slot, .x = x, .x_stride = x_stride,
+                 .y = y, .y_stride = y_stride};
+    ts_grid g = {.tiles = mm->tiles, .n_tiles = 0, .cap = MM_TILE_CAP};
+    const uint32_t n_workers = mm->pool ? ts_pool_n_workers(mm->pool) : 1;
+
+    /* 1. Activations: quantize each token row once (tiles over tokens). */
+    if (slot && slot->fn && slot->act != TS_ACT_F32) {
+        c.act = mm->act[slot->act];
+        c.act_stride = mm->act_stride[slot->act];
+        int64_t parts = n_tok < (int64_t)n_workers ? n_tok : (int64_t)n_workers;
+        for (int64_t b = 0; b < parts; b++) {
+            int64_t t0, tn;
+            split(n_tok, parts, b, 1, &t0, &tn);
+            mm->tiles[g.n_tiles++] = (ts_tile){.tok0 = (uint32_t)t0, .toks = (uint32_t)tn};
+        }
+        run_grid(mm, &g, quant_tile, &c);
+    } else {
+        c.act = x;
+        c.act_stride = x_stride;
+    }
+
+    /* 2. GEMM: token blocks of <= MM_TOK_BLOCK (nearly equal, multiples of the
+     * kernel's NY where possible), row blocks in multiples of MR, enough tiles
+     * for every worker when the matrix allows. */
+    const int64_t mr = slot && slot->fn ? slot->mr : 1;
+    const int64_t ny = slot && slot->fn ? slot->ny : 1;
+    int64_t tok_parts = (n_tok + MM_TOK_BLOCK - 1) / MM_TOK_BLOCK;
+    int64_t row_units = (w->rows + mr - 1) / mr;
+    int64_t row_parts = (w->rows + MM_ROW_BLOCK - 1) / MM_ROW_BLOCK;
+    if (row_parts * tok_parts < 4 * (int64_t)n_workers)
+        row_parts = (4 * (int64_t)n_workers + tok_parts - 1) / tok_parts;
+    if (row_parts > row_units)
+        row_parts = row_units;
+    if (row_parts * tok_parts > MM_TILE_CAP)
+        row_parts = MM_TILE_CAP / tok_parts;
+    g.n_tiles = 0;
+    for (int64_t tb = 0; tb < tok_parts; tb++) {
+        int64_t t0, tn;
+        split(n_tok, tok_parts, tb, n_tok >= ny * tok_parts ? ny : 1, &t0, &tn);
+        for (int64_t rb = 0; rb < row_parts; rb++) {
+            int64_t r0, rn;
+            split(w->rows, row_parts, rb, mr, &r0, &rn);
+            if (rn <= 0 || tn <= 0)
+                continue;
+            mm->tiles[g.n_tiles++] = (ts_tile){.row0 = (uint32_t)r0, .rows = (uint32_t)rn,
+                                               .tok0 = (uint32_t)t0, .toks = (uint32_t)tn};
+        }
+    }
+    run_grid(mm, &g, slot && slot->fn ? gemm_tile : ref_tile, &c);
+}

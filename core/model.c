@@ -1,0 +1,411 @@
+/*
+ * core/model.c: GGUF -> ts_model: architecture, hyper-parameters, tensor
+ * binding and validation.
+ *
+ * Owns: reading `<arch>.*` metadata, checking every tensor the forward pass
+ * uses against the hyper-parameters (dims, type support, presence), and the
+ * f32 copies of small vectors (norms, biases, rope factors).
+ * Does not own: GGUF parsing (core/gguf.c validated the container: offsets,
+ * sizes and type ids are already safe), tokenization, any compute.
+ * Invariants: a hostile file yields TS_E_FORMAT / TS_E_UNSUPPORTED naming the
+ * key or tensor, never a crash; unknown architectures and fused or per-expert
+ * tensor layouts are refused by name.
+ */
+#include "model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "../quant/quant.h"
+
+/* Upper bounds that keep every derived size far from overflow; real models
+ * sit orders of magnitude below them. */
+#define MAX_DIM (1 << 20)
+#define MAX_LAYERS 4096
+#define MAX_HEADS 4096
+
+static ts_status own_vec(ts_model *m, float **out, int64_t n, ts_err *err)
+{
+    if (m->n_owned == m->cap_owned) {
+        size_t cap = m->cap_owned ? m->cap_owned * 2 : 64;
+        float **p = realloc(m->owned, cap * sizeof(*p));
+        if (!p)
+            return ts_err_set(err, TS_E_NOMEM, "model: out of memory");
+        m->owned = p;
+        m->cap_owned = cap;
+    }
+    float *v = malloc((size_t)n * sizeof(float));
+    if (!v)
+        return ts_err_set(err, TS_E_NOMEM, "model: out of memory");
+    m->owned[m->n_owned++] = v;
+    *out = v;
+    return TS_OK;
+}
+
+static ts_status u32_key(ts_model *m, const char *suffix, bool required, int64_t dflt,
+                         int64_t lo, int64_t hi, int64_t *out, ts_err *err)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "%s.%s", m->hp.arch_name, suffix);
+    const ts_gguf_kv *kv = ts_gguf_kv_find(m->gguf, key);
+    int64_t v = dflt;
+    if (kv && kv->type == TS_GGUF_ARR) {
+        /* Per-layer arrays are accepted only when uniform. */
+        if (kv->arr_n == 0 || kv->arr_type == TS_GGUF_STR || kv->arr_type == TS_GGUF_ARR)
+            return ts_err_set(err, TS_E_FORMAT, "key '%s': bad array", key);
+        v = ts_gguf_arr_i64(kv, 0);
+        for (uint64_t i = 1; i < kv->arr_n; i++)
+            if (ts_gguf_arr_i64(kv, i) != v)
+                return ts_err_set(err, TS_E_UNSUPPORTED, "key '%s': per-layer values", key);
+    } else if (kv) {
+        ts_status st = ts_gguf_get_i64(m->gguf, key, &v, NULL, err);
+        if (st != TS_OK)
+            return st;
+    } else if (required) {
+        return ts_err_set(err, TS_E_FORMAT, "missing key '%s'", key);
+    }
+    if (v < lo || v > hi)
+        return ts_err_set(err, TS_E_FORMAT, "key '%s' = %lld out of range [%lld, %lld]", key,
+                          (long long)v, (long long)lo, (long long)hi);
+    *out = v;
+    return TS_OK;
+}
+
+static ts_status f32_key(ts_model *m, const char *suffix, float dflt, float *out, ts_err *err)
+{
+    char key[128];
+    bool found = false;
+    snprintf(key, sizeof(key), "%s.%s", m->hp.arch_name, suffix);
+    float v = dflt;
+    ts_status st = ts_gguf_get_f32(m->gguf, key, &v, &found, err);
+    if (st != TS_OK)
+        return st;
+    if (!(v == v) || v > 1e30f || v < -1e30f)
+        return ts_err_set(err, TS_E_FORMAT, "key '%s' is not finite", key);
+    *out = v;
+    return TS_OK;
+}
+
+static ts_status read_arch(ts_model *m, ts_err *err)
+{
+    ts_str s;
+    bool found = false;
+    ts_status st = ts_gguf_get_str(m->gguf, "general.architecture", &s, &found, err);
+    if (st != TS_OK)
+        return st;
+    if (!found)
+        return ts_err_set(err, TS_E_FORMAT, "missing key 'general.architecture'");
+    ts_str_copy(s, m->hp.arch_name, sizeof(m->hp.arch_name));
+    static const struct { const char *name; ts_arch arch; } archs[] = {
+        {"llama", TS_ARCH_LLAMA}, {"qwen2", TS_ARCH_QWEN2}, {"qwen3", TS_ARCH_QWEN3},
+        {"qwen2moe", TS_ARCH_QWEN2MOE}, {"qwen3moe", TS_ARCH_QWEN3MOE},
+    };
+    for (size_t i = 0; i < sizeof(archs) / sizeof(archs[0]); i++) {
+        if (ts_str_eq(s, archs[i].name) && s.len < sizeof(m->hp.arch_name)) {
+            m->hp.arch = archs[i].arch;
+            return TS_OK;
+        }
+    }
+    return ts_err_set(err, TS_E_UNSUPPORTED, "unsupported architecture '%s'", m->hp.arch_name);
+}
+
+static ts_status read_rope_scaling(ts_model *m, ts_err *err)
+{
+    char key[128];
+    ts_str type = {0};
+    bool found = false;
+    snprintf(key, sizeof(key), "%s.rope.scaling.type", m->hp.arch_name);
+    ts_status st = ts_gguf_get_str(m->gguf, key, &type, &found, err);
+    if (st != TS_OK)
+        return st;
+    float factor = 0.0f;
+    st = f32_key(m, "rope.scaling.factor", 0.0f, &factor, err);
+    if (st == TS_OK && factor == 0.0f)
+        st = f32_key(m, "rope.scale_linear", 0.0f, &factor, err);
+    if (st != TS_OK)
+        return st;
+    if (found && !ts_str_eq(type, "linear") && !ts_str_eq(type, "none")) {
+        char buf[32];
+        /* YaRN / LongRoPE change more than the position scale. */
+        if (factor != 0.0f && factor != 1.0f)
+            return ts_err_set(err, TS_E_UNSUPPORTED, "rope scaling type '%s'",
+                              ts_str_copy(type, buf, sizeof(buf)));
+    }
+    if (factor < 0.0f)
+        return ts_err_set(err, TS_E_FORMAT, "rope scaling factor %g", (double)factor);
+    m->hp.rope_scale = factor == 0.0f ? 1.0f : 1.0f / factor;
+    return TS_OK;
+}
+
+static ts_status read_hparams(ts_model *m, ts_err *err)
+{
+    ts_hparams *hp = &m->hp;
+    ts_status st = read_arch(m, err);
+    if (st == TS_OK) st = u32_key(m, "embedding_length", true, 0, 1, MAX_DIM, &hp->n_embd, err);
+    if (st == TS_OK) st = u32_key(m, "block_count", true, 0, 1, MAX_LAYERS, &hp->n_layer, err);
+    if (st == TS_OK) st = u32_key(m, "attention.head_count", true, 0, 1, MAX_HEADS, &hp->n_head, err);
+    if (st != TS_OK)
+        return st;
+    st = u32_key(m, "attention.head_count_kv", false, hp->n_head, 1, hp->n_head, &hp->n_head_kv, err);
+    if (st == TS_OK) st = u32_key(m, "feed_forward_length", false, 0, 0, MAX_DIM, &hp->n_ff, err);
+    if (st == TS_OK) st = u32_key(m, "context_length", false, 2048, 1, 1 << 24, &hp->n_ctx_train, err);
+    if (st == TS_OK)
+        st = u32_key(m, "attention.key_length", false, hp->n_embd / hp->n_head, 1, 65536,
+                     &hp->head_k, err);
+    if (st == TS_OK)
+        st = u32_key(m, "attention.value_length", false, hp->n_embd / hp->n_head, 1, 65536,
+                     &hp->head_v, err);
+    if (st == TS_OK)
+        st = u32_key(m, "rope.dimension_count", false, hp->head_k, 0, hp->head_k, &hp->n_rot, err);
+    if (st == TS_OK) st = u32_key(m, "expert_count", false, 0, 0, 4096, &hp->n_expert, err);
+    if (st == TS_OK)
+        st = u32_key(m, "expert_used_count", false, 0, 0, hp->n_expert, &hp->n_expert_used, err);
+    if (st == TS_OK)
+        st = u32_key(m, "expert_feed_forward_length", false, hp->n_ff, 0, MAX_DIM, &hp->n_ff_exp, err);
+    if (st == TS_OK)
+        st = u32_key(m, "expert_shared_feed_forward_length", false, 0, 0, MAX_DIM, &hp->n_ff_shexp,
+                     err);
+    if (st == TS_OK) st = f32_key(m, "rope.freq_base", 10000.0f, &hp->rope_base, err);
+    if (st == TS_OK)
+        st = f32_key(m, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->rms_eps, err);
+    if (st == TS_OK) st = read_rope_scaling(m, err);
+    if (st != TS_OK)
+        return st;
+    if (hp->n_head % hp->n_head_kv)
+        return ts_err_set(err, TS_E_FORMAT, "head_count %lld not a multiple of head_count_kv %lld",
+                          (long long)hp->n_head, (long long)hp->n_head_kv);
+    if (hp->n_rot % 2)
+        return ts_err_set(err, TS_E_FORMAT, "rope.dimension_count %lld is odd", (long long)hp->n_rot);
+    if (hp->head_k != hp->head_v)
+        return ts_err_set(err, TS_E_UNSUPPORTED, "key_length %lld != value_length %lld",
+                          (long long)hp->head_k, (long long)hp->head_v);
+    if (hp->rope_base <= 0.0f || hp->rms_eps < 0.0f)
+        return ts_err_set(err, TS_E_FORMAT, "bad rope.freq_base %g or rms epsilon %g",
+                          (double)hp->rope_base, (double)hp->rms_eps);
+    bool moe_arch = hp->arch == TS_ARCH_QWEN2MOE || hp->arch == TS_ARCH_QWEN3MOE;
+    if (moe_arch && hp->n_expert == 0)
+        return ts_err_set(err, TS_E_FORMAT, "%s model without expert_count", hp->arch_name);
+    if (!moe_arch && hp->arch != TS_ARCH_LLAMA && hp->n_expert)
+        return ts_err_set(err, TS_E_UNSUPPORTED, "%s with experts", hp->arch_name);
+    if (hp->n_expert && (hp->n_expert_used < 1 || hp->n_ff_exp < 1))
+        return ts_err_set(err, TS_E_FORMAT, "expert_used_count %lld / expert FFN %lld",
+                          (long long)hp->n_expert_used, (long long)hp->n_ff_exp);
+    if (!hp->n_expert && hp->n_ff < 1)
+        return ts_err_set(err, TS_E_FORMAT, "missing or zero feed_forward_length");
+    hp->rope_neox = hp->arch != TS_ARCH_LLAMA;
+    hp->moe_norm_topk = hp->arch != TS_ARCH_QWEN2MOE;
+    return TS_OK;
+}
+
+/* Finds a tensor and checks its dims: ne[0..n) == want[0..n), the rest 1. */
+static ts_status find_tensor(ts_model *m, const char *name, int n, const int64_t *want,
+                             bool required, const ts_gguf_tensor **out, ts_err *err)
+{
+    *out = NULL;
+    const ts_gguf_tensor *t = ts_gguf_tensor_find(m->gguf, name);
+    if (!t) {
+        if (required)
+            return ts_err_set(err, TS_E_FORMAT, "missing tensor '%s'", name);
+        return TS_OK;
+    }
+    for (int d = 0; d < 4; d++) {
+        uint64_t w = d < n ? (uint64_t)want[d] : 1;
+        if (t->ne[d] != w)
+            return ts_err_set(err, TS_E_FORMAT,
+                              "tensor '%s': dim %d is %llu, expected %llu", name, d,
+                              (unsigned long long)t->ne[d], (unsigned long long)w);
+    }
+    *out = t;
+    return TS_OK;
+}
+
+/* A matrix (rows x cols), or a stack of n_mat of them, usable by ts_mm_run. */
+static ts_status get_mat(ts_model *m, const char *name, int64_t cols, int64_t rows,
+                         int64_t n_mat, bool required, ts_qview *out, ts_err *err)
+{
+    const ts_gguf_tensor *t;
+    int64_t want[3] = {cols, rows, n_mat};
+    memset(out, 0, sizeof(*out));
+    ts_status st = find_tensor(m, name, n_mat ? 3 : 2, want, required, &t, err);
+    if (st != TS_OK || !t)
+        return st;
+    if (!ts_mm_supports(t->type))
+        return ts_err_set(err, TS_E_UNSUPPORTED, "tensor '%s': type %s not supported", name,
+                          ts_qtype_name(t->type));
+    size_t row_bytes = ts_qtype_row_bytes(t->type, (uint64_t)cols);
+    if (!row_bytes)
+        return ts_err_set(err, TS_E_FORMAT, "tensor '%s': %lld columns not a multiple of %s blocks",
+                          name, (long long)cols, ts_qtype_name(t->type));
+    *out = (ts_qview){t->data, t->type, rows, cols, row_bytes};
+    return TS_OK;
+}
+
+/* A vector of n elements, dequantized to an owned f32 copy. */
+static ts_status get_vec(ts_model *m, const char *name, int64_t n, bool required, ts_vecf *out,
+                         ts_err *err)
+{
+    const ts_gguf_tensor *t;
+    *out = NULL;
+    ts_status st = find_tensor(m, name, 1, &n, required, &t, err);
+    if (st != TS_OK || !t)
+        return st;
+    const ts_qtraits *tr = ts_qtype_traits(t->type);
+    if (!tr || !tr->supported || !ts_qtype_row_bytes(t->type, (uint64_t)n))
+        return ts_err_set(err, TS_E_UNSUPPORTED, "tensor '%s': type %s not supported", name,
+                          ts_qtype_name(t->type));
+    float *v = NULL;
+    st = own_vec(m, &v, n, err);
+    if (st != TS_OK)
+        return st;
+    ts_dequantize_row(t->type, t->data, v, n);
+    *out = v;
+    return TS_OK;
+}
+
+static const char *lname(char *buf, size_t cap, int64_t il, const char *what)
+{
+    snprintf(buf, cap, "blk.%lld.%s", (long long)il, what);
+    return buf;
+}
+
+static ts_status bind_ffn(ts_model *m, int64_t il, ts_layer *L, ts_err *err)
+{
+    const ts_hparams *hp = &m->hp;
+    char nm[96];
+    int64_t d = hp->n_embd;
+    ts_status st = TS_OK;
+    if (!hp->n_expert) {
+        if (ts_gguf_tensor_find(m->gguf, lname(nm, sizeof(nm), il, "ffn_gate_inp.weight")))
+            return ts_err_set(err, TS_E_UNSUPPORTED, "tensor '%s' in a dense model", nm);
+        st = get_mat(m, lname(nm, sizeof(nm), il, "ffn_gate.weight"), d, hp->n_ff, 0, true, &L->ffn_gate, err);
+        if (st == TS_OK) st = get_mat(m, lname(nm, sizeof(nm), il, "ffn_up.weight"), d, hp->n_ff, 0, true, &L->ffn_up, err);
+        if (st == TS_OK) st = get_mat(m, lname(nm, sizeof(nm), il, "ffn_down.weight"), hp->n_ff, d, 0, true, &L->ffn_down, err);
+        return st;
+    }
+    int64_t ne = hp->n_expert, fe = hp->n_ff_exp;
+    if (!ts_gguf_tensor_find(m->gguf, lname(nm, sizeof(nm), il, "ffn_up_exps.weight")) &&
+        ts_gguf_tensor_find(m->gguf, lname(nm, sizeof(nm), il, "ffn_up.0.weight")))
+        return ts_err_set(err, TS_E_UNSUPPORTED, "per-expert tensor layout ('%s')", nm);
+    st = get_mat(m, lname(nm, sizeof(nm), il, "ffn_gate_inp.weight"), d, ne, 0, true, &L->gate_inp, err);
+    if (st == TS_OK) st = get_mat(m, lname(nm, sizeof(nm), il, "ffn_gate_exps.weight"), d, fe, ne, true, &L->gate_exps, err);
+    if (st == TS_OK) st = get_mat(m, lname(nm, sizeof(nm), il, "ffn_up_exps.weight"), d, fe, ne, true, &L->up_exps, err);
+    if (st == TS_OK) st = get_mat(m, lname(nm, sizeof(nm), il, "ffn_down_exps.weight"), fe, d, ne, true, &L->down_exps, err);
+    if (st != TS_OK || hp->arch != TS_ARCH_QWEN2MOE)
+        return st;
+    int64_t fs = hp->n_ff_shexp ? hp->n_ff_shexp : hp->n_ff;
+    if (fs < 1)
+        return ts_err_set(err, TS_E_FORMAT, "qwen2moe without shared expert length");
+    st = get_mat(m, lname(nm, sizeof(nm), il, "ffn_gate_shexp.weight"), d, fs, 0, true, &L->gate_shexp, err);
+    if (st == TS_OK) st = get_mat(m, lname(nm, sizeof(nm), il, "ffn_up_shexp.weight"), d, fs, 0, true, &L->up_shexp, err);
+    if (st == TS_OK) st = get_mat(m, lname(nm, sizeof(nm), il, "ffn_down_shexp.weight"), fs, d, 0, true, &L->down_shexp, err);
+    if (st == TS_OK) st = get_vec(m, lname(nm, sizeof(nm), il, "ffn_gate_inp_shexp.weight"), d, true, &L->gate_inp_shexp, err);
+    return st;
+}
+
+static ts_status bind_layer(ts_model *m, int64_t il, ts_layer *L, ts_err *err)
+{
+    const ts_hparams *hp = &m->hp;
+    char nm[96];
+    int64_t d = hp->n_embd, q_dim = hp->n_head * hp->head_k, kv_dim = hp->n_head_kv * hp->head_k;
+    bool bias = hp->arch == TS_ARCH_QWEN2 || hp->arch == TS_ARCH_QWEN2MOE;
+    bool qk_norm = hp->arch == TS_ARCH_QWEN3 || hp->arch == TS_ARCH_QWEN3MOE;
+    if (!ts_gguf_tensor_find(m->gguf, lname(nm, sizeof(nm), il, "attn_q.weight")) &&
+        ts_gguf_tensor_find(m->gguf, lname(nm, sizeof(nm), il, "attn_qkv.weight")))
+        return ts_err_set(err, TS_E_UNSUPPORTED, "fused QKV tensor layout ('%s')", nm);
+    if (ts_gguf_tensor_find(m->gguf, lname(nm, sizeof(nm), il, "attn_output.bias")) ||
+        ts_gguf_tensor_find(m->gguf, lname(nm, sizeof(nm), il, "ffn_up.bias")))
+        return ts_err_set(err, TS_E_UNSUPPORTED, "tensor '%s'", nm);
+    ts_status st = get_vec(m, lname(nm, sizeof(nm), il, "attn_norm.weight"), d, true, &L->attn_norm, err);
+    if (st == TS_OK) st = get_vec(m, lname(nm, sizeof(nm), il, "ffn_norm.weight"), d, true, &L->ffn_norm, err);
+    if (st == TS_OK) st = get_mat(m, lname(nm, sizeof(nm), il, "attn_q.weight"), d, q_dim, 0, true, &L->wq, err);
+    if (st == TS_OK) st = get_mat(m, lname(nm, sizeof(nm), il, "attn_k.weight"), d, kv_dim, 0, true, &L->wk, err);
+    if (st == TS_OK) st = get_mat(m, lname(nm, sizeof(nm), il, "attn_v.weight"), d, kv_dim, 0, true, &L->wv, err);
+    if (st == TS_OK) st = get_mat(m, lname(nm, sizeof(nm), il, "attn_output.weight"), q_dim, d, 0, true, &L->wo, err);
+    if (st == TS_OK) st = get_vec(m, lname(nm, sizeof(nm), il, "attn_q.bias"), q_dim, bias, &L->bq, err);
+    if (st == TS_OK) st = get_vec(m, lname(nm, sizeof(nm), il, "attn_k.bias"), kv_dim, bias, &L->bk, err);
+    if (st == TS_OK) st = get_vec(m, lname(nm, sizeof(nm), il, "attn_v.bias"), kv_dim, bias, &L->bv, err);
+    if (st == TS_OK) st = get_vec(m, lname(nm, sizeof(nm), il, "attn_q_norm.weight"), hp->head_k, qk_norm, &L->q_norm, err);
+    if (st == TS_OK) st = get_vec(m, lname(nm, sizeof(nm), il, "attn_k_norm.weight"), hp->head_k, qk_norm, &L->k_norm, err);
+    if (st == TS_OK) st = bind_ffn(m, il, L, err);
+    return st;
+}
+
+static ts_status bind_tensors(ts_model *m, ts_err *err)
+{
+    ts_hparams *hp = &m->hp;
+    const ts_gguf_tensor *emb = ts_gguf_tensor_find(m->gguf, "token_embd.weight");
+    if (!emb)
+        return ts_err_set(err, TS_E_FORMAT, "missing tensor 'token_embd.weight'");
+    if (emb->ne[0] != (uint64_t)hp->n_embd || emb->ne[1] < 1 || emb->ne[1] > (1u << 24) ||
+        emb->ne[2] != 1 || emb->ne[3] != 1)
+        return ts_err_set(err, TS_E_FORMAT, "tensor 'token_embd.weight': bad shape %llux%llu",
+                          (unsigned long long)emb->ne[0], (unsigned long long)emb->ne[1]);
+    hp->n_vocab = (int64_t)emb->ne[1];
+    const ts_qtraits *tr = ts_qtype_traits(emb->type);
+    size_t rb = ts_qtype_row_bytes(emb->type, emb->ne[0]);
+    if (!tr || !tr->supported || !rb)
+        return ts_err_set(err, TS_E_UNSUPPORTED, "tensor 'token_embd.weight': type %s",
+                          ts_qtype_name(emb->type));
+    m->tok_embd = (ts_qview){emb->data, emb->type, hp->n_vocab, hp->n_embd, rb};
+    ts_status st = get_vec(m, "output_norm.weight", hp->n_embd, true, &m->output_norm, err);
+    if (st == TS_OK)
+        st = get_mat(m, "output.weight", hp->n_embd, hp->n_vocab, 0, false, &m->output, err);
+    if (st != TS_OK)
+        return st;
+    if (!m->output.data) { /* tied embeddings */
+        if (!ts_mm_supports(emb->type))
+            return ts_err_set(err, TS_E_UNSUPPORTED, "tied output: type %s not supported",
+                              ts_qtype_name(emb->type));
+        m->output = m->tok_embd;
+    }
+    st = get_vec(m, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs, err);
+    if (st != TS_OK)
+        return st;
+    m->layers = calloc((size_t)hp->n_layer, sizeof(*m->layers));
+    if (!m->layers)
+        return ts_err_set(err, TS_E_NOMEM, "model: out of memory");
+    for (int64_t il = 0; il < hp->n_layer; il++) {
+        st = bind_layer(m, il, &m->layers[il], err);
+        if (st != TS_OK)
+            return st;
+    }
+    return TS_OK;
+}
+
+ts_status ts_model_load(ts_model **out, const char *path, ts_err *err)
+{
+    *out = NULL;
+    ts_model *m = calloc(1, sizeof(*m));
+    if (!m)
+        return ts_err_set(err, TS_E_NOMEM, "model: out of memory");
+    ts_status st = ts_gguf_open(&m->gguf, path, err);
+    if (st == TS_OK)
+        st = read_hparams(m, err);
+    if (st == TS_OK)
+        st = bind_tensors(m, err);
+    if (st != TS_OK) {
+        ts_model_destroy(m);
+        return st;
+    }
+    for (uint64_t i = 0; i < ts_gguf_n_tensors(m->gguf); i++) {
+        const ts_gguf_tensor *t = ts_gguf_tensor_at(m->gguf, i);
+        m->n_params += t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+        m->n_bytes += t->n_bytes;
+    }
+    *out = m;
+    return TS_OK;
+}
+
+void ts_model_destroy(ts_model *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_owned; i++)
+        free(m->owned[i]);
+    free(m->owned);
+    free(m->layers);
+    ts_gguf_close(m->gguf);
+    free(m);
+}

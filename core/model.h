@@ -1,0 +1,71 @@
+/*
+ * core/model.h: the loaded model as the engine sees it (internal to core/).
+ *
+ * Owns: hyper-parameters read from GGUF metadata, and per-layer weight views
+ * bound to the mmap'd tensors (weights stay in their GGUF types; small vectors
+ * such as norms and biases are dequantized once to owned f32 copies).
+ * Does not own: the GGUF mapping lifetime (the model holds the ts_gguf and
+ * closes it), the KV cache or activations (core/session.c, core/kv.c).
+ * Invariant: after ts_model_load returns TS_OK every shape used by the forward
+ * pass has been checked against the hyper-parameters, so forward code never
+ * re-validates.
+ */
+#ifndef TS_MODEL_H
+#define TS_MODEL_H
+
+#include "gguf.h"
+#include "matmul.h"
+#include "tessera.h"
+
+typedef enum { TS_ARCH_LLAMA, TS_ARCH_QWEN2, TS_ARCH_QWEN3, TS_ARCH_QWEN2MOE, TS_ARCH_QWEN3MOE }
+    ts_arch;
+
+typedef struct {
+    ts_arch arch;
+    char arch_name[32];
+    int64_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff;
+    int64_t head_k, head_v; /* per-head key / value length */
+    int64_t n_rot;          /* rotated dims per head (even, <= head_k) */
+    int64_t n_ctx_train;
+    float rms_eps, rope_base, rope_scale; /* rope_scale multiplies positions */
+    bool rope_neox;
+    /* MoE (n_expert == 0 for dense models) */
+    int64_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
+    bool moe_norm_topk; /* renormalise the selected top-k weights */
+} ts_hparams;
+
+/* An f32 vector owned by the model (norm weights, biases, rope factors). */
+typedef const float *ts_vecf;
+
+typedef struct {
+    ts_vecf attn_norm, ffn_norm;
+    ts_qview wq, wk, wv, wo;
+    ts_vecf bq, bk, bv;           /* NULL when absent */
+    ts_vecf q_norm, k_norm;       /* qwen3: (head_k), NULL otherwise */
+    ts_qview ffn_gate, ffn_up, ffn_down; /* dense FFN */
+    /* MoE: router (n_expert x n_embd) and expert stacks; expert e of a stack
+     * starts at data + e * rows * row_stride. */
+    ts_qview gate_inp, gate_exps, up_exps, down_exps;
+    ts_qview gate_shexp, up_shexp, down_shexp;
+    ts_vecf gate_inp_shexp; /* qwen2moe shared-expert gate (n_embd), NULL if none */
+} ts_layer;
+
+typedef struct ts_model {
+    ts_gguf *gguf;
+    ts_hparams hp;
+    ts_qview tok_embd;  /* (n_vocab, n_embd), any dequantizable type */
+    ts_qview output;    /* (n_vocab, n_embd): output.weight or tok_embd when tied */
+    ts_vecf output_norm;
+    ts_vecf rope_freqs; /* (n_rot / 2) divisors of the rotation angle, or NULL */
+    ts_layer *layers;
+    float **owned;      /* every ts_vecf allocation, freed at destroy */
+    size_t n_owned, cap_owned;
+    uint64_t n_params, n_bytes;
+} ts_model;
+
+/* Opens and validates a GGUF model. Unsupported architecture, tensor type or
+ * layout: TS_E_UNSUPPORTED naming it; inconsistent shapes: TS_E_FORMAT. */
+ts_status ts_model_load(ts_model **out, const char *path, ts_err *err);
+void ts_model_destroy(ts_model *m);
+
+#endif

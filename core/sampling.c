@@ -1,0 +1,165 @@
+/*
+ * core/sampling.c: next-token selection from logits.
+ *
+ * Owns: the sampler chain (in llama.cpp's default order): repetition penalty
+ * -> top-k -> top-p -> min-p -> temperature -> draw; greedy when temp <= 0.
+ * The RNG is splitmix64 seeded from ts_sampling.seed, so a seed fixes the
+ * output. Candidate order is total (logit, then id), so ties never depend on
+ * qsort's stability. Buffers are allocated at create; sampling never allocates.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "tessera.h"
+
+typedef struct {
+    int32_t id;
+    float logit, p;
+} cand;
+
+struct ts_sampler {
+    ts_sampling p;
+    int64_t n_vocab;
+    int32_t *hist; /* ring of the last repeat_last_n tokens */
+    int n_hist, hist_at, hist_cap;
+    uint8_t *seen;
+    cand *c;
+    uint64_t rng;
+};
+
+ts_status ts_sampler_create(ts_sampler **out, const ts_sampling *p, int64_t n_vocab, ts_err *err)
+{
+    *out = NULL;
+    if (n_vocab < 1 || !p || p->top_k < 0 || p->repeat_last_n < 0 || !(p->top_p >= 0.0f) ||
+        !(p->min_p >= 0.0f) || !(p->repeat_penalty >= 0.0f) || p->temp != p->temp)
+        return ts_err_set(err, TS_E_ARG, "sampler: bad parameters");
+    ts_sampler *s = calloc(1, sizeof(*s));
+    if (!s)
+        return ts_err_set(err, TS_E_NOMEM, "sampler: out of memory");
+    s->p = *p;
+    s->n_vocab = n_vocab;
+    s->hist_cap = p->repeat_last_n ? p->repeat_last_n : 64;
+    s->hist = calloc((size_t)s->hist_cap, sizeof(int32_t));
+    s->seen = calloc((size_t)n_vocab, 1);
+    s->c = calloc((size_t)n_vocab, sizeof(cand));
+    s->rng = p->seed;
+    if (!s->hist || !s->seen || !s->c) {
+        ts_sampler_destroy(s);
+        return ts_err_set(err, TS_E_NOMEM, "sampler: out of memory");
+    }
+    *out = s;
+    return TS_OK;
+}
+
+void ts_sampler_destroy(ts_sampler *s)
+{
+    if (!s)
+        return;
+    free(s->hist);
+    free(s->seen);
+    free(s->c);
+    free(s);
+}
+
+void ts_sampler_accept(ts_sampler *s, int32_t token)
+{
+    s->hist[s->hist_at] = token;
+    s->hist_at = (s->hist_at + 1) % s->hist_cap;
+    if (s->n_hist < s->hist_cap)
+        s->n_hist++;
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int cmp_cand(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->logit != y->logit)
+        return x->logit > y->logit ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Probabilities of c[0..n) (sorted, c[0] the largest) at temperature t. */
+static void softmax(cand *c, int64_t n, float t)
+{
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        c[i].p = expf((c[i].logit - c[0].logit) / t);
+        sum += c[i].p;
+    }
+    for (int64_t i = 0; i < n; i++)
+        c[i].p = (float)(c[i].p / sum);
+}
+
+static void penalize(ts_sampler *s)
+{
+    float pen = s->p.repeat_penalty;
+    if (pen == 0.0f || pen == 1.0f)
+        return;
+    for (int i = 0; i < s->n_hist; i++) {
+        int32_t id = s->hist[i];
+        if (id < 0 || id >= s->n_vocab || s->seen[id])
+            continue;
+        s->seen[id] = 1;
+        float *l = &s->c[id].logit;
+        *l = *l > 0.0f ? *l / pen : *l * pen;
+    }
+    for (int i = 0; i < s->n_hist; i++)
+        if (s->hist[i] >= 0 && s->hist[i] < s->n_vocab)
+            s->seen[s->hist[i]] = 0;
+}
+
+int32_t ts_sampler_sample(ts_sampler *s, const float *logits)
+{
+    int64_t n = s->n_vocab;
+    for (int64_t i = 0; i < n; i++)
+        s->c[i] = (cand){(int32_t)i, logits[i], 0.0f};
+    penalize(s);
+    if (!(s->p.temp > 0.0f)) {
+        int64_t best = 0;
+        for (int64_t i = 1; i < n; i++)
+            if (s->c[i].logit > s->c[best].logit)
+                best = i;
+        return (int32_t)best;
+    }
+    qsort(s->c, (size_t)n, sizeof(cand), cmp_cand);
+    if (s->p.top_k > 0 && s->p.top_k < n)
+        n = s->p.top_k;
+    softmax(s->c, n, 1.0f);
+    if (s->p.top_p > 0.0f && s->p.top_p < 1.0f) {
+        double cum = 0.0;
+        int64_t keep = n;
+        for (int64_t i = 0; i < n; i++) {
+            cum += s->c[i].p;
+            if (cum >= s->p.top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+        n = keep;
+    }
+    if (s->p.min_p > 0.0f) {
+        float floor_p = s->p.min_p * s->c[0].p;
+        int64_t keep = 1;
+        while (keep < n && s->c[keep].p >= floor_p)
+            keep++;
+        n = keep;
+    }
+    softmax(s->c, n, s->p.temp);
+    double u = (double)(splitmix64(&s->rng) >> 11) * (1.0 / 9007199254740992.0);
+    double cum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        cum += s->c[i].p;
+        if (u < cum)
+            return s->c[i].id;
+    }
+    return s->c[n - 1].id;
+}

@@ -1,0 +1,264 @@
+/*
+ * core/session.c: the public engine and session API (core/tessera.h).
+ *
+ * Owns: engine creation (model + tokenizer + pool), session sizing and
+ * allocation (everything the forward pass touches is allocated here, once,
+ * from the chunk and n_ctx), argument checks, and cutting a prompt into
+ * chunks. Does not own: any math (core/forward.c, core/attn.c, core/moe.c).
+ * Invariant: a session's bits are a function of its token history only: the
+ * chunk size and the thread count never change a logit.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "session.h"
+
+#define DEFAULT_CHUNK 512
+#define DEFAULT_CTX_CAP 4096
+
+ts_status ts_engine_create(ts_engine **out, const ts_engine_opts *opts, ts_err *err)
+{
+    *out = NULL;
+    if (!opts || !opts->model_path)
+        return ts_err_set(err, TS_E_ARG, "ts_engine_create: no model path");
+    if (opts->n_threads < 0 || opts->n_threads > 1024)
+        return ts_err_set(err, TS_E_ARG, "ts_engine_create: n_threads %d", opts->n_threads);
+    ts_engine *eng = calloc(1, sizeof(*eng));
+    if (!eng)
+        return ts_err_set(err, TS_E_NOMEM, "engine: out of memory");
+    ts_status st = ts_model_load(&eng->model, opts->model_path, err);
+    if (st == TS_OK) {
+        /* A model without a usable vocabulary still runs from token ids
+         * (tessera logits); tokenizing then reports the vocab's error. */
+        ts_err verr = {0};
+        if (ts_vocab_load(&eng->vocab, eng->model->gguf, &verr) != TS_OK)
+            eng->vocab = NULL;
+        ts_pool_opts po = {.n_threads = opts->n_threads};
+        st = ts_pool_create(&eng->pool, &po, err);
+    }
+    if (st != TS_OK) {
+        ts_engine_destroy(eng);
+        return st;
+    }
+    eng->n_workers = ts_pool_n_workers(eng->pool);
+    *out = eng;
+    return TS_OK;
+}
+
+void ts_engine_destroy(ts_engine *eng)
+{
+    if (!eng)
+        return;
+    ts_pool_destroy(eng->pool);
+    ts_vocab_destroy(eng->vocab);
+    ts_model_destroy(eng->model);
+    free(eng);
+}
+
+void ts_engine_get_info(const ts_engine *eng, ts_engine_info *out)
+{
+    const ts_hparams *hp = &eng->model->hp;
+    memset(out, 0, sizeof(*out));
+    snprintf(out->arch, sizeof(out->arch), "%s", hp->arch_name);
+    out->n_vocab = hp->n_vocab;
+    out->n_embd = hp->n_embd;
+    out->n_layer = hp->n_layer;
+    out->n_head = hp->n_head;
+    out->n_head_kv = hp->n_head_kv;
+    out->n_ff = hp->n_expert ? hp->n_ff_exp : hp->n_ff;
+    out->n_expert = hp->n_expert;
+    out->n_ctx_train = hp->n_ctx_train;
+    out->n_params = eng->model->n_params;
+    out->n_bytes = eng->model->n_bytes;
+    out->n_threads = eng->n_workers;
+}
+
+ts_status ts_engine_tokenize(const ts_engine *eng, const char *text, size_t len, bool add_bos,
+                             int32_t *out, size_t cap, size_t *n_out, ts_err *err)
+{
+    *n_out = 0;
+    if (!eng->vocab)
+        return ts_err_set(err, TS_E_UNSUPPORTED, "model has no usable tokenizer vocabulary");
+    ts_status st = ts_vocab_tokenize(eng->vocab, text, len, add_bos, false, out, cap, n_out, err);
+    if (st != TS_OK)
+        return st;
+    for (size_t i = 0; i < *n_out && i < cap; i++)
+        if (out[i] < 0 || out[i] >= eng->model->hp.n_vocab)
+            return ts_err_set(err, TS_E_FORMAT, "token id %d beyond the model's %lld rows",
+                              (int)out[i], (long long)eng->model->hp.n_vocab);
+    return TS_OK;
+}
+
+size_t ts_engine_piece(const ts_engine *eng, int32_t id, char *buf, size_t cap)
+{
+    return eng->vocab ? ts_vocab_piece(eng->vocab, id, buf, cap) : 0;
+}
+
+int32_t ts_engine_bos(const ts_engine *eng) { return eng->vocab ? ts_vocab_bos(eng->vocab) : -1; }
+
+bool ts_engine_is_eog(const ts_engine *eng, int32_t id)
+{
+    return eng->vocab && ts_vocab_is_eog(eng->vocab, id);
+}
+
+/* ---- session ---- */
+
+static size_t pad_stride(int64_t n) { return ((size_t)n * sizeof(float) + 63) & ~(size_t)63; }
+
+static void *alloc64(size_t bytes, bool *ok)
+{
+    void *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!p)
+        *ok = false;
+    return p;
+}
+
+static int64_t pick_chunk(const ts_session_opts *o, int64_t n_ctx)
+{
+    int64_t chunk = o->chunk;
+    if (chunk == 0) {
+        const char *env = getenv("TESSERA_PREFILL_CHUNK");
+        char *end = NULL;
+        long long v = env && *env ? strtoll(env, &end, 10) : DEFAULT_CHUNK;
+        chunk = (env && *env && (*end || v < 0)) ? DEFAULT_CHUNK : v;
+        if (chunk == 0)
+            chunk = -1;
+    }
+    if (chunk < 0 || chunk > n_ctx)
+        chunk = n_ctx;
+    return chunk;
+}
+
+static bool alloc_buffers(ts_session *s)
+{
+    const ts_hparams *hp = &s->m->hp;
+    size_t c = (size_t)s->chunk;
+    int64_t ff = hp->n_ff;
+    if (hp->n_ff_exp > ff) ff = hp->n_ff_exp;
+    if (hp->n_ff_shexp > ff) ff = hp->n_ff_shexp;
+    bool ok = true;
+    s->x_stride = pad_stride(hp->n_embd);
+    s->q_stride = pad_stride(hp->n_head * hp->head_k);
+    s->kv_stride = pad_stride(hp->n_head_kv * hp->head_k);
+    s->att_stride = s->q_stride;
+    s->ffn_stride = pad_stride(ff);
+    s->x = alloc64(c * s->x_stride, &ok);
+    s->xn = alloc64(c * s->x_stride, &ok);
+    s->q = alloc64(c * s->q_stride, &ok);
+    s->k = alloc64(c * s->kv_stride, &ok);
+    s->v = alloc64(c * s->kv_stride, &ok);
+    s->att = alloc64(c * s->att_stride, &ok);
+    s->ffn_a = alloc64(c * s->ffn_stride, &ok);
+    s->ffn_b = alloc64(c * s->ffn_stride, &ok);
+    s->rope_cs = alloc64(c * (size_t)(hp->n_rot + 1) * sizeof(float), &ok);
+    s->logits = alloc64((size_t)hp->n_vocab * sizeof(float), &ok);
+    if (hp->n_expert) {
+        size_t nu = (size_t)hp->n_expert_used;
+        s->router = alloc64(c * (size_t)hp->n_expert * sizeof(float), &ok);
+        s->sel = alloc64(c * nu * sizeof(int32_t), &ok);
+        s->sel_w = alloc64(c * nu * sizeof(double), &ok);
+        s->mix_acc = alloc64((size_t)hp->n_embd * sizeof(double), &ok);
+        s->ex_tok = alloc64(c * sizeof(int32_t), &ok);
+        s->ex_x = alloc64(c * s->x_stride, &ok);
+        s->ex_out = alloc64(c * (nu + 1) * s->x_stride, &ok); /* + shared expert */
+        s->shexp_gate = alloc64(c * sizeof(float), &ok);
+    }
+    s->tile_cap = 16 * s->eng->n_workers + (uint32_t)hp->n_head + 64;
+    s->tiles = alloc64(s->tile_cap * sizeof(ts_tile), &ok);
+    return ok;
+}
+
+ts_status ts_session_create(ts_session **out, ts_engine *eng, const ts_session_opts *opts,
+                            ts_err *err)
+{
+    *out = NULL;
+    ts_session_opts dflt = {0};
+    if (!opts)
+        opts = &dflt;
+    const ts_hparams *hp = &eng->model->hp;
+    int64_t n_ctx = opts->n_ctx;
+    if (n_ctx < 0 || n_ctx > (1 << 24))
+        return ts_err_set(err, TS_E_ARG, "n_ctx %lld out of range", (long long)n_ctx);
+    if (n_ctx == 0)
+        n_ctx = hp->n_ctx_train < DEFAULT_CTX_CAP ? hp->n_ctx_train : DEFAULT_CTX_CAP;
+    ts_session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return ts_err_set(err, TS_E_NOMEM, "session: out of memory");
+    s->eng = eng;
+    s->m = eng->model;
+    s->n_ctx = n_ctx;
+    s->chunk = pick_chunk(opts, n_ctx);
+    ts_status st = ts_kv_init(&s->kv, hp, n_ctx, opts->kv_f16, err);
+    if (st == TS_OK && !alloc_buffers(s))
+        st = ts_err_set(err, TS_E_NOMEM, "session: out of memory (chunk %lld)", (long long)s->chunk);
+    if (st == TS_OK) {
+        int64_t max_k = hp->n_embd;
+        int64_t dims[4] = {hp->n_head * hp->head_k, hp->n_ff, hp->n_ff_exp, hp->n_ff_shexp};
+        for (int i = 0; i < 4; i++)
+            max_k = dims[i] > max_k ? dims[i] : max_k;
+        st = ts_mm_create(&s->mm, eng->pool, s->chunk, max_k, err);
+    }
+    if (st == TS_OK) /* attention scores (n_ctx) + one converted K/V row */
+        st = ts_pool_reserve_scratch(eng->pool,
+                                     (size_t)(((n_ctx + 15) & ~15) + hp->head_k + 16) * sizeof(float),
+                                     err);
+    if (st != TS_OK) {
+        ts_session_destroy(s);
+        return st;
+    }
+    *out = s;
+    return TS_OK;
+}
+
+void ts_session_destroy(ts_session *s)
+{
+    if (!s)
+        return;
+    ts_mm_destroy(s->mm);
+    ts_kv_fini(&s->kv);
+    void *bufs[] = {s->x, s->xn, s->q, s->k, s->v, s->att, s->ffn_a, s->ffn_b, s->rope_cs,
+                    s->logits, s->router, s->sel, s->sel_w, s->ex_tok, s->ex_x, s->ex_out,
+                    s->shexp_gate, s->mix_acc, s->tiles};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+        free(bufs[i]);
+    free(s);
+}
+
+ts_status ts_session_prefill(ts_session *s, const int32_t *tokens, int n_tok, float *logits_all,
+                             ts_err *err)
+{
+    int64_t n_vocab = s->m->hp.n_vocab;
+    if (n_tok < 1 || !tokens)
+        return ts_err_set(err, TS_E_ARG, "prefill: %d tokens", n_tok);
+    if (s->pos + n_tok > s->n_ctx)
+        return ts_err_set(err, TS_E_ARG, "context full: %lld + %d tokens > n_ctx %lld",
+                          (long long)s->pos, n_tok, (long long)s->n_ctx);
+    for (int i = 0; i < n_tok; i++)
+        if (tokens[i] < 0 || tokens[i] >= n_vocab)
+            return ts_err_set(err, TS_E_ARG, "token %d at index %d out of range [0, %lld)",
+                              (int)tokens[i], i, (long long)n_vocab);
+    for (int64_t t0 = 0; t0 < n_tok; t0 += s->chunk) {
+        int64_t n = n_tok - t0 < s->chunk ? n_tok - t0 : s->chunk;
+        ts_forward_chunk(s, tokens + t0, n, logits_all ? logits_all + t0 * n_vocab : NULL);
+    }
+    s->has_logits = true;
+    return TS_OK;
+}
+
+ts_status ts_session_decode(ts_session *s, int32_t token, ts_err *err)
+{
+    return ts_session_prefill(s, &token, 1, NULL, err);
+}
+
+const float *ts_session_logits(const ts_session *s) { return s->has_logits ? s->logits : NULL; }
+int ts_session_pos(const ts_session *s) { return (int)s->pos; }
+int ts_session_n_ctx(const ts_session *s) { return (int)s->n_ctx; }
+int ts_session_chunk(const ts_session *s) { return (int)s->chunk; }
+
+void ts_session_reset(ts_session *s)
+{
+    s->pos = 0;
+    s->has_logits = false;
+}

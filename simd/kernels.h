@@ -1,0 +1,100 @@
+/*
+ * simd/kernels.h: kernel signatures, the ISA levels and the ts_kernels table.
+ *
+ * Owns: the function-pointer table that core/ reads (one activation quantizer
+ * per activation format, one GEMM tile kernel per weight type), the ISA enum,
+ * detection and the TESSERA_ISA cap. Does not own: threads, allocation, I/O.
+ *
+ * Registration (STYLE §3): ts_kernels_init() lets the scalar level fill every
+ * slot, then each enabled level overwrites the slots it implements, then a
+ * completeness check aborts on a NULL slot. The table is filled once before any
+ * worker starts and is read-only afterwards (callers keep a const pointer).
+ *
+ * Canonical reduction order (the determinism invariant): for every weight
+ * type and every level, the value of output (tok, row) is produced by
+ *   acc = 0; for each block b in K order:
+ *       acc = fmaf(dw_b * da_b, (float)isum_b, acc)          (all types)
+ *       acc = fmaf(term2 scale, (float)term2 integer, acc)  (types with mins)
+ * where isum_b is the exact int32 dot of the block (sub-block integer scales
+ * applied in the integer domain). Integer sums are exact in any order, so every
+ * register blocking (MR, NY, tails) gives identical bits; the x86 levels even
+ * match the scalar level bit for bit. Float weights (F32/F16/BF16) use plain
+ * f32 multiply-add in K order (scalar only so far).
+ */
+#ifndef TS_SIMD_KERNELS_H
+#define TS_SIMD_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../quant/quant.h"
+
+/* ISA levels. x86 and arm are separate ladders; a cap compares within one. */
+typedef enum {
+    TS_ISA_SCALAR = 0,
+    TS_ISA_AVX2 = 1,     /* AVX2 + FMA + F16C (+BMI2) */
+    TS_ISA_AVX512 = 2,   /* AVX-512 F+BW+VL+DQ+VNNI */
+    TS_ISA_NEON = 16,    /* declared for later */
+    TS_ISA_NEON_DOT = 17 /* declared for later */
+} ts_isa;
+
+/* Activation formats the weight types pair with (as llama.cpp pairs them). */
+typedef enum {
+    TS_ACT_F32 = 0, /* f32 rows used as they are (F32/F16/BF16 weights) */
+    TS_ACT_Q8_0,    /* ts_block_q8_0 rows: Q4_0 Q5_0 Q8_0 */
+    TS_ACT_Q8_1,    /* ts_block_q8_1 rows: Q4_1 Q5_1 */
+    TS_ACT_Q8_K,    /* ts_block_q8_k rows: Q2_K..Q6_K */
+    TS_ACT_COUNT
+} ts_act;
+
+/* Quantizes one activation row: k floats (a multiple of the format's block)
+ * into k / block blocks at y. Bit-identical to llama.cpp's quantize_row_*_ref
+ * on every level. No alignment assumed. */
+typedef void (*ts_quant_act_fn)(const float *restrict x, void *restrict y, int64_t k);
+
+/* GEMM tile: y[tok][row] = sum_k W[row][k] * A[tok][k] for row < n_rows and
+ * tok < n_tok.
+ *   w: n_rows weight rows, w_stride bytes apart, each k elements of the type.
+ *   a: n_tok activation rows (the type's activation format), a_stride apart.
+ *   y: y + tok * y_stride bytes is the output row of token tok; n_rows floats
+ *      are written there (rows contiguous), nothing else.
+ * k is a multiple of the weight block (checked at plan time). Any n_rows >= 1,
+ * n_tok >= 1: kernels block registers internally (MR x NY) and handle tails,
+ * all in the canonical order above, so results never depend on the tiling. */
+typedef void (*ts_gemm_fn)(int64_t k, int64_t n_rows, int64_t n_tok, const void *restrict w,
+                           size_t w_stride, const void *restrict a, size_t a_stride,
+                           float *restrict y, size_t y_stride);
+
+typedef struct {
+    ts_gemm_fn fn;  /* NULL: no kernel for this weight type */
+    uint8_t act;    /* ts_act the fn reads */
+    uint8_t mr;     /* rows per register block (tiles use multiples of it) */
+    uint8_t ny;     /* tokens per register block */
+    const char *name; /* e.g. "ts_gemm_q4_0_q8_0_avx2" */
+} ts_gemm_slot;
+
+typedef struct {
+    ts_isa isa;                               /* level the table was built for */
+    ts_quant_act_fn quant_act[TS_ACT_COUNT];  /* [TS_ACT_F32] stays NULL */
+    const char *quant_act_name[TS_ACT_COUNT];
+    ts_gemm_slot gemm[TS_QTYPE_COUNT];
+} ts_kernels;
+
+/* Fills k for levels <= cap (cap is clamped to what the host supports). */
+void ts_kernels_init(ts_kernels *k, ts_isa cap);
+/* Highest level this CPU (and OS state) supports. */
+ts_isa ts_isa_detect(void);
+/* ts_isa_detect() capped by TESSERA_ISA=scalar|avx2|avx512|neon|neon_dot. */
+ts_isa ts_isa_from_env(void);
+const char *ts_isa_name(ts_isa isa);
+/* Parses a level name; -1 if unknown. */
+int ts_isa_from_name(const char *name);
+/* Weight types that must have a kernel at every level (the completeness set). */
+int ts_kernels_required(uint32_t qtype);
+
+/* Per-level registration (each defined in its ISA dir's register.c). */
+void ts_simd_register_scalar(ts_kernels *k);
+void ts_simd_register_avx2(ts_kernels *k);
+void ts_simd_register_avx512(ts_kernels *k);
+
+#endif

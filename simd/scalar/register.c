@@ -1,0 +1,51 @@
+/*
+ * simd/scalar/register.c: fills every slot of the kernel table with the
+ * scalar kernels (the complete reference level; other levels overwrite).
+ */
+#include "../kernels.h"
+
+#define GEMM_DECL(name)                                                                       \
+    void name(int64_t k, int64_t n_rows, int64_t n_tok, const void *restrict w,               \
+              size_t w_stride, const void *restrict a, size_t a_stride, float *restrict y,     \
+              size_t y_stride)
+GEMM_DECL(ts_gemm_f32_f32_scalar);
+GEMM_DECL(ts_gemm_f16_f32_scalar);
+GEMM_DECL(ts_gemm_bf16_f32_scalar);
+GEMM_DECL(ts_gemm_q4_0_q8_0_scalar);
+GEMM_DECL(ts_gemm_q5_0_q8_0_scalar);
+GEMM_DECL(ts_gemm_q8_0_q8_0_scalar);
+GEMM_DECL(ts_gemm_q4_1_q8_1_scalar);
+GEMM_DECL(ts_gemm_q5_1_q8_1_scalar);
+GEMM_DECL(ts_gemm_q2_k_q8_k_scalar);
+GEMM_DECL(ts_gemm_q3_k_q8_k_scalar);
+GEMM_DECL(ts_gemm_q4_k_q8_k_scalar);
+GEMM_DECL(ts_gemm_q5_k_q8_k_scalar);
+GEMM_DECL(ts_gemm_q6_k_q8_k_scalar);
+void ts_quant_act_q8_0_scalar(const float *restrict x, void *restrict y, int64_t k);
+void ts_quant_act_q8_1_scalar(const float *restrict x, void *restrict y, int64_t k);
+void ts_quant_act_q8_k_scalar(const float *restrict x, void *restrict y, int64_t k);
+
+#define SET(qt, fn_, act_) k->gemm[qt] = (ts_gemm_slot){fn_, act_, 1, 1, #fn_}
+
+void ts_simd_register_scalar(ts_kernels *k)
+{
+    k->quant_act[TS_ACT_Q8_0] = ts_quant_act_q8_0_scalar;
+    k->quant_act[TS_ACT_Q8_1] = ts_quant_act_q8_1_scalar;
+    k->quant_act[TS_ACT_Q8_K] = ts_quant_act_q8_k_scalar;
+    k->quant_act_name[TS_ACT_Q8_0] = "ts_quant_act_q8_0_scalar";
+    k->quant_act_name[TS_ACT_Q8_1] = "ts_quant_act_q8_1_scalar";
+    k->quant_act_name[TS_ACT_Q8_K] = "ts_quant_act_q8_k_scalar";
+    SET(TS_QTYPE_F32, ts_gemm_f32_f32_scalar, TS_ACT_F32);
+    SET(TS_QTYPE_F16, ts_gemm_f16_f32_scalar, TS_ACT_F32);
+    SET(TS_QTYPE_BF16, ts_gemm_bf16_f32_scalar, TS_ACT_F32);
+    SET(TS_QTYPE_Q4_0, ts_gemm_q4_0_q8_0_scalar, TS_ACT_Q8_0);
+    SET(TS_QTYPE_Q5_0, ts_gemm_q5_0_q8_0_scalar, TS_ACT_Q8_0);
+    SET(TS_QTYPE_Q8_0, ts_gemm_q8_0_q8_0_scalar, TS_ACT_Q8_0);
+    SET(TS_QTYPE_Q4_1, ts_gemm_q4_1_q8_1_scalar, TS_ACT_Q8_1);
+    SET(TS_QTYPE_Q5_1, ts_gemm_q5_1_q8_1_scalar, TS_ACT_Q8_1);
+    SET(TS_QTYPE_Q2_K, ts_gemm_q2_k_q8_k_scalar, TS_ACT_Q8_K);
+    SET(TS_QTYPE_Q3_K, ts_gemm_q3_k_q8_k_scalar, TS_ACT_Q8_K);
+    SET(TS_QTYPE_Q4_K, ts_gemm_q4_k_q8_k_scalar, TS_ACT_Q8_K);
+    SET(TS_QTYPE_Q5_K, ts_gemm_q5_k_q8_k_scalar, TS_ACT_Q8_K);
+    SET(TS_QTYPE_Q6_K, ts_gemm_q6_k_q8_k_scalar, TS_ACT_Q8_K);
+}

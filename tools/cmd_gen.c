@@ -1,0 +1,431 @@
+/*
+ * tools/cmd_gen.c: `tessera gen`: writes a valid GGUF v3 model with
+ * deterministic random weights at a named shape, quantized with any
+ * supported type or a llama.cpp mix name (q4_k_m, ...). This is the
+ * embedded default model and the source of large test models: nothing is
+ * downloaded.
+ *
+ * Determinism: every tensor row draws from its own generator seeded by
+ * (seed, tensor name, row), so the bytes do not depend on the thread count.
+ * Tensors are produced at write time through the writer's fill callback,
+ * so a 7B-parameter model never sits in memory whole.
+ */
+#include "cmds.h"
+#include "../core/gguf.h"
+#include "../quant/mix.h"
+#include "../quant/quant.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *name, *arch;
+    uint32_t n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx;
+    bool tied;
+    uint32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
+    float rope_base;
+} shape;
+
+/* Shapes of the models the benchmarks are about (see the issue text). */
+static const shape shapes[] = {
+    {"tiny", "llama", 256, 2, 4, 2, 64, 512, 512, 2048, false, 0, 0, 0, 0, 10000.0f},
+    {"llama-1b", "llama", 2048, 16, 32, 8, 64, 8192, 128256, 131072, true, 0, 0, 0, 0, 500000.0f},
+    {"qwen-0.5b", "qwen2", 896, 24, 14, 2, 64, 4864, 151936, 32768, true, 0, 0, 0, 0, 1e6f},
+    /* 16 x 64 x 3 x 2048 x 1024 expert weights + attention + tied embeddings = 6.9B */
+    {"qwen3-moe-small", "qwen3moe", 2048, 16, 16, 4, 128, 6144, 151936, 40960, true, 64, 8, 1024,
+     0, 1e6f},
+};
+
+typedef struct {
+    char name[96];
+    uint32_t type, n_dims;
+    uint64_t ne[4];
+    uint64_t seed;
+    float lo, hi; /* uniform range */
+} gtensor;
+
+typedef struct {
+    gtensor *t;
+    size_t n, cap;
+    int n_threads;
+} model_plan;
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t hash_str(const char *s, uint64_t seed)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
+    return mix64(h);
+}
+
+typedef struct {
+    const gtensor *t;
+    uint8_t *dst;
+    uint64_t row0, row1, row_bytes;
+    float *tmp;
+} fill_job;
+
+static void *fill_rows(void *arg)
+{
+    fill_job *j = arg;
+    const gtensor *t = j->t;
+    for (uint64_t r = j->row0; r < j->row1; r++) {
+        uint64_t s = mix64(t->seed + r * 0x9e3779b97f4a7c15ULL);
+        for (uint64_t c = 0; c < t->ne[0]; c++) {
+            s += 0x9e3779b97f4a7c15ULL;
+            double u = (double)(mix64(s) >> 11) / (double)(1ULL << 53);
+            j->tmp[c] = (float)(t->lo + (t->hi - t->lo) * u);
+        }
+        ts_quantize_row(t->type, j->tmp, j->dst + (r - j->row0) * j->row_bytes,
+                        (int64_t)t->ne[0]);
+    }
+    return NULL;
+}
+
+static ts_status fill_tensor(void *ctx, void *dst, uint64_t n_bytes, ts_err *err)
+{
+    const gtensor *t = ((void **)ctx)[0];
+    int n_threads = *(int *)((void **)ctx)[1];
+    uint64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
+    uint64_t row_bytes = ts_qtype_row_bytes(t->type, t->ne[0]);
+    if (rows * row_bytes != n_bytes)
+        return ts_err_set(err, TS_E_STATE, "tensor %s: size mismatch", t->name);
+    if ((uint64_t)n_threads > rows)
+        n_threads = (int)rows;
+    pthread_t th[64];
+    fill_job jobs[64];
+    float *tmp = malloc(sizeof(float) * t->ne[0] * (size_t)n_threads);
+    if (!tmp)
+        return ts_err_set(err, TS_E_NOMEM, "out of memory");
+    int started = 0;
+    for (int i = 0; i < n_threads; i++) {
+        uint64_t r0 = rows * (uint64_t)i / (uint64_t)n_threads;
+        uint64_t r1 = rows * (uint64_t)(i + 1) / (uint64_t)n_threads;
+        jobs[i] = (fill_job){t, (uint8_t *)dst + r0 * row_bytes, r0, r1, row_bytes,
+                             tmp + t->ne[0] * (size_t)i};
+        if (i == 0 || pthread_create(&th[i], NULL, fill_rows, &jobs[i]) != 0)
+            continue;
+        started |= 1 << (i & 31);
+    }
+    for (int i = 0; i < n_threads; i++)
+        if (i == 0 || !(started & (1 << (i & 31))))
+            fill_rows(&jobs[i]);
+    for (int i = 1; i < n_threads; i++)
+        if (started & (1 << (i & 31)))
+            pthread_join(th[i], NULL);
+    free(tmp);
+    return TS_OK;
+}
+
+static int add(model_plan *p, const char *name, uint32_t n_dims, uint64_t ne0, uint64_t ne1,
+               uint64_t ne2, float lo, float hi)
+{
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 64;
+        gtensor *nt = realloc(p->t, cap * sizeof(*nt));
+        if (!nt)
+            return -1;
+        p->t = nt;
+        p->cap = cap;
+    }
+    gtensor *t = &p->t[p->n++];
+    memset(t, 0, sizeof(*t));
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    t->n_dims = n_dims;
+    t->ne[0] = ne0;
+    t->ne[1] = ne1;
+    t->ne[2] = ne2;
+    t->ne[3] = 1;
+    t->lo = lo;
+    t->hi = hi;
+    return 0;
+}
+
+/* A uniform range with variance 1/fan_in keeps activations O(1) layer to layer. */
+static float lim(uint64_t fan_in) { return sqrtf(3.0f / (float)fan_in); }
+
+static int plan_tensors(model_plan *p, const shape *s)
+{
+    char nm[96];
+    uint32_t q = s->n_head * s->head_dim, kv = s->n_head_kv * s->head_dim;
+    bool qwen2 = !strcmp(s->arch, "qwen2") || !strcmp(s->arch, "qwen2moe");
+    bool qwen3 = !strcmp(s->arch, "qwen3") || !strcmp(s->arch, "qwen3moe");
+    int rc = add(p, "token_embd.weight", 2, s->n_embd, s->n_vocab, 1, -1.0f, 1.0f);
+    rc |= add(p, "output_norm.weight", 1, s->n_embd, 1, 1, 0.9f, 1.1f);
+    if (!s->tied)
+        rc |= add(p, "output.weight", 2, s->n_embd, s->n_vocab, 1, -lim(s->n_embd),
+                  lim(s->n_embd));
+    for (uint32_t l = 0; l < s->n_layer; l++) {
+#define T(suffix, nd, a, b, c, lo, hi)                                                         \
+    (snprintf(nm, sizeof(nm), "blk.%u." suffix, l), rc |= add(p, nm, nd, a, b, c, lo, hi))
+        T("attn_norm.weight", 1, s->n_embd, 1, 1, 0.9f, 1.1f);
+        T("attn_q.weight", 2, s->n_embd, q, 1, -lim(s->n_embd), lim(s->n_embd));
+        T("attn_k.weight", 2, s->n_embd, kv, 1, -lim(s->n_embd), lim(s->n_embd));
+        T("attn_v.weight", 2, s->n_embd, kv, 1, -lim(s->n_embd), lim(s->n_embd));
+        T("attn_output.weight", 2, q, s->n_embd, 1, -lim(q), lim(q));
+        if (qwen2) {
+            T("attn_q.bias", 1, q, 1, 1, -0.1f, 0.1f);
+            T("attn_k.bias", 1, kv, 1, 1, -0.1f, 0.1f);
+            T("attn_v.bias", 1, kv, 1, 1, -0.1f, 0.1f);
+        }
+        if (qwen3) {
+            T("attn_q_norm.weight", 1, s->head_dim, 1, 1, 0.9f, 1.1f);
+            T("attn_k_norm.weight", 1, s->head_dim, 1, 1, 0.9f, 1.1f);
+        }
+        T("ffn_norm.weight", 1, s->n_embd, 1, 1, 0.9f, 1.1f);
+        if (s->n_expert) {
+            uint32_t f = s->n_ff_exp;
+            T("ffn_gate_inp.weight", 2, s->n_embd, s->n_expert, 1, -lim(s->n_embd),
+              lim(s->n_embd));
+            T("ffn_gate_exps.weight", 3, s->n_embd, f, s->n_expert, -lim(s->n_embd),
+              lim(s->n_embd));
+            T("ffn_up_exps.weight", 3, s->n_embd, f, s->n_expert, -lim(s->n_embd),
+              lim(s->n_embd));
+            T("ffn_down_exps.weight", 3, f, s->n_embd, s->n_expert, -lim(f), lim(f));
+            if (s->n_ff_shexp) {
+                uint32_t g = s->n_ff_shexp;
+                T("ffn_gate_inp_shexp.weight", 1, s->n_embd, 1, 1, -lim(s->n_embd),
+                  lim(s->n_embd));
+                T("ffn_gate_shexp.weight", 2, s->n_embd, g, 1, -lim(s->n_embd), lim(s->n_embd));
+                T("ffn_up_shexp.weight", 2, s->n_embd, g, 1, -lim(s->n_embd), lim(s->n_embd));
+                T("ffn_down_shexp.weight", 2, g, s->n_embd, 1, -lim(g), lim(g));
+            }
+        } else {
+            T("ffn_gate.weight", 2, s->n_embd, s->n_ff, 1, -lim(s->n_embd), lim(s->n_embd));
+            T("ffn_up.weight", 2, s->n_embd, s->n_ff, 1, -lim(s->n_embd), lim(s->n_embd));
+            T("ffn_down.weight", 2, s->n_ff, s->n_embd, 1, -lim(s->n_ff), lim(s->n_ff));
+        }
+#undef T
+    }
+    return rc;
+}
+
+/* An SPM vocabulary of n tokens: <unk> <s> </s>, the 256 byte tokens, then
+ * letter strings ("▁a", "a", "▁ab", ...) in order of length, scored so
+ * shorter pieces merge first. Enough for the tokenizer and the engine. */
+static char **make_vocab(uint32_t n, float **scores, int32_t **types)
+{
+    char **tok = calloc(n, sizeof(*tok));
+    *scores = calloc(n, sizeof(float));
+    *types = calloc(n, sizeof(int32_t));
+    if (!tok || !*scores || !*types)
+        return NULL;
+    const char *special[] = {"<unk>", "<s>", "</s>"};
+    const int32_t special_type[] = {2, 3, 3};
+    uint32_t i = 0;
+    for (; i < 3 && i < n; i++) {
+        tok[i] = strdup(special[i]);
+        (*types)[i] = special_type[i];
+    }
+    for (uint32_t b = 0; b < 256 && i < n; b++, i++) {
+        char buf[8];
+        snprintf(buf, sizeof(buf), "<0x%02X>", b);
+        tok[i] = strdup(buf);
+        (*types)[i] = 6;
+    }
+    /* Enumerate letter strings of length 1, 2, 3, ... each with and without
+     * the SPM word-start marker U+2581. */
+    for (uint32_t len = 1; i < n && len <= 6; len++) {
+        uint64_t count = 1;
+        for (uint32_t k = 0; k < len; k++)
+            count *= 26;
+        for (int pfx = 1; pfx >= 0 && i < n; pfx--)
+            for (uint64_t c = 0; c < count && i < n; c++, i++) {
+                char buf[16];
+                int o = 0;
+                if (pfx) {
+                    memcpy(buf, "\xe2\x96\x81", 3);
+                    o = 3;
+                }
+                uint64_t x = c;
+                for (uint32_t k = 0; k < len; k++, x /= 26)
+                    buf[o + (int)(len - 1 - k)] = (char)('a' + x % 26);
+                buf[o + (int)len] = 0;
+                tok[i] = strdup(buf);
+                (*types)[i] = 1;
+                (*scores)[i] = -(float)i;
+            }
+    }
+    for (uint32_t k = 0; k < n; k++)
+        if (!tok[k])
+            return NULL;
+    return tok;
+}
+
+static void write_meta(ts_gguf_writer *w, const shape *s, const ts_qmix *mix)
+{
+    char k[128];
+    const char *a = s->arch;
+    ts_gguf_w_str(w, "general.architecture", a);
+    ts_gguf_w_str(w, "general.name", s->name);
+    ts_gguf_w_u32(w, "general.file_type", mix->ftype);
+    ts_gguf_w_u32(w, "general.quantization_version", 2);
+#define K(suffix) (snprintf(k, sizeof(k), "%s." suffix, a), k)
+    ts_gguf_w_u32(w, K("context_length"), s->n_ctx);
+    ts_gguf_w_u32(w, K("embedding_length"), s->n_embd);
+    ts_gguf_w_u32(w, K("block_count"), s->n_layer);
+    ts_gguf_w_u32(w, K("feed_forward_length"), s->n_ff);
+    ts_gguf_w_u32(w, K("attention.head_count"), s->n_head);
+    ts_gguf_w_u32(w, K("attention.head_count_kv"), s->n_head_kv);
+    ts_gguf_w_u32(w, K("attention.key_length"), s->head_dim);
+    ts_gguf_w_u32(w, K("attention.value_length"), s->head_dim);
+    ts_gguf_w_u32(w, K("rope.dimension_count"), s->head_dim);
+    ts_gguf_w_f32(w, K("rope.freq_base"), s->rope_base);
+    ts_gguf_w_f32(w, K("attention.layer_norm_rms_epsilon"), 1e-5f);
+    if (s->n_expert) {
+        ts_gguf_w_u32(w, K("expert_count"), s->n_expert);
+        ts_gguf_w_u32(w, K("expert_used_count"), s->n_expert_used);
+        ts_gguf_w_u32(w, K("expert_feed_forward_length"), s->n_ff_exp);
+        if (s->n_ff_shexp)
+            ts_gguf_w_u32(w, K("expert_shared_feed_forward_length"), s->n_ff_shexp);
+        if (!strcmp(a, "qwen3moe"))
+            ts_gguf_w_bool(w, K("expert_weights_norm"), true);
+    }
+#undef K
+}
+
+static int usage(void)
+{
+    ts_cli_error("gen", "usage: tessera gen --shape tiny|llama-1b|qwen-0.5b|qwen3-moe-small "
+                        "[--arch llama|qwen2|qwen3|qwen3moe|qwen2moe] [--type TYPE|MIX] "
+                        "[--seed N] [--layers N] [-t THREADS] -o OUT.gguf");
+    return 2;
+}
+
+int cmd_gen(int argc, char **argv)
+{
+    const char *shape_name = "tiny", *arch = NULL, *type = "f32", *out = NULL;
+    long long seed = 42, layers = 0, threads = sysconf(_SC_NPROCESSORS_ONLN);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--shape") && v)
+            shape_name = argv[++i];
+        else if (!strcmp(a, "--arch") && v)
+            arch = argv[++i];
+        else if (!strcmp(a, "--type") && v)
+            type = argv[++i];
+        else if ((!strcmp(a, "-o") || !strcmp(a, "--out")) && v)
+            out = argv[++i];
+        else if (!strcmp(a, "--seed") && v) {
+            if (!ts_cli_parse_i64(argv[++i], 0, INT64_MAX, &seed))
+                return ts_cli_error("gen", "bad --seed '%s'", v), 2;
+        } else if (!strcmp(a, "--layers") && v) {
+            if (!ts_cli_parse_i64(argv[++i], 1, 1024, &layers))
+                return ts_cli_error("gen", "bad --layers '%s'", v), 2;
+        } else if (!strcmp(a, "-t") && v) {
+            if (!ts_cli_parse_i64(argv[++i], 1, 64, &threads))
+                return ts_cli_error("gen", "bad -t '%s'", v), 2;
+        } else {
+            ts_cli_error("gen", "unknown option '%s'", a);
+            return usage();
+        }
+    }
+    if (!out)
+        return usage();
+    shape s;
+    const shape *found = NULL;
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
+        if (!strcmp(shapes[i].name, shape_name))
+            found = &shapes[i];
+    if (!found) {
+        ts_cli_error("gen", "unknown shape '%s'", shape_name);
+        return usage();
+    }
+    s = *found;
+    if (arch) {
+        static const char *archs[] = {"llama", "qwen2", "qwen3", "qwen3moe", "qwen2moe"};
+        bool ok = false;
+        for (size_t i = 0; i < 5; i++)
+            ok |= !strcmp(arch, archs[i]);
+        if (!ok) {
+            ts_cli_error("gen", "unknown --arch '%s'", arch);
+            return usage();
+        }
+        s.arch = arch;
+        bool moe = strstr(arch, "moe") != NULL;
+        if (moe && !s.n_expert) {
+            s.n_expert = 4;
+            s.n_expert_used = 2;
+            s.n_ff_exp = 256;
+        }
+        if (!moe)
+            s.n_expert = 0;
+        if (!strcmp(arch, "qwen2moe"))
+            s.n_ff_shexp = s.n_ff_exp;
+    }
+    if (layers)
+        s.n_layer = (uint32_t)layers;
+    ts_qmix mix;
+    int mrc = ts_qmix_parse(type, &mix);
+    if (mrc != TS_QMIX_OK) {
+        ts_cli_error("gen", "%s --type '%s'",
+                     mrc == TS_QMIX_UNSUPPORTED ? "cannot produce" : "unknown", type);
+        return 2;
+    }
+    mix.tied_embeddings = s.tied;
+    mix.n_gqa = s.n_head / s.n_head_kv;
+    model_plan p = {0};
+    p.n_threads = (int)threads;
+    if (plan_tensors(&p, &s) != 0) {
+        ts_cli_error("gen", "out of memory");
+        return 1;
+    }
+    ts_gguf_writer *w = NULL;
+    ts_err err = {0};
+    float *scores = NULL;
+    int32_t *types = NULL;
+    char **vocab = make_vocab(s.n_vocab, &scores, &types);
+    int rc = 1;
+    void **ctxs = calloc(p.n, 2 * sizeof(void *));
+    if (!vocab || !ctxs || ts_gguf_writer_create(&w, &err) != TS_OK) {
+        ts_cli_error("gen", "out of memory");
+        goto done;
+    }
+    write_meta(w, &s, &mix);
+    ts_gguf_w_str(w, "tokenizer.ggml.model", "llama");
+    ts_gguf_w_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)vocab, s.n_vocab);
+    ts_gguf_w_arr(w, "tokenizer.ggml.scores", TS_GGUF_F32, scores, s.n_vocab);
+    ts_gguf_w_arr(w, "tokenizer.ggml.token_type", TS_GGUF_I32, types, s.n_vocab);
+    ts_gguf_w_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    ts_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    ts_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    ts_gguf_w_bool(w, "tokenizer.ggml.add_bos_token", true);
+    ts_gguf_w_bool(w, "tokenizer.ggml.add_eos_token", false);
+    for (size_t i = 0; i < p.n; i++) {
+        gtensor *t = &p.t[i];
+        t->type = t->n_dims == 1 ? TS_QTYPE_F32
+                                 : ts_qmix_tensor_type(&mix, t->name, t->n_dims, t->ne,
+                                                       (int)s.n_layer);
+        t->seed = hash_str(t->name, (uint64_t)seed);
+        ctxs[2 * i] = t;
+        ctxs[2 * i + 1] = &p.n_threads;
+        ts_gguf_w_tensor_fn(w, t->name, t->type, t->n_dims, t->ne, fill_tensor, &ctxs[2 * i]);
+    }
+    if (ts_gguf_writer_write(w, out, &err) != TS_OK) {
+        ts_cli_error("gen", "%s", err.msg);
+        goto done;
+    }
+    rc = 0;
+done:
+    ts_gguf_writer_destroy(w);
+    if (vocab)
+        for (uint32_t i = 0; i < s.n_vocab; i++)
+            free(vocab[i]);
+    free(vocab);
+    free(scores);
+    free(types);
+    free(ctxs);
+    free(p.t);
+    return rc;
+}

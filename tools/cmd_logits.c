@@ -1,0 +1,145 @@
+/*
+ * tools/cmd_logits.c: `tessera logits -m M --tokens FILE --out FILE [--chunk C] [-t T]
+ * [--kv-f16]`: decodes the token ids of FILE (whitespace separated) and writes float32
+ * little-endian logits for every position, (n_tokens, n_vocab) row-major.
+ * Exit 0 ok, 1 runtime error (I/O, model, ids out of range), 2 usage error.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmds.h"
+#include "tessera.h"
+
+static int usage(const char *msg)
+{
+    ts_cli_error("logits", "%s (usage: tessera logits -m MODEL --tokens FILE --out FILE "
+                 "[--chunk C] [-t T] [--kv-f16])", msg);
+    return 2;
+}
+
+/* Reads whitespace-separated integer ids; *out is malloc'd. */
+static int read_ids(const char *path, int32_t **out, int *n_out)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        ts_cli_error("logits", "cannot open token file '%s'", path);
+        return 1;
+    }
+    int cap = 256, n = 0;
+    int32_t *ids = malloc((size_t)cap * sizeof(*ids));
+    char word[64];
+    int rc = 0;
+    while (ids && fscanf(f, "%63s", word) == 1) {
+        long long v;
+        if (!ts_cli_parse_i64(word, 0, INT32_MAX, &v)) {
+            ts_cli_error("logits", "'%s' in %s is not a token id", word, path);
+            rc = 1;
+            break;
+        }
+        if (n == cap) {
+            cap *= 2;
+            int32_t *p = realloc(ids, (size_t)cap * sizeof(*ids));
+            if (!p) {
+                free(ids);
+                ids = NULL;
+                break;
+            }
+            ids = p;
+        }
+        ids[n++] = (int32_t)v;
+    }
+    fclose(f);
+    if (!ids) {
+        ts_cli_error("logits", "out of memory");
+        return 1;
+    }
+    if (!rc && n == 0) {
+        ts_cli_error("logits", "no token ids in %s", path);
+        rc = 1;
+    }
+    if (rc) {
+        free(ids);
+        return rc;
+    }
+    *out = ids;
+    *n_out = n;
+    return 0;
+}
+
+int cmd_logits(int argc, char **argv)
+{
+    const char *model = NULL, *tok_path = NULL, *out_path = NULL;
+    long long chunk = -2, threads = 0;
+    bool kv_f16 = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has = i + 1 < argc;
+        if (!strcmp(a, "--kv-f16")) {
+            kv_f16 = true;
+        } else if (!strcmp(a, "-m") && has) {
+            model = argv[++i];
+        } else if (!strcmp(a, "--tokens") && has) {
+            tok_path = argv[++i];
+        } else if (!strcmp(a, "--out") && has) {
+            out_path = argv[++i];
+        } else if (!strcmp(a, "--chunk") && has) {
+            if (!ts_cli_parse_i64(argv[++i], 0, 1 << 24, &chunk))
+                return usage("--chunk wants an integer >= 0");
+        } else if (!strcmp(a, "-t") && has) {
+            if (!ts_cli_parse_i64(argv[++i], 1, 1024, &threads))
+                return usage("-t wants an integer in [1, 1024]");
+        } else {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "unknown or incomplete option '%s'", a);
+            return usage(msg);
+        }
+    }
+    if (!model || !tok_path || !out_path)
+        return usage("-m, --tokens and --out are required");
+    int32_t *ids = NULL;
+    int n = 0;
+    if (read_ids(tok_path, &ids, &n))
+        return 1;
+    ts_err err = {0};
+    ts_engine *eng = NULL;
+    ts_session *s = NULL;
+    float *logits = NULL;
+    FILE *f = NULL;
+    int rc = 1;
+    ts_engine_opts eo = {.model_path = model, .n_threads = (int)threads};
+    if (ts_engine_create(&eng, &eo, &err) != TS_OK)
+        goto done;
+    ts_engine_info info;
+    ts_engine_get_info(eng, &info);
+    ts_session_opts so = {.n_ctx = n, .chunk = chunk == -2 ? 0 : (chunk == 0 ? -1 : (int)chunk),
+                          .kv_f16 = kv_f16};
+    if (ts_session_create(&s, eng, &so, &err) != TS_OK)
+        goto done;
+    logits = malloc((size_t)n * (size_t)info.n_vocab * sizeof(float));
+    if (!logits) {
+        snprintf(err.msg, sizeof(err.msg), "out of memory for %d x %lld logits", n,
+                 (long long)info.n_vocab);
+        goto done;
+    }
+    if (ts_session_prefill(s, ids, n, logits, &err) != TS_OK)
+        goto done;
+    f = fopen(out_path, "wb");
+    if (!f || fwrite(logits, sizeof(float) * (size_t)info.n_vocab, (size_t)n, f) != (size_t)n) {
+        snprintf(err.msg, sizeof(err.msg), "cannot write '%s'", out_path);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (f && fclose(f) && !rc) {
+        snprintf(err.msg, sizeof(err.msg), "cannot write '%s'", out_path);
+        rc = 1;
+    }
+    if (rc)
+        ts_cli_error("logits", "%s", err.msg);
+    free(logits);
+    free(ids);
+    ts_session_destroy(s);
+    ts_engine_destroy(eng);
+    return rc;
+}

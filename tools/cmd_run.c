@@ -1,0 +1,233 @@
+/*
+ * tools/cmd_run.c: `tessera run`: tokenize a prompt, prefill it in chunks, then
+ * sample and stream up to -n tokens to stdout. Ends with one stderr line:
+ * prompt tokens, prefill t/s, decode t/s, peak RSS.
+ * Exit 0 ok, 1 runtime error (model, file, context), 2 usage error.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cmds.h"
+#include "tessera.h"
+
+#define CMD "run"
+
+typedef struct {
+    const char *model, *prompt, *file;
+    long long n_predict, threads, chunk, n_ctx;
+    bool kv_f16;
+    ts_sampling samp;
+} run_args;
+
+static int usage(const char *msg)
+{
+    ts_cli_error(CMD, "%s (usage: tessera run -m MODEL (-p TEXT | -f FILE) -n N [-t T] "
+                 "[--chunk C] [-c CTX] [--temp X] [--top-k K] [--top-p P] [--min-p P] "
+                 "[--repeat-penalty X] [--seed S] [--kv-f16])", msg);
+    return 2;
+}
+
+static bool parse_f(const char *s, float lo, float hi, float *out)
+{
+    char *end;
+    if (!s || !*s)
+        return false;
+    double v = strtod(s, &end);
+    if (*end || !(v >= lo && v <= hi))
+        return false;
+    *out = (float)v;
+    return true;
+}
+
+/* Returns 0 on success, else the exit status (usage message printed). */
+static int parse(int argc, char **argv, run_args *a)
+{
+    *a = (run_args){.n_predict = 128, .chunk = -2, .n_ctx = 0,
+                    .samp = {.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f,
+                             .repeat_penalty = 1.0f, .repeat_last_n = 64,
+                             .seed = (uint64_t)time(NULL)}};
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long long iv;
+        bool ok = v != NULL;
+        if (!strcmp(o, "--kv-f16")) {
+            a->kv_f16 = true;
+            continue;
+        }
+        if (!strcmp(o, "-m")) a->model = v;
+        else if (!strcmp(o, "-p")) a->prompt = v;
+        else if (!strcmp(o, "-f")) a->file = v;
+        else if (!strcmp(o, "-n")) ok = ok && ts_cli_parse_i64(v, 0, 1 << 24, &a->n_predict);
+        else if (!strcmp(o, "-t")) ok = ok && ts_cli_parse_i64(v, 1, 1024, &a->threads);
+        else if (!strcmp(o, "--chunk")) ok = ok && ts_cli_parse_i64(v, 0, 1 << 24, &a->chunk);
+        else if (!strcmp(o, "-c")) ok = ok && ts_cli_parse_i64(v, 1, 1 << 24, &a->n_ctx);
+        else if (!strcmp(o, "--temp")) ok = ok && parse_f(v, 0.0f, 1e6f, &a->samp.temp);
+        else if (!strcmp(o, "--top-p")) ok = ok && parse_f(v, 0.0f, 1.0f, &a->samp.top_p);
+        else if (!strcmp(o, "--min-p")) ok = ok && parse_f(v, 0.0f, 1.0f, &a->samp.min_p);
+        else if (!strcmp(o, "--repeat-penalty"))
+            ok = ok && parse_f(v, 0.0f, 1e6f, &a->samp.repeat_penalty);
+        else if (!strcmp(o, "--top-k")) {
+            ok = ok && ts_cli_parse_i64(v, 0, 1 << 30, &iv);
+            a->samp.top_k = ok ? (int)iv : 0;
+        } else if (!strcmp(o, "--seed")) {
+            ok = ok && ts_cli_parse_i64(v, 0, INT64_MAX, &iv);
+            a->samp.seed = ok ? (uint64_t)iv : 0;
+        } else {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "unknown option '%s'", o);
+            return usage(msg);
+        }
+        if (!ok) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "bad or missing value for %s%s%s", o, v ? ": " : "",
+                     v ? v : "");
+            return usage(msg);
+        }
+        i++;
+    }
+    if (!a->model)
+        return usage("-m MODEL is required");
+    if (!a->prompt == !a->file)
+        return usage("give exactly one of -p TEXT or -f FILE");
+    return 0;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *p = realloc(buf, cap *= 2);
+            if (!p)
+                free(buf);
+            buf = p;
+        }
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double peak_rss_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+/* Streams up to a->n_predict tokens; returns how many, or -1 on error. */
+static int generate(ts_engine *eng, ts_session *s, ts_sampler *smp, const run_args *a, bool bare,
+                    ts_err *err)
+{
+    char piece[256];
+    int n_gen = 0;
+    for (; n_gen < a->n_predict && ts_session_pos(s) < ts_session_n_ctx(s); n_gen++) {
+        int32_t tok = ts_sampler_sample(smp, ts_session_logits(s));
+        if (ts_engine_is_eog(eng, tok))
+            break;
+        ts_sampler_accept(smp, tok);
+        size_t n = ts_engine_piece(eng, tok, piece, sizeof(piece));
+        /* SentencePiece's word marker gives a leading space after a bare BOS. */
+        size_t skip = (bare && n_gen == 0 && n && piece[0] == ' ') ? 1 : 0;
+        fwrite(piece + skip, 1, n - skip, stdout);
+        fflush(stdout);
+        if (n_gen + 1 < a->n_predict && ts_session_decode(s, tok, err) != TS_OK)
+            return -1;
+    }
+    return n_gen;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    run_args a;
+    int rc = parse(argc, argv, &a);
+    if (rc)
+        return rc;
+    size_t plen = a.prompt ? strlen(a.prompt) : 0;
+    char *text = a.file ? read_file(a.file, &plen) : NULL;
+    if (a.file && !text) {
+        ts_cli_error(CMD, "cannot read prompt file '%s'", a.file);
+        return 1;
+    }
+    const char *prompt = a.file ? text : a.prompt;
+    ts_err err = {0};
+    ts_engine *eng = NULL;
+    ts_session *s = NULL;
+    ts_sampler *smp = NULL;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    rc = 1;
+    ts_engine_opts eo = {.model_path = a.model, .n_threads = (int)a.threads};
+    if (ts_engine_create(&eng, &eo, &err) != TS_OK ||
+        ts_engine_tokenize(eng, prompt, plen, true, NULL, 0, &n_ids, &err) != TS_OK)
+        goto done;
+    ids = malloc((n_ids + 1) * sizeof(*ids));
+    if (!ids || ts_engine_tokenize(eng, prompt, plen, true, ids, n_ids, &n_ids, &err) != TS_OK)
+        goto done;
+    if (n_ids == 0) {
+        snprintf(err.msg, sizeof(err.msg), "empty prompt and the model has no BOS token");
+        goto done;
+    }
+    ts_engine_info info;
+    ts_engine_get_info(eng, &info);
+    long long ctx = a.n_ctx;
+    if (!ctx) {
+        ctx = info.n_ctx_train < 4096 ? info.n_ctx_train : 4096;
+        if (ctx < (long long)n_ids + a.n_predict)
+            ctx = (long long)n_ids + a.n_predict;
+    }
+    if ((long long)n_ids > ctx) {
+        snprintf(err.msg, sizeof(err.msg), "prompt of %zu tokens is longer than the context (%lld)",
+                 n_ids, ctx);
+        goto done;
+    }
+    ts_session_opts so = {.n_ctx = (int)ctx, .kv_f16 = a.kv_f16,
+                          .chunk = a.chunk == -2 ? 0 : (a.chunk == 0 ? -1 : (int)a.chunk)};
+    if (ts_session_create(&s, eng, &so, &err) != TS_OK ||
+        ts_sampler_create(&smp, &a.samp, info.n_vocab, &err) != TS_OK)
+        goto done;
+    for (size_t i = 0; i < n_ids; i++)
+        ts_sampler_accept(smp, ids[i]);
+    double t0 = now_s();
+    if (ts_session_prefill(s, ids, (int)n_ids, NULL, &err) != TS_OK)
+        goto done;
+    double t_pp = now_s() - t0;
+    bool bare = n_ids == 1 && ids[0] == ts_engine_bos(eng);
+    t0 = now_s();
+    int n_tg = generate(eng, s, smp, &a, bare, &err);
+    if (n_tg < 0)
+        goto done;
+    double t_tg = now_s() - t0;
+    fputc('\n', stdout);
+    fflush(stdout);
+    fprintf(stderr, "prompt %zu tokens, prefill %.1f t/s, decode %.1f t/s (%d tokens), "
+            "chunk %d, threads %u, peak RSS %.1f MiB\n",
+            n_ids, t_pp > 0 ? (double)n_ids / t_pp : 0.0, t_tg > 0 ? n_tg / t_tg : 0.0, n_tg,
+            ts_session_chunk(s), info.n_threads, peak_rss_mib());
+    rc = 0;
+done:
+    if (rc)
+        ts_cli_error(CMD, "%s", err.msg);
+    free(ids);
+    free(text);
+    ts_sampler_destroy(smp);
+    ts_session_destroy(s);
+    ts_engine_destroy(eng);
+    return rc;
+}
