@@ -97,6 +97,9 @@ tsan:
 	@$(MAKE) --no-print-directory MODE=tsan all
 	TSAN_OPTIONS=halt_on_error=1 TESSERA_BIN=build/tsan/tessera build/tsan/tessera-tests pool
 
+check-deps:
+	@sh tools/check-deps.sh
+
 clean:
 	rm -rf build
 

@@ -7,7 +7,10 @@
  * the algorithm: every float expression keeps ggml's association order (e.g.
  * w*x*l is (w*x)*l), sums run in the same element order, and rounding goes
  * through nearest_int below. Any "cleanup" of the arithmetic changes output
- * bytes; the golden checksums in tests/test_quant.c catch that.
+ * bytes; the golden checksums in tests/test_quant.c catch that. It also
+ * requires no FMA contraction: ggml-quants.c built with -march=x86-64-v3 in
+ * GNU mode (-ffp-contract=fast) gives different bytes (checked 2026-11);
+ * -std=c11 implies -ffp-contract=off in GCC, keep it that way for quant/.
  * Does not own dequantization (kdequant.c) or any SIMD.
  *
  * Shared shape: each super-block is cut into sub-blocks (16 or 32 values);

@@ -11,6 +11,7 @@
  * so a 7B-parameter model never sits in memory whole.
  */
 #include "cmds.h"
+#include "../core/err.h"
 #include "../core/gguf.h"
 #include "../quant/mix.h"
 #include "../quant/quant.h"
@@ -375,6 +376,7 @@ int cmd_gen(int argc, char **argv)
     }
     mix.tied_embeddings = s.tied;
     mix.n_gqa = s.n_head / s.n_head_kv;
+    mix.n_expert = s.n_expert;
     model_plan p = {0};
     p.n_threads = (int)threads;
     if (plan_tensors(&p, &s) != 0) {

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "gguf.h"
+#include "tokenizer.h"
 #include "../quant/mix.h"
 #include "../quant/quant.h"
 
@@ -186,8 +187,19 @@ int cmd_quantize(int argc, char **argv)
     ts_err err = {0};
     ts_gguf *g = NULL;
     if (ts_gguf_open(&g, in, &err) != TS_OK) {
-        ts_cli_error("quantize", "%s: %s", in, err.msg);
+        ts_cli_error("quantize", "%s", err.msg); /* names the file already */
         return 1;
+    }
+    /* Validate the whole input, tokenizer included, before writing anything:
+     * a file whose vocabulary would be refused at load must not be copied on. */
+    if (ts_gguf_kv_find(g, "tokenizer.ggml.model")) {
+        ts_vocab *v = NULL;
+        if (ts_vocab_load(&v, g, &err) != TS_OK) {
+            ts_cli_error("quantize", "%s: %s", in, err.msg);
+            ts_gguf_close(g);
+            return 1;
+        }
+        ts_vocab_destroy(v);
     }
     char arch[64] = "";
     ts_str arch_s = {0};

@@ -1,0 +1,281 @@
+/*
+ * tests/test_engine.c: engine invariants.
+ *
+ * Bit-identity: logits of every position are compared with memcmp against a
+ * reference run (whole prompt in one chunk, 1 thread) across chunk sizes
+ * {1,2,3,7,16,31,32,33,64,100,512,0} and threads {1,2,3,5}, on prompts of
+ * 1, 2, 31, 33, 130 and 600 tokens. The full chunk matrix runs on the smallest
+ * model (stories260K); other architectures / types / the KV f16 option / MoE
+ * get a subset, so the whole file stays within a few minutes under ASan.
+ * Also: decode == prefill, load-time refusals, and CLI errors (one line,
+ * non-zero exit).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test.h"
+#include "../core/gguf.h"
+#include "../core/tessera.h"
+
+/* Every position's logits of tokens, or NULL (failure recorded). */
+static float *run_logits(const char *model, const int32_t *toks, int n, int chunk, int threads,
+                         bool kv_f16, int64_t *n_vocab)
+{
+    ts_engine_opts eo = {.model_path = model, .n_threads = threads};
+    ts_engine *eng = NULL;
+    ts_session *s = NULL;
+    ts_err err = {0};
+    float *out = NULL;
+    ts_status st = ts_engine_create(&eng, &eo, &err);
+    ts_session_opts so = {.n_ctx = n + 8, .chunk = chunk ? chunk : -1, .kv_f16 = kv_f16};
+    if (st == TS_OK)
+        st = ts_session_create(&s, eng, &so, &err);
+    if (st == TS_OK) {
+        ts_engine_info info;
+        ts_engine_get_info(eng, &info);
+        *n_vocab = info.n_vocab;
+        out = malloc((size_t)n * (size_t)info.n_vocab * sizeof(float));
+        st = out ? ts_session_prefill(s, toks, n, out, &err) : TS_E_NOMEM;
+    }
+    TS_CHECK(st == TS_OK, "%s chunk %d threads %d: %s", model, chunk, threads, err.msg);
+    if (st != TS_OK) {
+        free(out);
+        out = NULL;
+    }
+    ts_session_destroy(s);
+    ts_engine_destroy(eng);
+    return out;
+}
+
+static int32_t *rand_tokens(int n, int64_t n_vocab, uint64_t seed)
+{
+    int32_t *t = malloc((size_t)n * sizeof(*t));
+    t[0] = 1; /* BOS of the stories/synth vocabularies */
+    for (int i = 1; i < n; i++)
+        t[i] = (int32_t)(ts_test_rand(&seed) % (uint64_t)n_vocab);
+    return t;
+}
+
+typedef struct {
+    const char *model;
+    int n_tok;
+    const int *chunks;
+    int n_chunks;
+    bool kv_f16;
+} matrix;
+
+static const int k_threads[] = {1, 2, 3, 5};
+
+/* Reference: chunk 0 (whole prompt), 1 thread; each listed chunk size runs
+ * with a thread count cycling through {1, 2, 3, 5}. */
+static void check_matrix(const char *shared, const matrix *mx, int thread_phase)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/models/%s", shared, mx->model);
+    int64_t nv = 512;
+    int32_t *toks = rand_tokens(mx->n_tok, 512, 0x5eed + (uint64_t)mx->n_tok);
+    float *ref = run_logits(path, toks, mx->n_tok, 0, 1, mx->kv_f16, &nv);
+    for (int i = 0; ref && i < mx->n_chunks; i++) {
+        int th = k_threads[(i + thread_phase) % 4];
+        float *got = run_logits(path, toks, mx->n_tok, mx->chunks[i], th, mx->kv_f16, &nv);
+        TS_CHECK(got && !memcmp(ref, got, (size_t)mx->n_tok * (size_t)nv * sizeof(float)),
+                 "%s: %d tokens, chunk %d, %d threads%s: logits differ from chunk 0 / 1 thread",
+                 mx->model, mx->n_tok, mx->chunks[i], th, mx->kv_f16 ? ", kv f16" : "");
+        free(got);
+    }
+    free(ref);
+    free(toks);
+}
+
+TS_TEST(test_engine_chunk_thread_identity)
+{
+    const char *shared = ts_test_shared();
+    if (!shared) {
+        ts_test_skip("no ../shared");
+        return;
+    }
+    static const int all[] = {1, 2, 3, 7, 16, 31, 32, 33, 64, 100, 512};
+    static const int few[] = {1, 7, 32, 33};
+    static const int one[] = {3};
+    static const int mid[] = {2, 16, 31};
+    const matrix m[] = {
+        {"stories260K.gguf", 130, all, 11, false},   /* every chunk size, 130 tokens */
+        {"stories260K.gguf", 600, few, 4, false},    /* long prompt */
+        {"stories260K.gguf", 1, one, 1, false},
+        {"stories260K.gguf", 2, few, 2, false},
+        {"stories260K.gguf", 31, mid, 3, false},
+        {"stories260K.gguf", 33, few, 4, true},      /* f16 KV cache */
+        {"TinyStories-656K-f32.gguf", 33, mid, 3, false},
+        {"synth-qwen3-Q8_0.gguf", 33, few, 2, false},  /* NeoX RoPE, Q/K norm */
+        {"synth-qwen2-Q4_K_M.gguf", 31, mid, 2, false}, /* QKV bias */
+        {"synth-llama-Q4_0.gguf", 33, one, 1, false},
+        {"stories260K-moe-perturb-4x2.gguf", 33, few, 3, false}, /* MoE routing */
+    };
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+        check_matrix(shared, &m[i], (int)i);
+    /* Every thread count with one chunk size. */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/models/stories260K.gguf", shared);
+    int32_t *toks = rand_tokens(64, 512, 7);
+    int64_t nv = 512;
+    float *ref = run_logits(path, toks, 64, 0, 1, false, &nv);
+    for (int t = 0; ref && t < 4; t++) {
+        float *got = run_logits(path, toks, 64, 7, k_threads[t], false, &nv);
+        TS_CHECK(got && !memcmp(ref, got, 64 * 512 * sizeof(float)), "threads %d differ",
+                 k_threads[t]);
+        free(got);
+    }
+    free(ref);
+    free(toks);
+}
+
+/* A prompt fed as prefill(n - 1) + decode(1) gives the same last logits. */
+TS_TEST(test_engine_decode_matches_prefill)
+{
+    const char *shared = ts_test_shared();
+    if (!shared) {
+        ts_test_skip("no ../shared");
+        return;
+    }
+    char path[512];
+    snprintf(path, sizeof(path), "%s/models/stories260K.gguf", shared);
+    int32_t *toks = rand_tokens(40, 512, 11);
+    int64_t nv = 512;
+    float *ref = run_logits(path, toks, 40, 0, 2, false, &nv);
+    ts_engine *eng = NULL;
+    ts_session *s = NULL;
+    ts_err err = {0};
+    ts_status st = ts_engine_create(&eng, &(ts_engine_opts){.model_path = path, .n_threads = 3}, &err);
+    if (st == TS_OK)
+        st = ts_session_create(&s, eng, &(ts_session_opts){.n_ctx = 40, .chunk = 16}, &err);
+    if (st == TS_OK)
+        st = ts_session_prefill(s, toks, 39, NULL, &err);
+    if (st == TS_OK)
+        st = ts_session_decode(s, toks[39], &err);
+    TS_CHECK(st == TS_OK, "%s", err.msg);
+    if (st == TS_OK && ref)
+        TS_CHECK(!memcmp(ts_session_logits(s), ref + 39 * 512, 512 * sizeof(float)),
+                 "decode logits differ from prefill");
+    /* The context is full now: one more token is refused, not written. */
+    if (st == TS_OK)
+        TS_CHECK(ts_session_decode(s, 1, &err) == TS_E_ARG, "decode past n_ctx accepted");
+    int32_t bad = 512;
+    ts_session_reset(s);
+    TS_CHECK(s && ts_session_prefill(s, &bad, 1, NULL, &err) == TS_E_ARG, "id 512 accepted");
+    free(ref);
+    free(toks);
+    ts_session_destroy(s);
+    ts_engine_destroy(eng);
+}
+
+/* A model of an unknown architecture and one missing tensors are refused. */
+TS_TEST(test_engine_refuses_bad_models)
+{
+    char path[512];
+    ts_err err = {0};
+    ts_engine *eng = NULL;
+    snprintf(path, sizeof(path), "%s/arch.gguf", ts_test_tmpdir());
+    ts_gguf_writer *w = NULL;
+    TS_REQUIRE(ts_gguf_writer_create(&w, &err) == TS_OK, "%s", err.msg);
+    ts_gguf_w_str(w, "general.architecture", "gpt2");
+    TS_REQUIRE(ts_gguf_writer_write(w, path, &err) == TS_OK, "%s", err.msg);
+    ts_gguf_writer_destroy(w);
+    ts_status st = ts_engine_create(&eng, &(ts_engine_opts){.model_path = path}, &err);
+    TS_CHECK(st == TS_E_UNSUPPORTED && strstr(err.msg, "gpt2"), "gpt2: %d %s", st, err.msg);
+    ts_engine_destroy(eng);
+    eng = NULL;
+    snprintf(path, sizeof(path), "%s/empty-llama.gguf", ts_test_tmpdir());
+    TS_REQUIRE(ts_gguf_writer_create(&w, &err) == TS_OK, "%s", err.msg);
+    ts_gguf_w_str(w, "general.architecture", "llama");
+    ts_gguf_w_u32(w, "llama.embedding_length", 64);
+    ts_gguf_w_u32(w, "llama.block_count", 2);
+    ts_gguf_w_u32(w, "llama.attention.head_count", 8);
+    ts_gguf_w_u32(w, "llama.feed_forward_length", 128);
+    float emb[64 * 4] = {0};
+    ts_gguf_w_tensor(w, "token_embd.weight", 0, 2, (const uint64_t[]){64, 4}, emb, sizeof(emb));
+    TS_REQUIRE(ts_gguf_writer_write(w, path, &err) == TS_OK, "%s", err.msg);
+    ts_gguf_writer_destroy(w);
+    st = ts_engine_create(&eng, &(ts_engine_opts){.model_path = path}, &err);
+    TS_CHECK(st == TS_E_FORMAT && strstr(err.msg, "output_norm"), "missing: %d %s", st, err.msg);
+    ts_engine_destroy(eng);
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+TS_TEST(test_engine_cli_errors)
+{
+    const char *shared = ts_test_shared();
+    if (!shared) {
+        ts_test_skip("no ../shared");
+        return;
+    }
+    const char *bin = ts_test_bin();
+    char model[512], bad[512], out[4096];
+    snprintf(model, sizeof(model), "%s/models/stories260K.gguf", shared);
+    snprintf(bad, sizeof(bad), "%s/golden/stories260K.tokens", shared);
+    const char *long_prompt = "Once upon a time there was a little girl who liked to play";
+    struct {
+        const char *what;
+        char cmd[1400];
+    } cases[6];
+    snprintf(cases[0].cmd, sizeof(cases[0].cmd), "%s run -m %s -p '%s' -n 4 -c 4", bin, model,
+             long_prompt);
+    cases[0].what = "prompt longer than context";
+    snprintf(cases[1].cmd, sizeof(cases[1].cmd), "%s run -m %s -p hi -n -1", bin, model);
+    cases[1].what = "-n -1";
+    snprintf(cases[2].cmd, sizeof(cases[2].cmd), "%s run -m %s -p hi --bogus", bin, model);
+    cases[2].what = "unknown flag";
+    snprintf(cases[3].cmd, sizeof(cases[3].cmd), "%s run -m /nonexistent.gguf -p hi -n 2", bin);
+    cases[3].what = "missing file";
+    snprintf(cases[4].cmd, sizeof(cases[4].cmd), "%s run -m %s -p hi -n 2", bin, bad);
+    cases[4].what = "non-GGUF file";
+    snprintf(cases[5].cmd, sizeof(cases[5].cmd), "echo 1 999999 > %s/ids && %s logits -m %s "
+             "--tokens %s/ids --out %s/o.bin", ts_test_tmpdir(), bin, model, ts_test_tmpdir(),
+             ts_test_tmpdir());
+    cases[5].what = "token id out of range";
+    for (int i = 0; i < 6; i++) {
+        int rc = ts_test_sh(out, sizeof(out), 60, "%s", cases[i].cmd);
+        TS_CHECK(rc != 0 && rc < 128, "%s: exit %d", cases[i].what, rc);
+        TS_CHECK(count_lines(out) == 1, "%s: want one line, got: %s", cases[i].what, out);
+    }
+}
+
+/* Generated tiny models (no ../shared needed): each arch / type once, with
+ * chunk sizes and thread counts against the whole-prompt, 1-thread run. */
+TS_TEST(test_engine_generated_identity)
+{
+    static const struct {
+        const char *arch, *type;
+        int chunk, threads;
+    } g[] = {
+        {"llama", "q8_0", 7, 3},  {"qwen2", "f16", 33, 2}, {"qwen3", "q4_k", 2, 5},
+        {"qwen3moe", "q8_0", 3, 2}, {"qwen2moe", "q4_0", 16, 3},
+    };
+    for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++) {
+        char path[512], out[1024];
+        snprintf(path, sizeof(path), "%s/gen-%s-%s.gguf", ts_test_tmpdir(), g[i].arch, g[i].type);
+        int rc = ts_test_sh(out, sizeof(out), 120, "%s gen --shape tiny --arch %s --type %s -o %s",
+                            ts_test_bin(), g[i].arch, g[i].type, path);
+        if (rc != 0) {
+            ts_test_skip("tessera gen --arch %s --type %s: exit %d", g[i].arch, g[i].type, rc);
+            continue;
+        }
+        int64_t nv = 512;
+        int32_t *toks = rand_tokens(40, 512, 99 + i);
+        float *ref = run_logits(path, toks, 40, 0, 1, false, &nv);
+        float *got = ref ? run_logits(path, toks, 40, g[i].chunk, g[i].threads, false, &nv) : NULL;
+        TS_CHECK(got && !memcmp(ref, got, (size_t)40 * (size_t)nv * sizeof(float)),
+                 "gen %s %s: chunk %d threads %d differ", g[i].arch, g[i].type, g[i].chunk,
+                 g[i].threads);
+        free(ref);
+        free(got);
+        free(toks);
+    }
+}

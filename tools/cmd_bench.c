@@ -1,0 +1,217 @@
+/*
+ * tools/cmd_bench.c: `tessera bench`: llama-bench's tests and columns.
+ *   -m M [-p 512,2048] [-n 128] [-t 1,2] [-r 5] [-o md|csv|json] [--chunk C]
+ * pp<N>: prefill N random tokens into an empty cache (one timed ts_session_prefill).
+ * tg<N>: decode N random tokens one at a time from an empty cache.
+ * Each test runs once untimed (warm-up), then -r times; t/s is mean +- sd.
+ * Peak RSS of the process is reported with each row.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cmds.h"
+#include "tessera.h"
+
+#define CMD "bench"
+#define MAX_LIST 16
+
+typedef struct {
+    long long v[MAX_LIST];
+    int n;
+} list;
+
+static int usage(const char *msg)
+{
+    ts_cli_error(CMD, "%s (usage: tessera bench -m MODEL [-p 512,2048] [-n 128] [-t 1,2] [-r 5] "
+                 "[-o md|csv|json] [--chunk C])", msg);
+    return 2;
+}
+
+static bool parse_list(const char *s, long long lo, long long hi, list *out)
+{
+    char buf[256];
+    if (!s || strlen(s) >= sizeof(buf))
+        return false;
+    strcpy(buf, s);
+    out->n = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (out->n == MAX_LIST || !ts_cli_parse_i64(tok, lo, hi, &out->v[out->n]))
+            return false;
+        out->n++;
+    }
+    return out->n > 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double peak_rss_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+/* One timed run; returns seconds or < 0 on error. */
+static double run_once(ts_session *s, const int32_t *toks, long long n, bool pp, ts_err *err)
+{
+    ts_session_reset(s);
+    double t0 = now_s();
+    if (pp) {
+        if (ts_session_prefill(s, toks, (int)n, NULL, err) != TS_OK)
+            return -1.0;
+    } else {
+        for (long long i = 0; i < n; i++)
+            if (ts_session_decode(s, toks[i], err) != TS_OK)
+                return -1.0;
+    }
+    return now_s() - t0;
+}
+
+typedef struct {
+    const char *model, *fmt;
+    list pp, tg, th;
+    long long reps, chunk;
+} bench_args;
+
+static void print_row(const bench_args *a, const char *name, const ts_engine_info *in,
+                      const char *test, double mean, double sd, int first)
+{
+    double size_mib = (double)in->n_bytes / (1024.0 * 1024.0);
+    double params_m = (double)in->n_params / 1e6;
+    if (!strcmp(a->fmt, "csv")) {
+        if (first)
+            printf("model,size_mib,params_m,backend,threads,test,t_s,t_s_sd,peak_rss_mib\n");
+        printf("%s,%.2f,%.2f,CPU,%u,%s,%.2f,%.2f,%.1f\n", name, size_mib, params_m, in->n_threads,
+               test, mean, sd, peak_rss_mib());
+    } else if (!strcmp(a->fmt, "json")) {
+        printf("%s{\"model\": \"%s\", \"size_mib\": %.2f, \"params_m\": %.2f, \"backend\": \"CPU\", "
+               "\"threads\": %u, \"test\": \"%s\", \"t_s\": %.2f, \"t_s_sd\": %.2f, "
+               "\"peak_rss_mib\": %.1f}", first ? "[\n  " : ",\n  ", name, size_mib, params_m,
+               in->n_threads, test, mean, sd, peak_rss_mib());
+    } else {
+        if (first) {
+            printf("| model | size | params | backend | threads | test | t/s | peak RSS |\n");
+            printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n");
+        }
+        printf("| %s %s | %.2f MiB | %.2f M | CPU | %u | %s | %.2f ± %.2f | %.1f MiB |\n",
+               in->arch, name, size_mib, params_m, in->n_threads, test, mean, sd, peak_rss_mib());
+    }
+    fflush(stdout);
+}
+
+static int parse(int argc, char **argv, bench_args *a)
+{
+    *a = (bench_args){.fmt = "md", .pp = {{512}, 1}, .tg = {{128}, 1}, .th = {{0}, 1},
+                      .reps = 5, .chunk = -2};
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool ok = v != NULL;
+        if (!strcmp(o, "-m")) a->model = v;
+        else if (!strcmp(o, "-p")) ok = ok && parse_list(v, 0, 1 << 20, &a->pp);
+        else if (!strcmp(o, "-n")) ok = ok && parse_list(v, 0, 1 << 20, &a->tg);
+        else if (!strcmp(o, "-t")) ok = ok && parse_list(v, 1, 1024, &a->th);
+        else if (!strcmp(o, "-r")) ok = ok && ts_cli_parse_i64(v, 1, 1000, &a->reps);
+        else if (!strcmp(o, "--chunk")) ok = ok && ts_cli_parse_i64(v, 0, 1 << 24, &a->chunk);
+        else if (!strcmp(o, "-o")) {
+            ok = ok && (!strcmp(v, "md") || !strcmp(v, "csv") || !strcmp(v, "json"));
+            a->fmt = v;
+        } else {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "unknown option '%s'", o);
+            return usage(msg);
+        }
+        if (!ok) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "bad or missing value for %s", o);
+            return usage(msg);
+        }
+        i++;
+    }
+    return a->model ? 0 : usage("-m MODEL is required");
+}
+
+/* Runs every test at one thread count; returns 0 or 1 (error printed). */
+static int bench_threads(const bench_args *a, int threads, int *first)
+{
+    ts_err err = {0};
+    ts_engine *eng = NULL;
+    ts_session *s = NULL;
+    int32_t *toks = NULL;
+    int rc = 1;
+    const char *name = strrchr(a->model, '/') ? strrchr(a->model, '/') + 1 : a->model;
+    if (ts_engine_create(&eng, &(ts_engine_opts){.model_path = a->model, .n_threads = threads},
+                         &err) != TS_OK)
+        goto done;
+    ts_engine_info in;
+    ts_engine_get_info(eng, &in);
+    long long max_n = 1;
+    for (int i = 0; i < a->pp.n; i++) max_n = a->pp.v[i] > max_n ? a->pp.v[i] : max_n;
+    for (int i = 0; i < a->tg.n; i++) max_n = a->tg.v[i] > max_n ? a->tg.v[i] : max_n;
+    ts_session_opts so = {.n_ctx = (int)max_n,
+                          .chunk = a->chunk == -2 ? 0 : (a->chunk == 0 ? -1 : (int)a->chunk)};
+    toks = malloc((size_t)max_n * sizeof(*toks));
+    if (!toks || ts_session_create(&s, eng, &so, &err) != TS_OK)
+        goto done;
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    for (long long i = 0; i < max_n; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        toks[i] = (int32_t)((rng >> 33) % (uint64_t)in.n_vocab);
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        const list *l = pass ? &a->tg : &a->pp;
+        for (int i = 0; i < l->n; i++) {
+            long long n = l->v[i];
+            if (n == 0)
+                continue;
+            double sum = 0.0, sum2 = 0.0;
+            if (run_once(s, toks, n, !pass, &err) < 0) /* warm-up */
+                goto done;
+            for (long long r = 0; r < a->reps; r++) {
+                double dt = run_once(s, toks, n, !pass, &err);
+                if (dt < 0)
+                    goto done;
+                double tps = (double)n / dt;
+                sum += tps;
+                sum2 += tps * tps;
+            }
+            double mean = sum / (double)a->reps;
+            double var = a->reps > 1 ? (sum2 - sum * mean) / (double)(a->reps - 1) : 0.0;
+            char test[32];
+            snprintf(test, sizeof(test), "%s%lld", pass ? "tg" : "pp", n);
+            print_row(a, name, &in, test, mean, var > 0 ? sqrt(var) : 0.0, *first);
+            *first = 0;
+        }
+    }
+    rc = 0;
+done:
+    if (rc)
+        ts_cli_error(CMD, "%s", err.msg);
+    free(toks);
+    ts_session_destroy(s);
+    ts_engine_destroy(eng);
+    return rc;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    bench_args a;
+    int rc = parse(argc, argv, &a);
+    if (rc)
+        return rc;
+    int first = 1;
+    for (int t = 0; t < a.th.n; t++)
+        if (bench_threads(&a, (int)a.th.v[t], &first))
+            return 1;
+    if (!strcmp(a.fmt, "json") && !first)
+        printf("\n]\n");
+    return 0;
+}
