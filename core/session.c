@@ -33,10 +33,16 @@ ts_status ts_engine_create(ts_engine **out, const ts_engine_opts *opts, ts_err *
         /* A model without a usable vocabulary still runs from token ids
          * (tessera logits); tokenizing then reports the vocab's error. */
         ts_err verr = {0};
-        if (ts_vocab_load(&eng->vocab, eng->model->gguf, &verr) != TS_OK)
+        if (ts_vocab_load(&eng->vocab, eng->model->gguf, &verr) != TS_OK) {
             eng->vocab = NULL;
+            /* ...but tokenizer metadata that is present and invalid (short
+             * arrays, special ids past the vocabulary) refuses the file. */
+            if (ts_gguf_kv_find(eng->model->gguf, "tokenizer.ggml.model"))
+                st = ts_err_set(err, verr.status, "%s: %s", opts->model_path, verr.msg);
+        }
         ts_pool_opts po = {.n_threads = opts->n_threads};
-        st = ts_pool_create(&eng->pool, &po, err);
+        if (st == TS_OK)
+            st = ts_pool_create(&eng->pool, &po, err);
     }
     if (st != TS_OK) {
         ts_engine_destroy(eng);
@@ -190,7 +196,7 @@ ts_status ts_session_create(ts_session **out, ts_engine *eng, const ts_session_o
     s->m = eng->model;
     s->n_ctx = n_ctx;
     s->chunk = pick_chunk(opts, n_ctx);
-    ts_status st = ts_kv_init(&s->kv, hp, n_ctx, opts->kv_f16, err);
+    ts_status st = ts_kv_init(&s->kv, hp, n_ctx, !opts->kv_f32, err);
     if (st == TS_OK && !alloc_buffers(s))
         st = ts_err_set(err, TS_E_NOMEM, "session: out of memory (chunk %lld)", (long long)s->chunk);
     if (st == TS_OK) {

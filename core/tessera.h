@@ -64,7 +64,7 @@ bool ts_engine_is_eog(const ts_engine *eng, int32_t id);
 typedef struct {
     int n_ctx;   /* positions in the KV cache; 0 = min(model context, 4096) */
     int chunk;   /* prefill chunk in tokens: 0 = $TESSERA_PREFILL_CHUNK or 512, <0 = n_ctx */
-    bool kv_f16; /* store the KV cache in f16 (f32 otherwise) */
+    bool kv_f32; /* KV cache in f32; default f16, as llama.cpp (its logits are the reference) */
 } ts_session_opts;
 
 /* Scratch is sized by the chunk here, once; later calls never allocate. */

@@ -18,8 +18,12 @@
  * where isum_b is the exact int32 dot of the block (sub-block integer scales
  * applied in the integer domain). Integer sums are exact in any order, so every
  * register blocking (MR, NY, tails) gives identical bits; the x86 levels even
- * match the scalar level bit for bit. Float weights (F32/F16/BF16) use plain
- * f32 multiply-add in K order (scalar only so far).
+ * match the scalar level bit for bit. Float weights (F32/F16/BF16; weights
+ * widened to f32 exactly) use 16 lane sums: K zero-padded to a multiple of 16,
+ *   s[j] = fmaf(w[k0 + j], x[k0 + j], s[j])   for each 16-step k0, lane j
+ * then the fixed halving tree s[j] += s[j+8], += s[j+4], += s[j+2], y = s0 + s1
+ * (simd/scalar/gemm_f.c), i.e. one zmm / two ymm accumulators and the usual
+ * hsum: every level gives the scalar level's bits.
  */
 #ifndef TS_SIMD_KERNELS_H
 #define TS_SIMD_KERNELS_H

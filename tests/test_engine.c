@@ -20,7 +20,7 @@
 
 /* Every position's logits of tokens, or NULL (failure recorded). */
 static float *run_logits(const char *model, const int32_t *toks, int n, int chunk, int threads,
-                         bool kv_f16, int64_t *n_vocab)
+                         bool kv_f32, int64_t *n_vocab)
 {
     ts_engine_opts eo = {.model_path = model, .n_threads = threads};
     ts_engine *eng = NULL;
@@ -28,7 +28,7 @@ static float *run_logits(const char *model, const int32_t *toks, int n, int chun
     ts_err err = {0};
     float *out = NULL;
     ts_status st = ts_engine_create(&eng, &eo, &err);
-    ts_session_opts so = {.n_ctx = n + 8, .chunk = chunk ? chunk : -1, .kv_f16 = kv_f16};
+    ts_session_opts so = {.n_ctx = n + 8, .chunk = chunk ? chunk : -1, .kv_f32 = kv_f32};
     if (st == TS_OK)
         st = ts_session_create(&s, eng, &so, &err);
     if (st == TS_OK) {
@@ -62,7 +62,7 @@ typedef struct {
     int n_tok;
     const int *chunks;
     int n_chunks;
-    bool kv_f16;
+    bool kv_f32;
 } matrix;
 
 static const int k_threads[] = {1, 2, 3, 5};
@@ -75,13 +75,13 @@ static void check_matrix(const char *shared, const matrix *mx, int thread_phase)
     snprintf(path, sizeof(path), "%s/models/%s", shared, mx->model);
     int64_t nv = 512;
     int32_t *toks = rand_tokens(mx->n_tok, 512, 0x5eed + (uint64_t)mx->n_tok);
-    float *ref = run_logits(path, toks, mx->n_tok, 0, 1, mx->kv_f16, &nv);
+    float *ref = run_logits(path, toks, mx->n_tok, 0, 1, mx->kv_f32, &nv);
     for (int i = 0; ref && i < mx->n_chunks; i++) {
         int th = k_threads[(i + thread_phase) % 4];
-        float *got = run_logits(path, toks, mx->n_tok, mx->chunks[i], th, mx->kv_f16, &nv);
+        float *got = run_logits(path, toks, mx->n_tok, mx->chunks[i], th, mx->kv_f32, &nv);
         TS_CHECK(got && !memcmp(ref, got, (size_t)mx->n_tok * (size_t)nv * sizeof(float)),
                  "%s: %d tokens, chunk %d, %d threads%s: logits differ from chunk 0 / 1 thread",
-                 mx->model, mx->n_tok, mx->chunks[i], th, mx->kv_f16 ? ", kv f16" : "");
+                 mx->model, mx->n_tok, mx->chunks[i], th, mx->kv_f32 ? ", kv f32" : "");
         free(got);
     }
     free(ref);

@@ -94,7 +94,7 @@ static void run_case(const char *shared, const golden_case *c)
     double *la = malloc((size_t)c->n_vocab * sizeof(double));
     double *lb = malloc((size_t)c->n_vocab * sizeof(double));
     ts_status st = ts_engine_create(&eng, &eo, &err);
-    ts_session_opts so = {.n_ctx = n_tok, .chunk = 64, .kv_f16 = true};
+    ts_session_opts so = {.n_ctx = n_tok, .chunk = 64};
     if (st == TS_OK)
         st = ts_session_create(&s, eng, &so, &err);
     if (st == TS_OK)

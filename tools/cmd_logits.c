@@ -1,6 +1,6 @@
 /*
  * tools/cmd_logits.c: `tessera logits -m M --tokens FILE --out FILE [--chunk C] [-t T]
- * [--kv-f16]`: decodes the token ids of FILE (whitespace separated) and writes float32
+ * [--kv-type f16|f32]`: decodes the token ids of FILE (whitespace separated) and writes float32
  * little-endian logits for every position, (n_tokens, n_vocab) row-major.
  * Exit 0 ok, 1 runtime error (I/O, model, ids out of range), 2 usage error.
  */
@@ -14,7 +14,7 @@
 static int usage(const char *msg)
 {
     ts_cli_error("logits", "%s (usage: tessera logits -m MODEL --tokens FILE --out FILE "
-                 "[--chunk C] [-t T] [--kv-f16])", msg);
+                 "[--chunk C] [-t T] [--kv-type f16|f32])", msg);
     return 2;
 }
 
@@ -71,12 +71,13 @@ int cmd_logits(int argc, char **argv)
 {
     const char *model = NULL, *tok_path = NULL, *out_path = NULL;
     long long chunk = -2, threads = 0;
-    bool kv_f16 = false;
+    bool kv_f32 = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
-        if (!strcmp(a, "--kv-f16")) {
-            kv_f16 = true;
+        if (!strcmp(a, "--kv-type") && has && (!strcmp(argv[i + 1], "f16") ||
+                                                !strcmp(argv[i + 1], "f32"))) {
+            kv_f32 = !strcmp(argv[++i], "f32");
         } else if (!strcmp(a, "-m") && has) {
             model = argv[++i];
         } else if (!strcmp(a, "--tokens") && has) {
@@ -113,7 +114,7 @@ int cmd_logits(int argc, char **argv)
     ts_engine_info info;
     ts_engine_get_info(eng, &info);
     ts_session_opts so = {.n_ctx = n, .chunk = chunk == -2 ? 0 : (chunk == 0 ? -1 : (int)chunk),
-                          .kv_f16 = kv_f16};
+                          .kv_f32 = kv_f32};
     if (ts_session_create(&s, eng, &so, &err) != TS_OK)
         goto done;
     logits = malloc((size_t)n * (size_t)info.n_vocab * sizeof(float));

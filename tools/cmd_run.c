@@ -18,7 +18,7 @@
 typedef struct {
     const char *model, *prompt, *file;
     long long n_predict, threads, chunk, n_ctx;
-    bool kv_f16;
+    bool kv_f32;
     ts_sampling samp;
 } run_args;
 
@@ -26,7 +26,7 @@ static int usage(const char *msg)
 {
     ts_cli_error(CMD, "%s (usage: tessera run -m MODEL (-p TEXT | -f FILE) -n N [-t T] "
                  "[--chunk C] [-c CTX] [--temp X] [--top-k K] [--top-p P] [--min-p P] "
-                 "[--repeat-penalty X] [--seed S] [--kv-f16])", msg);
+                 "[--repeat-penalty X] [--seed S] [--kv-type f16|f32])", msg);
     return 2;
 }
 
@@ -53,8 +53,9 @@ static int parse(int argc, char **argv, run_args *a)
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long long iv;
         bool ok = v != NULL;
-        if (!strcmp(o, "--kv-f16")) {
-            a->kv_f16 = true;
+        if (!strcmp(o, "--kv-type") && v && (!strcmp(v, "f16") || !strcmp(v, "f32"))) {
+            a->kv_f32 = !strcmp(v, "f32");
+            i++;
             continue;
         }
         if (!strcmp(o, "-m")) a->model = v;
@@ -197,7 +198,7 @@ int cmd_run(int argc, char **argv)
                  n_ids, ctx);
         goto done;
     }
-    ts_session_opts so = {.n_ctx = (int)ctx, .kv_f16 = a.kv_f16,
+    ts_session_opts so = {.n_ctx = (int)ctx, .kv_f32 = a.kv_f32,
                           .chunk = a.chunk == -2 ? 0 : (a.chunk == 0 ? -1 : (int)a.chunk)};
     if (ts_session_create(&s, eng, &so, &err) != TS_OK ||
         ts_sampler_create(&smp, &a.samp, info.n_vocab, &err) != TS_OK)

@@ -6,8 +6,10 @@
 #include "../../kernels.h"
 
 void ts_simd_register_gemm_q_avx512(ts_kernels *k);
+void ts_simd_register_gemm_f_avx512(ts_kernels *k); /* F32 F16 BF16: gemm_f.c */
 
 void ts_simd_register_avx512(ts_kernels *k)
 {
     ts_simd_register_gemm_q_avx512(k);
+    ts_simd_register_gemm_f_avx512(k);
 }
