@@ -50,6 +50,7 @@ TOOL  := $(BUILD)/tessera
 TESTS := $(BUILD)/tessera-tests
 
 .PHONY: all deps tools run test check asan tsan bench bench-build clean check-deps native
+.PHONY: check-arm deps-arm
 all: $(TOOL) $(TESTS)
 tools: $(TOOL)
 
@@ -100,7 +101,62 @@ tsan:
 check-deps:
 	@sh tools/check-deps.sh
 
+# ---- check-arm: aarch64 kernels under qemu-user (STYLE §11) ----
+# Cross-builds the kernel and quant tests with aarch64-linux-gnu-gcc into
+# build/arm/ (static: no core/ sched/ tokenizer/, no openblas hwloc numa pcre2)
+# and runs them under qemu-aarch64 -cpu max (dotprod: neon_dot level) and
+# -cpu cortex-a53 (no dotprod: neon level), so both dispatch branches run.
+# Sources: quant/ simd/ simd/scalar/ at -march=armv8-a, simd/arm/neon/ at
+# -march=armv8-a, simd/arm/neon_dot/ at -march=armv8.2-a+dotprod (per-file
+# flags, no target attributes), plus tests/run.c, test_kernels.c and
+# test_quant.c. -DTS_TEST_SIMD_ONLY compiles out the few tests of those files
+# that need core/ (ts_mm_run over the pool) or the tessera CLI: the least
+# invasive split (one #ifndef per file, no test moved). The x86 build never
+# compiles simd/arm/, and this one never compiles simd/x86/.
+ARM_CC     := aarch64-linux-gnu-gcc
+ARM_BUILD  := build/arm
+ARM_MARCH  := -march=armv8-a
+ARM_CFLAGS := $(CFLAGS_COMMON) -O2 -DTS_TEST_SIMD_ONLY
+ARM_SRC    := $(wildcard quant/*.c simd/*.c simd/scalar/*.c simd/arm/neon/*.c \
+                         simd/arm/neon_dot/*.c) tests/run.c tests/test_kernels.c tests/test_quant.c
+ARM_OBJ    := $(ARM_SRC:%.c=$(ARM_BUILD)/%.o)
+ARM_TESTS  := $(ARM_BUILD)/tessera-tests
+# qemu -cpu model:the level it must detect (TESSERA_EXPECT_ISA).
+ARM_CPUS   := max:neon_dot cortex-a53:neon
+ARM_FILTER := kernels test_quant
+
+$(ARM_BUILD)/simd/arm/neon_dot/%.o: ARM_MARCH := -march=armv8.2-a+dotprod
+
+$(ARM_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(ARM_CC) $(ARM_CFLAGS) $(ARM_MARCH) -MMD -MP -c $< -o $@
+
+$(ARM_TESTS): $(ARM_OBJ)
+	$(ARM_CC) $(ARM_CFLAGS) -static -o $@ $^ -lm
+
+# Only check-arm needs the cross toolchain and qemu-user: detect with dpkg,
+# install just what is missing (as tools/install-deps.sh does for the rest).
+deps-arm:
+	@missing=""; for p in gcc-aarch64-linux-gnu qemu-user; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# One run per (CPU, filter); each prints "N passed, N failed, N skipped".
+# TESSERA_EXPECT_ISA makes test_kernels_table_complete fail on a detection slip.
+check-arm: deps-arm
+	@$(MAKE) --no-print-directory $(ARM_TESTS)
+	@fail=0; for cl in $(ARM_CPUS); do cpu=$${cl%%:*}; lvl=$${cl##*:}; \
+	  for f in $(ARM_FILTER); do \
+	    echo "== qemu-aarch64 -cpu $$cpu (expects $$lvl): $$f"; \
+	    TESSERA_EXPECT_ISA=$$lvl qemu-aarch64 -cpu $$cpu $(ARM_TESTS) $$f || fail=1; \
+	  done; done; \
+	[ $$fail = 0 ] || { echo "check-arm: FAILED"; exit 1; }
+
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(ARM_OBJ:.o=.d)

@@ -19,6 +19,7 @@
 
 #include "../quant/quant.h"
 #include "../simd/kernels.h"
+#include "../simd/repack.h"
 
 static double now_ns(void)
 {
@@ -86,14 +87,28 @@ static void run(const ts_kernels *kt, uint32_t type, const prob *p, float *y)
                       (size_t)p->m * sizeof(float));
 }
 
+/* Repacks p's weights in place into rtype's _R16 layout (simd/repack.h). */
+static void prob_repack(prob *p, uint32_t rtype)
+{
+    void *rw = malloc(ts_repack_bytes(rtype, p->m, p->k));
+    ts_repack_rows(rtype, p->w, p->w_stride, p->m, p->k, rw);
+    free(p->w);
+    p->w = rw;
+    p->w_stride = ts_repack_row_stride(rtype, p->k);
+}
+
 /* Small-shape check against scalar; returns 0 when valid. */
 static int validate(const ts_kernels *kt, const ts_kernels *ref, uint32_t type)
 {
-    const int64_t blk = ts_qtype_traits(type)->blck == 1 ? 32 : ts_qtype_traits(type)->blck;
+    const ts_qtraits *tr = ts_qtype_traits(ts_repack_base(type));
+    const int64_t blk = tr->blck == 1 ? 32 : tr->blck;
     prob p;
-    prob_make(&p, ref, type, 13, 11, 3 * blk, 1234);
+    const uint32_t base = ts_repack_base(type);
+    prob_make(&p, ref, base, 13, 11, 3 * blk, 1234);
     float *y0 = malloc(13 * 11 * sizeof(float)), *y1 = malloc(13 * 11 * sizeof(float));
-    run(ref, type, &p, y0);
+    run(ref, base, &p, y0);
+    if (base != type)
+        prob_repack(&p, type);
     run(kt, type, &p, y1);
     int bad = 0;
     for (int i = 0; i < 13 * 11; i++)
@@ -128,10 +143,18 @@ int main(int argc, char **argv)
     ts_kernels_init(&ref, TS_ISA_SCALAR);
     ts_isa det = ts_isa_detect();
     printf("commit,machine,isa,threads,nodes,op,qtype,m,n,k,ns_median,gflops,weight_gbps\n");
-    for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
-        uint32_t type = types[ti];
+    for (size_t vi = 0; vi < 2 * sizeof(types) / sizeof(types[0]); vi++) {
+        /* Each type, then its _R16 repacked layout where it has one. */
+        uint32_t type = types[vi / 2];
+        if (vi % 2) {
+            if (!ts_repack_type(type))
+                continue;
+            type = ts_repack_type(type);
+        }
+        const uint32_t base = ts_repack_base(type);
         char opname[64];
-        snprintf(opname, sizeof(opname), "gemm_%s", ts_qtype_name(type));
+        snprintf(opname, sizeof(opname), "gemm_%s%s", ts_qtype_name(base),
+                 base != type ? "_r16" : "");
         if (strcmp(op, "all") && strcasecmp(op, opname))
             continue;
         for (int lv = TS_ISA_SCALAR; lv <= TS_ISA_AVX512; lv++) {
@@ -153,7 +176,9 @@ int main(int argc, char **argv)
                 continue;
             }
             prob p;
-            prob_make(&p, &ref, type, m, n, k, 99);
+            prob_make(&p, &ref, base, m, n, k, 99);
+            if (base != type)
+                prob_repack(&p, type);
             float *y = malloc((size_t)(m * n) * sizeof(float));
             int r_n = lv == TS_ISA_SCALAR && reps > 3 ? 3 : reps;
             double t[64];
@@ -168,7 +193,7 @@ int main(int argc, char **argv)
             double med = t[r_n / 2];
             double flops = 2.0 * (double)m * (double)n * (double)k;
             printf("%s,%s,%s,1,1,%s,%s,%lld,%lld,%lld,%.0f,%.2f,%.2f\n", commit, machine,
-                   ts_isa_name((ts_isa)lv), opname, ts_qtype_name(type), (long long)m,
+                   ts_isa_name((ts_isa)lv), opname, ts_qtype_name(base), (long long)m,
                    (long long)n, (long long)k, med, flops / med,
                    (double)(p.w_stride * (size_t)m) / med);
             fflush(stdout);

@@ -2,10 +2,12 @@
  * core/forward.c: the layer sequence for one prefill chunk (decode is the
  * same path with one token).
  *
- * Owns: embedding lookup, RMSNorm, RoPE (normal and NeoX), QKV bias and
- * per-head Q/K norm, KV cache writes, SwiGLU, residuals, output norm and head.
- * Matmuls go through ts_mm_run; attention through core/attn.c; MoE FFN through
- * core/moe.c. Per-token ops run as token grids on the pool.
+ * Owns: the order of the per-token ops (embedding lookup, RMSNorm, RoPE
+ * normal and NeoX with its cos/sin table, QKV bias and per-head Q/K norm, KV
+ * cache writes, SwiGLU, residuals, output norm and head). Their math runs in
+ * the session's kernels (simd/ops.h: RMSNorm with the residual add fused,
+ * RoPE, SwiGLU). Matmuls go through ts_mm_run; attention through
+ * core/attn.c; MoE FFN through core/moe.c. Per-token ops run as token grids.
  * Invariant (bit-identity across chunk sizes and threads): every per-token op
  * computes a token's output from that token's inputs only, in a fixed order,
  * and the matmul contract gives the same guarantee for projections.
@@ -33,21 +35,10 @@ static float *row(float *base, size_t stride, int64_t i)
     return (float *)((char *)base + (size_t)i * stride);
 }
 
-/* y = x / sqrt(mean(x^2) + eps) * w; the sum of squares in double, as ggml. */
-static void rms_norm(const float *x, const float *w, float *y, int64_t n, float eps)
-{
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++)
-        sum += (double)(x[i] * x[i]);
-    float mean = (float)(sum / (double)n);
-    float scale = 1.0f / sqrtf(mean + eps);
-    for (int64_t i = 0; i < n; i++)
-        y[i] = (x[i] * scale) * w[i];
-}
-
 /* cos/sin of every rotated pair at position pos: theta_i = pos * base^(-2i/n_rot)
  * (by repeated multiplication, as ggml builds its cache), divided by the
- * optional rope_freqs factor, times the linear position scale. */
+ * optional rope_freqs factor, times the linear position scale. Planar, as the
+ * rope kernel reads it: cs[0 .. n_rot/2) cosines, then the sines. */
 static void rope_table(const ts_model *m, int64_t pos, float *cs)
 {
     const ts_hparams *hp = &m->hp;
@@ -56,25 +47,9 @@ static void rope_table(const ts_model *m, int64_t pos, float *cs)
     for (int64_t i = 0; i < hp->n_rot / 2; i++) {
         float ff = m->rope_freqs ? m->rope_freqs[i] : 1.0f;
         float th = hp->rope_scale * (theta / ff);
-        cs[2 * i] = cosf(th);
-        cs[2 * i + 1] = sinf(th);
+        cs[i] = cosf(th);
+        cs[hp->n_rot / 2 + i] = sinf(th);
         theta *= theta_scale;
-    }
-}
-
-static void rope_apply(const ts_hparams *hp, const float *cs, float *x, int64_t n_head)
-{
-    int64_t hd = hp->head_k, half = hp->n_rot / 2;
-    for (int64_t h = 0; h < n_head; h++) {
-        float *v = x + h * hd;
-        for (int64_t i = 0; i < half; i++) {
-            /* NeoX rotates (i, i + n_rot/2); the original layout (2i, 2i+1). */
-            int64_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
-            float c = cs[2 * i], sn = cs[2 * i + 1];
-            float x0 = v[a], x1 = v[b];
-            v[a] = x0 * c - x1 * sn;
-            v[b] = x0 * sn + x1 * c;
-        }
     }
 }
 
@@ -93,15 +68,17 @@ static void qkv_post(ts_session *s, int64_t layer, int64_t i)
         for (int64_t d = 0; d < kv_dim; d++)
             v[d] += L->bv[d];
     }
+    const ts_ops *ops = s->ops;
     if (L->q_norm) {
         for (int64_t h = 0; h < hp->n_head; h++)
-            rms_norm(q + h * hd, L->q_norm, q + h * hd, hd, hp->rms_eps);
+            ops->rmsnorm(q + h * hd, NULL, L->q_norm, q + h * hd, hd, hp->rms_eps);
         for (int64_t h = 0; h < hp->n_head_kv; h++)
-            rms_norm(k + h * hd, L->k_norm, k + h * hd, hd, hp->rms_eps);
+            ops->rmsnorm(k + h * hd, NULL, L->k_norm, k + h * hd, hd, hp->rms_eps);
     }
+    /* NeoX rotates (i, i + n_rot/2); the original layout (2i, 2i+1). */
     const float *cs = s->rope_cs + i * hp->n_rot;
-    rope_apply(hp, cs, q, hp->n_head);
-    rope_apply(hp, cs, k, hp->n_head_kv);
+    ops->rope(q, cs, hp->n_head, hd, hp->n_rot, hp->rope_neox);
+    ops->rope(k, cs, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox);
     ts_kv_store_token(&s->kv, layer, s->pos + i, k, v);
 }
 
@@ -121,21 +98,18 @@ static void tok_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
                                   (size_t)c->tokens[i] * m->tok_embd.row_stride,
                               x, hp->n_embd);
             rope_table(m, s->pos + i, s->rope_cs + i * hp->n_rot);
-            rms_norm(x, m->layers[0].attn_norm, xn, hp->n_embd, hp->rms_eps);
+            s->ops->rmsnorm(x, NULL, m->layers[0].attn_norm, xn, hp->n_embd, hp->rms_eps);
             break;
         case OP_QKV_POST:
             qkv_post(s, c->layer, i);
             break;
         case OP_RESID_NORM:
-            if (c->add)
-                for (int64_t d = 0; d < hp->n_embd; d++)
-                    x[d] += xn[d];
-            rms_norm(x, c->norm_w, xn, hp->n_embd, hp->rms_eps);
+            /* x += xn, then xn = norm(x): one fused pass pair */
+            s->ops->rmsnorm(x, c->add ? xn : NULL, c->norm_w, xn, hp->n_embd, hp->rms_eps);
             break;
         case OP_SWIGLU: {
             float *a = row(s->ffn_a, s->ffn_stride, i), *b = row(s->ffn_b, s->ffn_stride, i);
-            for (int64_t d = 0; d < c->width; d++)
-                a[d] = a[d] / (1.0f + expf(-a[d])) * b[d];
+            s->ops->swiglu(a, b, c->width);
             break;
         }
         }

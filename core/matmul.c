@@ -19,9 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dense.h"
 #include "err.h"
+#include "place.h"
 #include "../quant/quant.h"
 #include "../simd/kernels.h"
+#include "../simd/repack.h"
 
 #define MM_TILE_CAP 8192u
 #define MM_TOK_BLOCK 64   /* max tokens per tile: a token block's act rows stay in L2 */
@@ -43,6 +46,7 @@ struct ts_mm {
     size_t act_stride[TS_ACT_COUNT];
     float *ref_row;                 /* (max_k) reference path when pool == NULL */
     ts_tile *tiles;                 /* (MM_TILE_CAP) */
+    ts_dense_blas_mode blas;        /* OFF unless TESSERA_BLAS / ts_mm_set_blas */
 };
 
 static const uint32_t act_qtype[TS_ACT_COUNT] = {
@@ -87,8 +91,15 @@ ts_status ts_mm_create(ts_mm **out, ts_pool *pool, int64_t max_tok, int64_t max_
         return ts_err_set(err, TS_E_NOMEM, "ts_mm_create: out of memory (max_tok=%lld max_k=%lld)",
                           (long long)max_tok, (long long)max_k);
     }
+    ts_mm_set_blas(mm, (int)ts_dense_blas_env());
     *out = mm;
     return TS_OK;
+}
+
+void ts_mm_set_blas(ts_mm *mm, int mode)
+{
+    mm->blas = (ts_dense_blas_mode)mode;
+    ts_dense_blas_setup(mm->blas, mm->pool ? ts_pool_n_workers(mm->pool) : 1);
 }
 
 void ts_mm_destroy(ts_mm *mm)
@@ -135,7 +146,7 @@ static void gemm_tile(void *vctx, const ts_tile *t, ts_scratch *s)
     const run_ctx *c = vctx;
     (void)s;
     c->slot->fn(c->w->cols, t->rows, t->toks,
-                (const char *)c->w->data + (size_t)t->row0 * c->w->row_stride, c->w->row_stride,
+                ts_qplace_rows(c->w, t, s), c->w->row_stride, /* its node's copy */
                 (const char *)c->act + (size_t)t->tok0 * c->act_stride, c->act_stride,
                 (float *)((char *)c->y + (size_t)t->tok0 * c->y_stride) + t->row0, c->y_stride);
 }
@@ -147,7 +158,8 @@ static void ref_tile(void *vctx, const ts_tile *t, ts_scratch *s)
     float *wrow = s ? (float *)s->buf : c->mm->ref_row;
     const int64_t k = c->w->cols;
     for (uint32_t row = t->row0; row < t->row0 + t->rows; row++) {
-        ts_dequantize_row(c->w->qtype, (const char *)c->w->data + (size_t)row * c->w->row_stride,
+        ts_dequantize_row(c->w->qtype,
+                          ts_qplace_rows(c->w, t, s) + (size_t)(row - t->row0) * c->w->row_stride,
                           wrow, k);
         for (uint32_t tok = t->tok0; tok < t->tok0 + t->toks; tok++) {
             const float *xr = (const float *)((const char *)c->x + (size_t)tok * c->x_stride);
@@ -183,7 +195,12 @@ void ts_mm_run(ts_mm *mm, const ts_qview *w, const float *x, size_t x_stride, in
 {
     if (n_tok <= 0 || w->rows <= 0)
         return;
-    const ts_gemm_slot *slot = w->qtype < TS_QTYPE_COUNT ? &mm->kern->gemm[w->qtype] : NULL;
+    if (ts_dense_accepts(mm->blas, w, n_tok)) { /* opt-in OpenBLAS path (core/dense.c) */
+        ts_dense_run(mm->blas, mm->pool, mm->tiles, MM_TILE_CAP, w, x, x_stride, n_tok, y,
+                     y_stride);
+        return;
+    }
+    const ts_gemm_slot *slot = w->qtype < TS_GEMM_SLOTS ? &mm->kern->gemm[w->qtype] : NULL;
     run_ctx c = {.mm = mm, .w = w, .slot = slot, .x = x, .x_stride = x_stride,
                  .y = y, .y_stride = y_stride};
     ts_grid g = {.tiles = mm->tiles, .n_tiles = 0, .cap = MM_TILE_CAP};
@@ -193,7 +210,10 @@ void ts_mm_run(ts_mm *mm, const ts_qview *w, const float *x, size_t x_stride, in
     if (slot && slot->fn && slot->act != TS_ACT_F32) {
         c.act = mm->act[slot->act];
         c.act_stride = mm->act_stride[slot->act];
-        int64_t parts = n_tok < (int64_t)n_workers ? n_tok : (int64_t)n_workers;
+        /* 4 tiles per worker once there are 2 tokens per worker: the grid then
+         * runs on the pool instead of inline (sched runs < 2 per worker inline). */
+        int64_t want = n_tok >= 2 * (int64_t)n_workers ? 4 * (int64_t)n_workers : n_workers;
+        int64_t parts = n_tok < want ? n_tok : want;
         for (int64_t b = 0; b < parts; b++) {
             int64_t t0, tn;
             split(n_tok, parts, b, 1, &t0, &tn);
@@ -212,25 +232,62 @@ void ts_mm_run(ts_mm *mm, const ts_qview *w, const float *x, size_t x_stride, in
     const int64_t ny = slot && slot->fn ? slot->ny : 1;
     int64_t tok_parts = (n_tok + MM_TOK_BLOCK - 1) / MM_TOK_BLOCK;
     int64_t row_units = (w->rows + mr - 1) / mr;
-    int64_t row_parts = (w->rows + MM_ROW_BLOCK - 1) / MM_ROW_BLOCK;
+    /* Wide-MR kernels (_R16: 16 rows) get >= 8 row groups per tile, so their
+     * per-tile activation pass is amortized. */
+    const int64_t row_block = MM_ROW_BLOCK > 8 * mr ? MM_ROW_BLOCK : 8 * mr;
+    int64_t row_parts = (w->rows + row_block - 1) / row_block;
     if (row_parts * tok_parts < 4 * (int64_t)n_workers)
         row_parts = (4 * (int64_t)n_workers + tok_parts - 1) / tok_parts;
     if (row_parts > row_units)
         row_parts = row_units;
-    if (row_parts * tok_parts > MM_TILE_CAP)
-        row_parts = MM_TILE_CAP / tok_parts;
+    if (ts_qplace_n_blocks(w, row_parts) * tok_parts > MM_TILE_CAP)
+        row_parts = MM_TILE_CAP / tok_parts - ts_qplace_n_blocks(w, 0);
     g.n_tiles = 0;
     for (int64_t tb = 0; tb < tok_parts; tb++) {
         int64_t t0, tn;
         split(n_tok, tok_parts, tb, n_tok >= ny * tok_parts ? ny : 1, &t0, &tn);
-        for (int64_t rb = 0; rb < row_parts; rb++) {
+        for (int64_t rb = 0; rb < ts_qplace_n_blocks(w, row_parts); rb++) {
             int64_t r0, rn;
-            split(w->rows, row_parts, rb, mr, &r0, &rn);
+            uint16_t node; /* NUMA placement: blocks cut inside each node's rows */
+            ts_qplace_row_block(w, row_parts, rb, mr, &r0, &rn, &node);
             if (rn <= 0 || tn <= 0)
                 continue;
             mm->tiles[g.n_tiles++] = (ts_tile){.row0 = (uint32_t)r0, .rows = (uint32_t)rn,
-                                               .tok0 = (uint32_t)t0, .toks = (uint32_t)tn};
+                                               .tok0 = (uint32_t)t0, .toks = (uint32_t)tn,
+                                               .node = node};
         }
     }
     run_grid(mm, &g, slot && slot->fn ? gemm_tile : ref_tile, &c);
+}
+
+ts_status ts_mm_prepare(const ts_qview *w, ts_qview *out, void **owned, ts_err *err)
+{
+    *out = *w;
+    *owned = NULL;
+    pthread_once(&g_kernels_once, kernels_init_once);
+    const uint32_t rt = ts_repack_type(w->qtype);
+    if (!rt || w->rows <= 0 || w->cols <= 0)
+        return TS_OK;
+    /* Only where this process's level has a kernel of its own for the layout:
+     * the scalar twin is an oracle, slower than the plain scalar kernel. */
+    ts_kernels scalar;
+    ts_kernels_init(&scalar, TS_ISA_SCALAR);
+    if (!g_kernels.gemm[rt].fn || g_kernels.gemm[rt].fn == scalar.gemm[rt].fn)
+        return TS_OK;
+    const size_t bytes = ts_repack_bytes(rt, w->rows, w->cols);
+    void *buf = aligned_alloc(64, pad64(bytes));
+    if (!buf)
+        return ts_err_set(err, TS_E_NOMEM, "ts_mm_prepare: out of memory (%zu bytes)", bytes);
+    ts_repack_rows(rt, w->data, w->row_stride, w->rows, w->cols, buf);
+    out->data = buf;
+    out->qtype = rt;
+    out->row_stride = ts_repack_row_stride(rt, w->cols);
+    out->place = NULL; /* per-node copies hold the plain layout: place after preparing */
+    *owned = buf;
+    return TS_OK;
+}
+
+void ts_mm_release(void *owned)
+{
+    free(owned);
 }

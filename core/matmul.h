@@ -18,12 +18,15 @@
 #include "tessera.h"
 #include "../sched/sched.h"
 
+struct ts_qplace; /* core/place.h */
+
 /* A view of a 2-D weight matrix (rows x cols) in a GGUF type. */
 typedef struct {
     const void *data;
     uint32_t qtype;
     int64_t rows, cols;
     size_t row_stride; /* bytes */
+    const struct ts_qplace *place; /* per-node copies (core/place.h); NULL = data only */
 } ts_qview;
 
 typedef struct ts_mm ts_mm;
@@ -33,6 +36,19 @@ ts_status ts_mm_create(ts_mm **out, ts_pool *pool, int64_t max_tok, int64_t max_
 void ts_mm_destroy(ts_mm *mm);
 /* True when this build has kernels for weights of qtype. */
 bool ts_mm_supports(uint32_t qtype);
+/* Plan time: mode is a ts_dense_blas_mode (core/dense.h). Non-zero sends F32
+ * weights with enough tokens to OpenBLAS (not bit-deterministic across chunk
+ * sizes); 0, the default unless TESSERA_BLAS is set, keeps the tile path. */
+void ts_mm_set_blas(ts_mm *mm, int mode);
+/* Optional, at load: when this process's kernel level has an interleaved
+ * layout for w->qtype (x86 avx512: Q8_0, Q4_0, Q4_K, simd/repack.h), repacks
+ * w into a new buffer and sets *out to a view of it (qtype an id >=
+ * TS_QTYPE_COUNT, same rows/cols, row_stride = the row's share of its 16-row
+ * group) and *owned to the buffer, freed with ts_mm_release. Otherwise *out =
+ * *w and *owned = NULL. Either view goes to ts_mm_run and gives the same bits.
+ * The view is for ts_mm_run only (not ts_dequantize_row / row lookups). */
+ts_status ts_mm_prepare(const ts_qview *w, ts_qview *out, void **owned, ts_err *err);
+void ts_mm_release(void *owned);
 /* x: (n_tok, w->cols) f32 rows, x_stride bytes apart; y: (n_tok, w->rows),
  * y_stride bytes apart. n_tok <= max_tok, w->cols <= max_k (checked at plan
  * time by the caller). */

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "place.h"
 #include "../quant/quant.h"
 
 /* Upper bounds that keep every derived size far from overflow; real models
@@ -238,7 +239,7 @@ static ts_status get_mat(ts_model *m, const char *name, int64_t cols, int64_t ro
     if (!row_bytes)
         return ts_err_set(err, TS_E_FORMAT, "tensor '%s': %lld columns not a multiple of %s blocks",
                           name, (long long)cols, ts_qtype_name(t->type));
-    *out = (ts_qview){t->data, t->type, rows, cols, row_bytes};
+    *out = (ts_qview){t->data, t->type, rows, cols, row_bytes, NULL};
     return TS_OK;
 }
 
@@ -348,7 +349,7 @@ static ts_status bind_tensors(ts_model *m, ts_err *err)
     if (!tr || !tr->supported || !rb)
         return ts_err_set(err, TS_E_UNSUPPORTED, "tensor 'token_embd.weight': type %s",
                           ts_qtype_name(emb->type));
-    m->tok_embd = (ts_qview){emb->data, emb->type, hp->n_vocab, hp->n_embd, rb};
+    m->tok_embd = (ts_qview){emb->data, emb->type, hp->n_vocab, hp->n_embd, rb, NULL};
     ts_status st = get_vec(m, "output_norm.weight", hp->n_embd, true, &m->output_norm, err);
     if (st == TS_OK)
         st = get_mat(m, "output.weight", hp->n_embd, hp->n_vocab, 0, false, &m->output, err);
@@ -402,6 +403,7 @@ void ts_model_destroy(ts_model *m)
 {
     if (!m)
         return;
+    ts_place_destroy(m->place);
     for (size_t i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);

@@ -61,6 +61,7 @@ typedef struct ts_model {
     float **owned;      /* every ts_vecf allocation, freed at destroy */
     size_t n_owned, cap_owned;
     uint64_t n_params, n_bytes;
+    struct ts_placement *place; /* NUMA copies of the matrices (core/place.c), or NULL */
 } ts_model;
 
 /* Opens and validates a GGUF model. Unsupported architecture, tensor type or

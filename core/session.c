@@ -8,12 +8,16 @@
  * Invariant: a session's bits are a function of its token history only: the
  * chunk size and the thread count never change a logit.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
+#include "moe.h"
+#include "place.h"
 #include "session.h"
+#include "../simd/kernels.h"
 
 #define DEFAULT_CHUNK 512
 #define DEFAULT_CTX_CAP 4096
@@ -40,9 +44,14 @@ ts_status ts_engine_create(ts_engine **out, const ts_engine_opts *opts, ts_err *
             if (ts_gguf_kv_find(eng->model->gguf, "tokenizer.ggml.model"))
                 st = ts_err_set(err, verr.status, "%s: %s", opts->model_path, verr.msg);
         }
-        ts_pool_opts po = {.n_threads = opts->n_threads};
+        ts_pool_opts po = {.n_threads = opts->n_threads, .cpu_range = opts->cpu_range,
+                           .node0_only = opts->numa == TS_NUMA_ISOLATE};
+        if (st == TS_OK && (opts->numa < TS_NUMA_DEFAULT || opts->numa > TS_NUMA_NONE))
+            st = ts_err_set(err, TS_E_ARG, "ts_engine_create: numa mode %d", opts->numa);
         if (st == TS_OK)
             st = ts_pool_create(&eng->pool, &po, err);
+        if (st == TS_OK) /* after the pool: its workers first-touch their node's copies */
+            st = ts_place_model(eng->model, eng->pool, opts->numa, err);
     }
     if (st != TS_OK) {
         ts_engine_destroy(eng);
@@ -79,6 +88,50 @@ void ts_engine_get_info(const ts_engine *eng, ts_engine_info *out)
     out->n_params = eng->model->n_params;
     out->n_bytes = eng->model->n_bytes;
     out->n_threads = eng->n_workers;
+    const ts_placement *pl = eng->model->place;
+    out->numa = pl ? pl->mode : TS_NUMA_NONE;
+    out->n_nodes = ts_pool_topo(eng->pool)->n_nodes;
+    for (uint32_t p = 0; pl && p < pl->n_nodes; p++)
+        out->placed_bytes += pl->node_bytes[p];
+    out->weight_bytes = pl ? pl->src_bytes : 0;
+}
+
+uint64_t ts_engine_node_bytes(const ts_engine *eng, uint32_t node)
+{
+    const ts_placement *pl = eng->model->place;
+    return pl && node < pl->n_nodes ? pl->node_bytes[node] : 0;
+}
+
+size_t ts_engine_format_plan(const ts_engine *eng, char *buf, size_t cap)
+{
+    size_t len = ts_pool_format_plan(eng->pool, buf, cap);
+    const ts_placement *pl = eng->model->place;
+    if (!pl)
+        return len;
+    char line[256];
+    for (uint32_t p = 0; p <= pl->n_nodes; p++) {
+        int n;
+        if (p == 0)
+            n = snprintf(line, sizeof(line), "numa: %s, %u matrices, %.2f MiB per copy\n",
+                         ts_numa_name(pl->mode), pl->n_mats, (double)pl->src_bytes / 1048576.0);
+        else
+            n = snprintf(line, sizeof(line), "numa: node %u (os node %d): %.2f MiB of weights%s\n",
+                         p - 1, pl->node_os[p - 1],
+                         (double)pl->node_bytes[p - 1] / 1048576.0,
+                         !pl->node_bytes[p - 1] ? ""
+                         : pl->node_bound[p - 1] ? ", bound" : ", unbound (no such node / no libnuma)");
+        if (pl->mode == TS_NUMA_NONE && p)
+            break;
+        if (n < 0)
+            continue;
+        if (cap && len + 1 < cap) {
+            size_t room = cap - 1 - len, take = (size_t)n < room ? (size_t)n : room;
+            memcpy(buf + len, line, take);
+            buf[len + take] = 0;
+        }
+        len += (size_t)n;
+    }
+    return len;
 }
 
 ts_status ts_engine_tokenize(const ts_engine *eng, const char *text, size_t len, bool add_bos,
@@ -110,6 +163,13 @@ bool ts_engine_is_eog(const ts_engine *eng, int32_t id)
 }
 
 /* ---- session ---- */
+
+/* The attention / per-token kernels: a table filled once (TESSERA_ISA caps
+ * the level, as for the matmul table), read-only afterwards. */
+static ts_kernels g_kernels;
+static pthread_once_t g_kernels_once = PTHREAD_ONCE_INIT;
+
+static void kernels_init_once(void) { ts_kernels_init(&g_kernels, ts_isa_from_env()); }
 
 static size_t pad_stride(int64_t n) { return ((size_t)n * sizeof(float) + 63) & ~(size_t)63; }
 
@@ -196,7 +256,14 @@ ts_status ts_session_create(ts_session **out, ts_engine *eng, const ts_session_o
     s->m = eng->model;
     s->n_ctx = n_ctx;
     s->chunk = pick_chunk(opts, n_ctx);
-    ts_status st = ts_kv_init(&s->kv, hp, n_ctx, !opts->kv_f32, err);
+    pthread_once(&g_kernels_once, kernels_init_once);
+    s->ops = &g_kernels.ops;
+    ts_status st = TS_OK;
+    if (hp->head_k > TS_ATTN_MAX_HD)
+        st = ts_err_set(err, TS_E_UNSUPPORTED, "head dim %lld > %d", (long long)hp->head_k,
+                        TS_ATTN_MAX_HD);
+    if (st == TS_OK)
+        st = ts_kv_init(&s->kv, hp, n_ctx, !opts->kv_f32, err);
     if (st == TS_OK && !alloc_buffers(s))
         st = ts_err_set(err, TS_E_NOMEM, "session: out of memory (chunk %lld)", (long long)s->chunk);
     if (st == TS_OK) {
@@ -206,6 +273,8 @@ ts_status ts_session_create(ts_session **out, ts_engine *eng, const ts_session_o
             max_k = dims[i] > max_k ? dims[i] : max_k;
         st = ts_mm_create(&s->mm, eng->pool, s->chunk, max_k, err);
     }
+    if (st == TS_OK && hp->n_expert)
+        st = ts_moe_plan(s, err);
     if (st == TS_OK) /* attention scores (n_ctx) + one converted K/V row */
         st = ts_pool_reserve_scratch(eng->pool,
                                      (size_t)(((n_ctx + 15) & ~15) + hp->head_k + 16) * sizeof(float),
@@ -223,6 +292,7 @@ void ts_session_destroy(ts_session *s)
     if (!s)
         return;
     ts_mm_destroy(s->mm);
+    ts_moe_destroy(s->moe);
     ts_kv_fini(&s->kv);
     void *bufs[] = {s->x, s->xn, s->q, s->k, s->v, s->att, s->ffn_a, s->ffn_b, s->rope_cs,
                     s->logits, s->router, s->sel, s->sel_w, s->ex_tok, s->ex_x, s->ex_out,

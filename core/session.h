@@ -14,6 +14,7 @@
 #include "model.h"
 #include "tessera.h"
 #include "tokenizer.h"
+#include "../simd/ops.h"
 
 struct ts_engine {
     ts_model *model;
@@ -22,11 +23,15 @@ struct ts_engine {
     uint32_t n_workers;
 };
 
-/* KV cache: per layer, per KV head, (n_ctx, head_k) rows of f32 or f16.
+/* KV cache: per layer, per KV head, n_ctx_pad positions of f32 or f16, in the
+ * layout of the attention kernels (simd/ops.h): K transposed in groups of 16
+ * positions, (head_dim, 16) each; V rows of vstride elements, pad zero.
  * Head-major so one head's keys are contiguous for the attention scan. */
 typedef struct {
     bool f16;
     int64_t n_ctx, n_layer, n_head_kv, head_dim;
+    int64_t n_ctx_pad; /* n_ctx rounded up to a key block (64): kernels read whole blocks */
+    int64_t vstride;   /* V row length in elements: head_dim rounded up to 16 */
     void *k, *v;
 } ts_kv;
 
@@ -35,9 +40,9 @@ void ts_kv_fini(ts_kv *kv);
 /* Writes K/V rows of tokens [0, n_tok) at positions pos0.. for one layer.
  * k, v: (n_tok, n_head_kv * head_dim), rows stride bytes apart. */
 void ts_kv_store_token(ts_kv *kv, int64_t layer, int64_t pos, const float *k, const float *v);
-/* Pointer to key/value row pos of (layer, kv head): f32 or f16 per kv->f16. */
-const void *ts_kv_k_row(const ts_kv *kv, int64_t layer, int64_t head, int64_t pos);
-const void *ts_kv_v_row(const ts_kv *kv, int64_t layer, int64_t head, int64_t pos);
+/* The K / V storage of (layer, kv head) in the kernels' layout (f32 or f16). */
+const void *ts_kv_k_head(const ts_kv *kv, int64_t layer, int64_t head);
+const void *ts_kv_v_head(const ts_kv *kv, int64_t layer, int64_t head);
 
 struct ts_session {
     ts_engine *eng;
@@ -45,6 +50,7 @@ struct ts_session {
     int64_t n_ctx, chunk, pos;
     ts_kv kv;
     ts_mm *mm;
+    const ts_ops *ops;     /* attention and per-token kernels, fixed at create */
     /* (chunk, width) activations; *_stride in bytes */
     float *x, *xn, *q, *k, *v, *att, *ffn_a, *ffn_b;
     size_t x_stride, q_stride, kv_stride, att_stride, ffn_stride;
@@ -58,6 +64,7 @@ struct ts_session {
     int32_t *ex_tok;       /* (chunk) token list of one expert */
     float *ex_x, *ex_out;  /* (chunk, n_embd) gathered rows; (chunk * n_used, n_embd) outputs */
     float *shexp_gate;     /* (chunk) qwen2moe shared-expert gate */
+    struct ts_moe *moe;    /* routed-matmul plan and buffers (core/moe.c) */
     ts_tile *tiles;
     uint32_t tile_cap;
     bool has_logits;

@@ -35,10 +35,25 @@ const char *ts_status_str(ts_status st);
 typedef struct ts_engine ts_engine;
 typedef struct ts_session ts_session;
 
+/* NUMA placement of the weights (see core/place.h). */
+typedef enum {
+    TS_NUMA_DEFAULT = 0, /* distribute on a multi-node machine, else none */
+    TS_NUMA_DISTRIBUTE,  /* matrices split by output rows across nodes */
+    TS_NUMA_REPLICATE,   /* a full copy of the matrices on every node */
+    TS_NUMA_ISOLATE,     /* node 0 only: its cores, its memory */
+    TS_NUMA_NONE         /* weights stay in the file mapping */
+} ts_numa_mode;
+
 typedef struct {
     const char *model_path;
-    int n_threads; /* 0 = one per core */
+    int n_threads;         /* 0 = one per core */
+    int numa;              /* ts_numa_mode; 0 = default */
+    const char *cpu_range; /* "A-B": only these CPUs; NULL = all */
 } ts_engine_opts;
+
+/* "distribute" "replicate" "isolate" "none" (and "default") -> mode; -1 if unknown. */
+int ts_numa_parse(const char *name);
+const char *ts_numa_name(int mode);
 
 typedef struct {
     char arch[32];        /* general.architecture */
@@ -46,6 +61,10 @@ typedef struct {
     int64_t n_ctx_train;
     uint64_t n_params, n_bytes; /* elements and bytes of all tensors */
     uint32_t n_threads;
+    int numa;                   /* the resolved ts_numa_mode */
+    uint32_t n_nodes;           /* NUMA nodes of the pool */
+    uint64_t placed_bytes;      /* weight bytes copied onto nodes, all nodes */
+    uint64_t weight_bytes;      /* bytes of one copy of the placed matrices */
 } ts_engine_info;
 
 ts_status ts_engine_create(ts_engine **out, const ts_engine_opts *opts, ts_err *err);
@@ -59,6 +78,11 @@ ts_status ts_engine_tokenize(const ts_engine *eng, const char *text, size_t len,
 size_t ts_engine_piece(const ts_engine *eng, int32_t id, char *buf, size_t cap);
 int32_t ts_engine_bos(const ts_engine *eng); /* -1 if none */
 bool ts_engine_is_eog(const ts_engine *eng, int32_t id);
+/* Weight bytes placed on pool node `node` (0 when out of range). */
+uint64_t ts_engine_node_bytes(const ts_engine *eng, uint32_t node);
+/* The worker plan (which worker on which core of which node) and the weight
+ * placement per node, as text lines; snprintf-style, returns the length needed. */
+size_t ts_engine_format_plan(const ts_engine *eng, char *buf, size_t cap);
 
 /* ---- session: KV cache and activations for one sequence ---- */
 typedef struct {

@@ -23,20 +23,24 @@ static inline uint32_t queue_tile(const ts_pool *p, uint32_t nd, uint32_t i)
     return p->single_queue ? i : p->idx[p->q_start[nd] + i];
 }
 
-static void drain(ts_pool *p, ts_worker *w, uint32_t nd)
+static void drain(ts_pool *p, ts_worker *w, uint32_t nd, bool steal)
 {
     _Atomic uint32_t *cur = &p->cursors[nd].cursor;
     uint32_t len = p->q_len[nd];
     const ts_tile *tiles = p->grid->tiles;
+    uint64_t stolen = 0;
     /* A plain load first: stealers skip an empty queue without dirtying its line. */
     if (atomic_load_explicit(cur, memory_order_relaxed) >= len)
         return;
     for (;;) {
         uint32_t i = atomic_fetch_add_explicit(cur, 1, memory_order_relaxed);
         if (i >= len)
-            return;
+            break;
         p->tile_fn(p->ctx, &tiles[queue_tile(p, nd, i)], &w->scratch);
+        stolen += steal;
     }
+    if (stolen)
+        atomic_fetch_add_explicit(&p->n_stolen, stolen, memory_order_relaxed);
 }
 
 static void job_grid(ts_pool *p, ts_worker *w)
@@ -45,12 +49,12 @@ static void job_grid(ts_pool *p, ts_worker *w)
     uint32_t rank = p->single_queue ? w->index : w->node_rank;
     if (rank < p->q_static[home])
         p->tile_fn(p->ctx, &p->grid->tiles[queue_tile(p, home, rank)], &w->scratch);
-    drain(p, w, home);
+    drain(p, w, home, false);
     if (p->single_queue)
         return;
     uint32_t nn = p->topo.n_nodes;
     for (uint32_t k = 1; k < nn; k++)
-        drain(p, w, (home + k) % nn);
+        drain(p, w, (home + k) % nn, true);
 }
 
 static void set_queue(ts_pool *p, uint32_t nd, uint32_t len, uint32_t n_owner)

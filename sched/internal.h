@@ -64,6 +64,7 @@ struct ts_pool {
     ts_tile *for_tiles;                /* ts_pool_for's chunks: 4 per worker */
     uint32_t for_cap;
 
+    _Alignas(64) _Atomic uint64_t n_stolen; /* see ts_pool_n_stolen */
     ts_topo topo;
     uint32_t n_workers;
     uint64_t spin_ns;

@@ -239,6 +239,8 @@ ts_status ts_pool_create(ts_pool **out, const ts_pool_opts *opts, ts_err *err)
         free(p);
         return st;
     }
+    if (o.node0_only)
+        ts_topo_keep_node(&p->topo, 0);
     p->n_workers = o.n_threads ? (uint32_t)o.n_threads : p->topo.n_cores;
     p->scratch_bytes = round64(o.scratch_bytes ? o.scratch_bytes : DEFAULT_SCRATCH);
     if (alloc_arrays(p) != TS_OK) {
@@ -296,6 +298,11 @@ uint32_t ts_pool_n_workers(const ts_pool *p)
 const ts_topo *ts_pool_topo(const ts_pool *p)
 {
     return &p->topo;
+}
+
+uint64_t ts_pool_n_stolen(const ts_pool *p)
+{
+    return atomic_load_explicit(&((ts_pool *)p)->n_stolen, memory_order_relaxed);
 }
 
 uint64_t ts_pool_spin_ns(const ts_pool *p)

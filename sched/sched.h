@@ -50,6 +50,9 @@ uint32_t ts_topo_worker_core(const ts_topo *t, uint32_t worker);
  * line) for n_workers (0 = one per core) into buf, snprintf-style: always
  * NUL-terminated when cap > 0; returns the length it needed. */
 size_t ts_topo_format_plan(const ts_topo *t, uint32_t n_workers, char *buf, size_t cap);
+/* Keeps only the cores of node `node` (the isolate NUMA mode): the result is a
+ * 1-node topology whose node 0 is that node (node_os kept). Out of range or coreless: no-op. */
+void ts_topo_keep_node(ts_topo *t, uint32_t node);
 
 /* ---- waiting: spin for a bounded time, then block on a futex ---- */
 typedef struct {
@@ -106,6 +109,7 @@ typedef struct {
     const char *cpu_range; /* "A-B" or NULL */
     size_t scratch_bytes;  /* per-worker scratch; 0 = 1 MiB */
     bool no_pin_caller;    /* leave the calling thread's affinity alone */
+    bool node0_only;       /* keep only node 0's cores (ts_topo_keep_node) */
 } ts_pool_opts;
 
 /* Detects the topology (re-reading TESSERA_TOPO and TESSERA_SPIN_US), starts
@@ -129,6 +133,9 @@ ts_status ts_pool_reserve_scratch(ts_pool *p, size_t bytes, ts_err *err);
 ts_status ts_pool_reserve_tiles(ts_pool *p, uint32_t max_tiles, ts_err *err);
 /* The plan of this pool (see ts_topo_format_plan). */
 size_t ts_pool_format_plan(const ts_pool *p, char *buf, size_t cap);
+/* Tiles run by a worker of another node than the tile's (stolen), since
+ * create; relaxed counter for tests and benches. */
+uint64_t ts_pool_n_stolen(const ts_pool *p);
 /* Spin budget in ns (TESSERA_SPIN_US, default 50 us; 0 when oversubscribed). */
 uint64_t ts_pool_spin_ns(const ts_pool *p);
 

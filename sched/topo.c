@@ -275,3 +275,29 @@ size_t ts_topo_format_plan(const ts_topo *t, uint32_t n_workers, char *buf, size
     }
     return len;
 }
+
+void ts_topo_keep_node(ts_topo *t, uint32_t node)
+{
+    uint32_t n = 0, have = 0;
+    for (uint32_t c = 0; c < t->n_cores; c++)
+        have += t->core_node[c] == node;
+    if (node >= t->n_nodes || have == 0) /* e.g. a memory-only node: keep everything */
+        return;
+    for (uint32_t c = 0; c < t->n_cores; c++) {
+        if (t->core_node[c] != node)
+            continue;
+        t->core_os[n] = t->core_os[c];
+        t->core_l3[n] = t->core_l3[c];
+        t->core_node[n] = 0;
+        n++;
+    }
+    uint32_t os = t->node_os[node];
+    memset(t->node_os, 0, sizeof(t->node_os));
+    t->node_os[0] = os;
+    t->n_cores = n;
+    t->n_nodes = 1;
+    build_place(t);
+    size_t len = strlen(t->desc);
+    snprintf(t->desc + len, sizeof(t->desc) - len, "; only node %u (%u %s)", node, n,
+             plural(n, "core", "cores"));
+}

@@ -12,6 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20) /* Linux arch/arm64 uapi hwcap.h */
+#endif
+#endif
 
 static const struct {
     ts_isa isa;
@@ -52,6 +58,13 @@ ts_isa ts_isa_detect(void)
         __builtin_cpu_supports("avx512vnni"))
         return TS_ISA_AVX512;
     return TS_ISA_AVX2;
+#elif defined(__aarch64__)
+    /* AT_HWCAP comes from the kernel, so it also reflects what the OS enabled;
+     * qemu-user reports its -cpu model's features the same way. */
+    const unsigned long hw = getauxval(AT_HWCAP);
+    if (!(hw & HWCAP_ASIMD))
+        return TS_ISA_SCALAR;
+    return (hw & HWCAP_ASIMDDP) ? TS_ISA_NEON_DOT : TS_ISA_NEON;
 #else
     return TS_ISA_SCALAR;
 #endif
@@ -100,6 +113,11 @@ static void kernels_check_complete(const ts_kernels *k)
             fprintf(stderr, "tessera: kernel table: no gemm kernel for qtype %u\n", t);
             abort();
         }
+    if (!k->ops.attn_f32kv || !k->ops.attn_f16kv || !k->ops.rmsnorm || !k->ops.rope ||
+        !k->ops.swiglu) {
+        fprintf(stderr, "tessera: kernel table: an attention / per-token op slot is empty\n");
+        abort();
+    }
 }
 
 void ts_kernels_init(ts_kernels *k, ts_isa cap)
@@ -118,6 +136,15 @@ void ts_kernels_init(ts_kernels *k, ts_isa cap)
     if (cap == TS_ISA_AVX512) {
         ts_simd_register_avx512(k);
         k->isa = TS_ISA_AVX512;
+    }
+#elif defined(__aarch64__)
+    if (cap >= TS_ISA_NEON) {
+        ts_simd_register_neon(k);
+        k->isa = TS_ISA_NEON;
+    }
+    if (cap >= TS_ISA_NEON_DOT) {
+        ts_simd_register_neon_dot(k);
+        k->isa = TS_ISA_NEON_DOT;
     }
 #endif
     kernels_check_complete(k);

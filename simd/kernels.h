@@ -32,14 +32,15 @@
 #include <stdint.h>
 
 #include "../quant/quant.h"
+#include "ops.h"
 
 /* ISA levels. x86 and arm are separate ladders; a cap compares within one. */
 typedef enum {
     TS_ISA_SCALAR = 0,
     TS_ISA_AVX2 = 1,     /* AVX2 + FMA + F16C (+BMI2) */
     TS_ISA_AVX512 = 2,   /* AVX-512 F+BW+VL+DQ+VNNI */
-    TS_ISA_NEON = 16,    /* declared for later */
-    TS_ISA_NEON_DOT = 17 /* declared for later */
+    TS_ISA_NEON = 16,    /* aarch64 Advanced SIMD (ARMv8-A) */
+    TS_ISA_NEON_DOT = 17 /* + dot product (ARMv8.2-A dotprod) */
 } ts_isa;
 
 /* Activation formats the weight types pair with (as llama.cpp pairs them). */
@@ -77,11 +78,22 @@ typedef struct {
     const char *name; /* e.g. "ts_gemm_q4_0_q8_0_avx2" */
 } ts_gemm_slot;
 
+/* Load-time repacked weight layouts (simd/repack.h): ids above ggml's, so a
+ * ts_qview can carry one. 16 rows interleaved per group; same values and the
+ * same canonical per-output order as the plain type, so the same bits. */
+enum {
+    TS_QTYPE_Q8_0_R16 = TS_QTYPE_COUNT,
+    TS_QTYPE_Q4_0_R16,
+    TS_QTYPE_Q4_K_R16,
+    TS_GEMM_SLOTS /* size of ts_kernels.gemm */
+};
+
 typedef struct {
     ts_isa isa;                               /* level the table was built for */
     ts_quant_act_fn quant_act[TS_ACT_COUNT];  /* [TS_ACT_F32] stays NULL */
     const char *quant_act_name[TS_ACT_COUNT];
-    ts_gemm_slot gemm[TS_QTYPE_COUNT];
+    ts_gemm_slot gemm[TS_GEMM_SLOTS];           /* by qtype, then the _R16 ids */
+    ts_ops ops;                               /* attention, per-token ops (ops.h) */
 } ts_kernels;
 
 /* Fills k for levels <= cap (cap is clamped to what the host supports). */
@@ -100,5 +112,7 @@ int ts_kernels_required(uint32_t qtype);
 void ts_simd_register_scalar(ts_kernels *k);
 void ts_simd_register_avx2(ts_kernels *k);
 void ts_simd_register_avx512(ts_kernels *k);
+void ts_simd_register_neon(ts_kernels *k);     /* aarch64 builds only */
+void ts_simd_register_neon_dot(ts_kernels *k); /* aarch64 builds only */
 
 #endif

@@ -13,9 +13,14 @@
 
 #include "test.h"
 #include "tolerances.h"
+/* TS_TEST_SIMD_ONLY: defined only by `make check-arm`, whose static aarch64
+ * test binary links simd/ + quant/ and no core/ or sched/ (no pool). */
+#ifndef TS_TEST_SIMD_ONLY
 #include "../core/matmul.h"
+#endif
 #include "../quant/quant.h"
 #include "../simd/kernels.h"
+#include "../simd/repack.h"
 
 static const uint32_t gemm_types[] = {
     TS_QTYPE_F32,  TS_QTYPE_F16,  TS_QTYPE_BF16, TS_QTYPE_Q4_0, TS_QTYPE_Q4_1,
@@ -51,6 +56,10 @@ static int host_levels(ts_isa *out)
         out[n++] = TS_ISA_AVX2;
     if (det == TS_ISA_AVX512)
         out[n++] = TS_ISA_AVX512;
+    if (det >= TS_ISA_NEON) /* aarch64 ladder */
+        out[n++] = TS_ISA_NEON;
+    if (det >= TS_ISA_NEON_DOT)
+        out[n++] = TS_ISA_NEON_DOT;
     return n;
 }
 
@@ -178,6 +187,12 @@ TS_TEST(test_kernels_table_complete)
     }
     TS_CHECK(ts_isa_from_name("avx2") == TS_ISA_AVX2, "name parse");
     TS_CHECK(ts_isa_from_env() <= ts_isa_detect() || ts_isa_detect() == TS_ISA_SCALAR, "cap");
+    /* make check-arm sets this per qemu -cpu, so a detection slip cannot
+     * silently leave a dispatch branch untested. */
+    const char *want = getenv("TESSERA_EXPECT_ISA");
+    if (want && *want)
+        TS_CHECK(ts_isa_from_name(want) == (int)ts_isa_detect(), "detected %s, expected %s",
+                 ts_isa_name(ts_isa_detect()), want);
 }
 
 TS_TEST(test_kernels_quant_act_bitexact)
@@ -353,7 +368,7 @@ TS_TEST(test_kernels_levels_vs_scalar)
             }
         }
     }
-    /* Same canonical order on x86: expected bit-identical to scalar. */
+    /* Same canonical order on x86 and arm: expected bit-identical to scalar. */
     TS_CHECK(n_exact == n_total, "%ld of %ld outputs differ from scalar (allowed, unexpected)",
              n_total - n_exact, n_total);
 }
@@ -397,6 +412,7 @@ TS_TEST(test_kernels_tiling_deterministic)
     }
 }
 
+#ifndef TS_TEST_SIMD_ONLY
 /* Through ts_mm_run: pools of 1, 2, 3 threads, no pool, and chunked n_tok. */
 TS_TEST(test_kernels_mm_threads_deterministic)
 {
@@ -415,7 +431,9 @@ TS_TEST(test_kernels_mm_threads_deterministic)
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
         problem p;
         problem_make(&p, &kt, types[ti], rows, k, n_tok, DATA_RANDOM, DATA_RANDOM, &rng);
-        ts_qview w = {p.w, types[ti], rows, k, p.w_stride};
+        ts_qview w = {p.w, types[ti], rows, k, p.w_stride, NULL}, wr;
+        void *owned = NULL; /* chunks 1 and 3 below run the prepared (maybe _R16) view */
+        TS_REQUIRE(ts_mm_prepare(&w, &wr, &owned, NULL) == TS_OK, "prepare");
         size_t ys;
         float *y0 = y_poisoned(&p, &ys), *y1 = y_poisoned(&p, &ys);
         ts_mm *mm = NULL;
@@ -430,7 +448,7 @@ TS_TEST(test_kernels_mm_threads_deterministic)
                 memset(y1, 0xff, ys * (size_t)n_tok);
                 for (int64_t t0 = 0; t0 < n_tok; t0 += chunks[c]) {
                     int64_t tn = n_tok - t0 < chunks[c] ? n_tok - t0 : chunks[c];
-                    ts_mm_run(mm, &w, p.xf + t0 * k, (size_t)k * 4, tn,
+                    ts_mm_run(mm, c % 2 ? &wr : &w, p.xf + t0 * k, (size_t)k * 4, tn,
                               (float *)((char *)y1 + (size_t)t0 * ys), ys);
                 }
                 for (int64_t t = 0; t < n_tok; t++)
@@ -441,10 +459,94 @@ TS_TEST(test_kernels_mm_threads_deterministic)
             }
             ts_mm_destroy(mm);
         }
+        ts_mm_release(owned);
         free(y0);
         free(y1);
         problem_free(&p);
     }
     for (int i = 0; i < 3; i++)
         ts_pool_destroy(pools[i]);
+}
+#endif /* TS_TEST_SIMD_ONLY */
+
+/* _R16 repacked layouts: the repack is lossless (per-block inverse), and at
+ * every level the _R16 kernel equals the plain scalar kernel bit for bit, on
+ * row tails (1, 15..17, 31, prime), token edges and K chunk crossings; any
+ * split of rows at multiples of 16 and of tokens is memcmp-equal too. */
+TS_TEST(test_kernels_r16_vs_plain)
+{
+    static const uint32_t rtypes[] = {TS_QTYPE_Q8_0_R16, TS_QTYPE_Q4_0_R16, TS_QTYPE_Q4_K_R16};
+    const int64_t toks[] = {1, 2, 3, 5, 7, 8, 9, 31, 33, 63, 65, 127, 129};
+    const int64_t rows_set[] = {1, 15, 16, 17, 31, 37};
+    ts_isa lv[4];
+    int n_lv = host_levels(lv);
+    ts_kernels ref;
+    ts_kernels_init(&ref, TS_ISA_SCALAR);
+    uint64_t rng = 77;
+    for (size_t ri = 0; ri < sizeof(rtypes) / sizeof(rtypes[0]); ri++) {
+        const uint32_t rt = rtypes[ri], base = ts_repack_base(rt);
+        TS_CHECK(ts_repack_type(base) == rt, "repack id of %s", ts_qtype_name(base));
+        for (size_t si = 0; si < sizeof(toks) / sizeof(toks[0]); si++) {
+            /* 1, 3, 17 blocks; once past the kernels' K chunk (256 / 64 blocks). */
+            int64_t nb = si == 4 ? (blk_of(base) == 32 ? 300 : 70)
+                                 : (toks[si] > 32 ? 1 : (si % 3 == 2 ? 17 : 1 + 2 * (int64_t)(si % 2)));
+            int kind = (int)(si % N_DATA);
+            problem p;
+            problem_make(&p, &ref, base, rows_set[si % 6], kblocks(base, nb), toks[si],
+                         kind == DATA_ZERO ? DATA_RANDOM : kind, (kind + 1) % N_DATA, &rng);
+            const size_t rs = ts_repack_row_stride(rt, p.k);
+            void *rw = xalloc(ts_repack_bytes(rt, p.rows, p.k));
+            ts_repack_rows(rt, p.w, p.w_stride, p.rows, p.k, rw);
+            int lossy = 0;
+            uint8_t blkbuf[256];
+            for (int64_t r = 0; r < p.rows; r++)
+                for (int64_t b = 0; b < p.k / blk_of(base); b++) {
+                    ts_repack_get_block(rt, rw, rs, p.k, r, b, blkbuf);
+                    lossy += memcmp(blkbuf, (char *)p.w + (size_t)r * p.w_stride +
+                                                (size_t)b * wblk_bytes(base),
+                                    wblk_bytes(base)) != 0;
+                }
+            TS_CHECK(lossy == 0, "%s: %d blocks differ after repack", ts_qtype_name(base), lossy);
+            size_t ys;
+            float *y0 = y_poisoned(&p, &ys), *y1 = y_poisoned(&p, &ys);
+            run_slot(&ref, &p, y0, ys);
+            for (int l = 0; l < n_lv; l++) {
+                ts_kernels kt;
+                ts_kernels_init(&kt, lv[l]);
+                const ts_gemm_slot *sl = &kt.gemm[rt];
+                TS_REQUIRE(sl->fn && sl->mr == TS_R16_ROWS, "no _R16 slot for %s",
+                           ts_qtype_name(base));
+                free(y1);
+                y1 = y_poisoned(&p, &ys);
+                sl->fn(p.k, p.rows, p.n_tok, rw, rs, p.a, p.a_stride, y1, ys);
+                check_poison(&p, y1, ys, sl->name);
+                int diff = 0;
+                for (int64_t t = 0; t < p.n_tok; t++)
+                    diff += memcmp((char *)y0 + (size_t)t * ys, (char *)y1 + (size_t)t * ys,
+                                   (size_t)p.rows * 4) != 0;
+                TS_CHECK(diff == 0, "%s rows=%lld k=%lld toks=%lld: %d token rows differ from "
+                         "plain scalar", sl->name, (long long)p.rows, (long long)p.k,
+                         (long long)p.n_tok, diff);
+                /* Splits: rows by 16 or 32, tokens by 1, 3 or 8. */
+                const int64_t rsp = si % 2 ? 16 : 32, tsp = si % 3 == 0 ? 1 : (si % 3 == 1 ? 3 : 8);
+                float *y2 = y_poisoned(&p, &ys);
+                for (int64_t r0 = 0; r0 < p.rows; r0 += rsp)
+                    for (int64_t t0 = 0; t0 < p.n_tok; t0 += tsp) {
+                        int64_t rn = p.rows - r0 < rsp ? p.rows - r0 : rsp;
+                        int64_t tn = p.n_tok - t0 < tsp ? p.n_tok - t0 : tsp;
+                        sl->fn(p.k, rn, tn, (char *)rw + (size_t)r0 * rs, rs,
+                               (char *)p.a + (size_t)t0 * p.a_stride, p.a_stride,
+                               (float *)((char *)y2 + (size_t)t0 * ys) + r0, ys);
+                    }
+                TS_CHECK(memcmp(y1, y2, ys * (size_t)p.n_tok) == 0,
+                         "%s: split rows by %lld toks by %lld differs", sl->name, (long long)rsp,
+                         (long long)tsp);
+                free(y2);
+            }
+            free(y0);
+            free(y1);
+            free(rw);
+            problem_free(&p);
+        }
+    }
 }

@@ -382,6 +382,9 @@ TS_TEST(test_quant_mix)
                  ts_qmix_name_at(i));
 }
 
+/* The CLI tests need the tessera binary, which `make check-arm`
+ * (TS_TEST_SIMD_ONLY: simd/ + quant/ only) does not build. */
+#ifndef TS_TEST_SIMD_ONLY
 TS_TEST(test_quant_cli)
 {
     char out[4096];
@@ -449,3 +452,4 @@ TS_TEST(test_quant_matches_llama_quantize)
     if (n_checked == 0)
         ts_test_skip("no synth-llama models in ../shared");
 }
+#endif /* TS_TEST_SIMD_ONLY */

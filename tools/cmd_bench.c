@@ -5,6 +5,16 @@
  * tg<N>: decode N random tokens one at a time from an empty cache.
  * Each test runs once untimed (warm-up), then -r times; t/s is mean +- sd.
  * Peak RSS of the process is reported with each row.
+ * --numa MODE / --cpu-range A-B: weight placement and CPUs (tessera.h); the
+ * bytes placed per node go to stderr, one line per engine.
+ * --sweep 1,2,4,... [--sweep-csv F] [--sweep-svg F]: thread scaling of the
+ * first -p and -n test: a table of t/s and parallel efficiency (relative to
+ * the first thread count) on stdout, the same as CSV, and an SVG plot
+ * (tools/bench_sweep.c).
+ * --moe-audit [-t 1,2,3]: the MoE routed-matmul audit (core/moe_audit.c) at
+ * K = 2048: tokens per expert {1 .. 1000} x tile caps {32, 64, 128} x
+ * threads, every value against dequantize + double dot, every configuration
+ * byte-identical; exit 1 on any failure.
  */
 #include <math.h>
 #include <stdio.h>
@@ -13,8 +23,12 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_sweep.h"
 #include "cmds.h"
+#include "moe.h"
 #include "tessera.h"
+#include "../quant/quant.h"
+#include "../tests/tolerances.h"
 
 #define CMD "bench"
 #define MAX_LIST 16
@@ -27,7 +41,8 @@ typedef struct {
 static int usage(const char *msg)
 {
     ts_cli_error(CMD, "%s (usage: tessera bench -m MODEL [-p 512,2048] [-n 128] [-t 1,2] [-r 5] "
-                 "[-o md|csv|json] [--chunk C])", msg);
+                 "[-o md|csv|json] [--chunk C] [--numa MODE] [--cpu-range A-B] "
+                 "[--sweep 1,2,4 [--sweep-csv F] [--sweep-svg F]] | tessera bench --moe-audit [-t 1,2,3])", msg);
     return 2;
 }
 
@@ -80,6 +95,10 @@ typedef struct {
     const char *model, *fmt;
     list pp, tg, th;
     long long reps, chunk;
+    bool moe_audit;
+    int numa;
+    const char *cpu_range, *sweep_csv, *sweep_svg;
+    list sweep;
 } bench_args;
 
 static void print_row(const bench_args *a, const char *name, const ts_engine_info *in,
@@ -115,10 +134,19 @@ static int parse(int argc, char **argv, bench_args *a)
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = v != NULL;
+        if (!strcmp(o, "--moe-audit")) {
+            a->moe_audit = true;
+            continue;
+        }
         if (!strcmp(o, "-m")) a->model = v;
         else if (!strcmp(o, "-p")) ok = ok && parse_list(v, 0, 1 << 20, &a->pp);
         else if (!strcmp(o, "-n")) ok = ok && parse_list(v, 0, 1 << 20, &a->tg);
         else if (!strcmp(o, "-t")) ok = ok && parse_list(v, 1, 1024, &a->th);
+        else if (!strcmp(o, "--sweep")) ok = ok && parse_list(v, 1, 1024, &a->sweep);
+        else if (!strcmp(o, "--sweep-csv")) a->sweep_csv = v;
+        else if (!strcmp(o, "--sweep-svg")) a->sweep_svg = v;
+        else if (!strcmp(o, "--cpu-range")) a->cpu_range = v;
+        else if (!strcmp(o, "--numa")) ok = ok && (a->numa = ts_numa_parse(v)) >= 0;
         else if (!strcmp(o, "-r")) ok = ok && ts_cli_parse_i64(v, 1, 1000, &a->reps);
         else if (!strcmp(o, "--chunk")) ok = ok && ts_cli_parse_i64(v, 0, 1 << 24, &a->chunk);
         else if (!strcmp(o, "-o")) {
@@ -136,11 +164,12 @@ static int parse(int argc, char **argv, bench_args *a)
         }
         i++;
     }
-    return a->model ? 0 : usage("-m MODEL is required");
+    return a->model || a->moe_audit ? 0 : usage("-m MODEL is required");
 }
 
-/* Runs every test at one thread count; returns 0 or 1 (error printed). */
-static int bench_threads(const bench_args *a, int threads, int *first)
+/* Runs every test at one thread count; returns 0 or 1 (error printed).
+ * pt: NULL, or receives the first pp and tg results (--sweep). */
+static int bench_threads(const bench_args *a, int threads, int *first, ts_sweep_point *pt)
 {
     ts_err err = {0};
     ts_engine *eng = NULL;
@@ -148,11 +177,15 @@ static int bench_threads(const bench_args *a, int threads, int *first)
     int32_t *toks = NULL;
     int rc = 1;
     const char *name = strrchr(a->model, '/') ? strrchr(a->model, '/') + 1 : a->model;
-    if (ts_engine_create(&eng, &(ts_engine_opts){.model_path = a->model, .n_threads = threads},
+    if (ts_engine_create(&eng, &(ts_engine_opts){.model_path = a->model, .n_threads = threads,
+                                                 .numa = a->numa, .cpu_range = a->cpu_range},
                          &err) != TS_OK)
         goto done;
     ts_engine_info in;
     ts_engine_get_info(eng, &in);
+    ts_cli_print_numa(stderr, eng, &in);
+    if (pt)
+        *pt = (ts_sweep_point){.threads = in.n_threads, .numa = in.numa, .n_nodes = in.n_nodes};
     long long max_n = 1;
     for (int i = 0; i < a->pp.n; i++) max_n = a->pp.v[i] > max_n ? a->pp.v[i] : max_n;
     for (int i = 0; i < a->tg.n; i++) max_n = a->tg.v[i] > max_n ? a->tg.v[i] : max_n;
@@ -189,6 +222,11 @@ static int bench_threads(const bench_args *a, int threads, int *first)
             snprintf(test, sizeof(test), "%s%lld", pass ? "tg" : "pp", n);
             print_row(a, name, &in, test, mean, var > 0 ? sqrt(var) : 0.0, *first);
             *first = 0;
+            if (pt && i == 0) {
+                double *m = pass ? &pt->tg : &pt->pp, *sd = pass ? &pt->tg_sd : &pt->pp_sd;
+                *m = mean;
+                *sd = var > 0 ? sqrt(var) : 0.0;
+            }
         }
     }
     rc = 0;
@@ -201,15 +239,81 @@ done:
     return rc;
 }
 
+/* ---- --moe-audit ---- */
+
+static void audit_line(void *ctx, const char *line)
+{
+    (void)ctx;
+    printf("%s\n", line);
+    fflush(stdout);
+}
+
+static int moe_audit(const bench_args *a)
+{
+    static const int counts[] = {1, 2, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 1000};
+    static const int caps[] = {32, 64, 128};
+    static const struct {
+        uint32_t qtype;
+        int64_t k, rows;
+        double rtol;
+    } types[] = {
+        {TS_QTYPE_Q4_K, 2048, 96, TS_TOL_QDOT_RTOL}, {TS_QTYPE_Q6_K, 2048, 80, TS_TOL_QDOT_RTOL},
+        {TS_QTYPE_Q8_0, 2048, 72, TS_TOL_QDOT_RTOL}, {TS_QTYPE_Q4_0, 1024, 65, TS_TOL_QDOT_RTOL},
+        {TS_QTYPE_F16, 1024, 33, TS_TOL_FDOT_RTOL},
+    };
+    int threads[MAX_LIST] = {1, 2, 3}, n_threads = 3;
+    if (a->th.n > 1 || a->th.v[0] != 0) {
+        n_threads = a->th.n;
+        for (int i = 0; i < a->th.n; i++)
+            threads[i] = (int)a->th.v[i];
+    }
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        ts_moe_audit_opts o = {.qtype = types[i].qtype, .k = types[i].k, .rows = types[i].rows,
+                               .n_expert = 3, .counts = counts, .n_counts = 13, .caps = caps,
+                               .n_caps = 3, .threads = threads, .n_threads = n_threads,
+                               .atol = TS_TOL_ATOL, .rtol = types[i].rtol, .seed = 0xa0d1 + i,
+                               .log = audit_line};
+        ts_moe_audit_result r;
+        ts_err err = {0};
+        double t0 = now_s();
+        if (ts_moe_audit(&o, &r, &err) != TS_OK) {
+            ts_cli_error(CMD, "moe audit: %s", err.msg);
+            return 1;
+        }
+        int fail = r.n_unwritten + r.n_out_of_tol + r.n_mismatch;
+        printf("%s %s: %d problems x %d configs: unwritten %d, out of tol %d, not identical %d, "
+               "worst err/bound %.3f (%.1f s)\n", fail ? "FAIL" : "ok",
+               ts_qtype_name(types[i].qtype), r.n_problems, r.n_configs / (r.n_problems ? r.n_problems : 1),
+               r.n_unwritten, r.n_out_of_tol, r.n_mismatch, r.worst, now_s() - t0);
+        bad += fail != 0;
+    }
+    printf("moe audit: %s\n", bad ? "FAILED" : "all configurations pass");
+    return bad ? 1 : 0;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     bench_args a;
     int rc = parse(argc, argv, &a);
     if (rc)
         return rc;
+    if (a.moe_audit)
+        return moe_audit(&a);
     int first = 1;
+    if (a.sweep.n) {
+        ts_sweep_point pts[MAX_LIST];
+        for (int t = 0; t < a.sweep.n; t++)
+            if (bench_threads(&a, (int)a.sweep.v[t], &first, &pts[t]))
+                return 1;
+        if (!strcmp(a.fmt, "json") && !first)
+            printf("\n]\n");
+        const char *name = strrchr(a.model, '/') ? strrchr(a.model, '/') + 1 : a.model;
+        return ts_sweep_report(pts, a.sweep.n, name, a.pp.v[0], a.tg.v[0], a.sweep_csv,
+                               a.sweep_svg);
+    }
     for (int t = 0; t < a.th.n; t++)
-        if (bench_threads(&a, (int)a.th.v[t], &first))
+        if (bench_threads(&a, (int)a.th.v[t], &first, NULL))
             return 1;
     if (!strcmp(a.fmt, "json") && !first)
         printf("\n]\n");

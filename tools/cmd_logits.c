@@ -1,6 +1,6 @@
 /*
  * tools/cmd_logits.c: `tessera logits -m M --tokens FILE --out FILE [--chunk C] [-t T]
- * [--kv-type f16|f32]`: decodes the token ids of FILE (whitespace separated) and writes float32
+ * [--kv-type f16|f32] [--numa MODE] [--cpu-range A-B]`: decodes the token ids of FILE (whitespace separated) and writes float32
  * little-endian logits for every position, (n_tokens, n_vocab) row-major.
  * Exit 0 ok, 1 runtime error (I/O, model, ids out of range), 2 usage error.
  */
@@ -14,7 +14,8 @@
 static int usage(const char *msg)
 {
     ts_cli_error("logits", "%s (usage: tessera logits -m MODEL --tokens FILE --out FILE "
-                 "[--chunk C] [-t T] [--kv-type f16|f32])", msg);
+                 "[--chunk C] [-t T] [--kv-type f16|f32] "
+                 "[--numa distribute|replicate|isolate|none] [--cpu-range A-B])", msg);
     return 2;
 }
 
@@ -72,6 +73,8 @@ int cmd_logits(int argc, char **argv)
     const char *model = NULL, *tok_path = NULL, *out_path = NULL;
     long long chunk = -2, threads = 0;
     bool kv_f32 = false;
+    int numa = 0;
+    const char *cpu_range = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
@@ -87,6 +90,11 @@ int cmd_logits(int argc, char **argv)
         } else if (!strcmp(a, "--chunk") && has) {
             if (!ts_cli_parse_i64(argv[++i], 0, 1 << 24, &chunk))
                 return usage("--chunk wants an integer >= 0");
+        } else if (!strcmp(a, "--numa") && has) {
+            if ((numa = ts_numa_parse(argv[++i])) < 0)
+                return usage("--numa wants distribute, replicate, isolate or none");
+        } else if (!strcmp(a, "--cpu-range") && has) {
+            cpu_range = argv[++i];
         } else if (!strcmp(a, "-t") && has) {
             if (!ts_cli_parse_i64(argv[++i], 1, 1024, &threads))
                 return usage("-t wants an integer in [1, 1024]");
@@ -108,7 +116,8 @@ int cmd_logits(int argc, char **argv)
     float *logits = NULL;
     FILE *f = NULL;
     int rc = 1;
-    ts_engine_opts eo = {.model_path = model, .n_threads = (int)threads};
+    ts_engine_opts eo = {.model_path = model, .n_threads = (int)threads, .numa = numa,
+                         .cpu_range = cpu_range};
     if (ts_engine_create(&eng, &eo, &err) != TS_OK)
         goto done;
     ts_engine_info info;

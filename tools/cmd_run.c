@@ -19,6 +19,8 @@ typedef struct {
     const char *model, *prompt, *file;
     long long n_predict, threads, chunk, n_ctx;
     bool kv_f32;
+    int numa;
+    const char *cpu_range;
     ts_sampling samp;
 } run_args;
 
@@ -26,7 +28,8 @@ static int usage(const char *msg)
 {
     ts_cli_error(CMD, "%s (usage: tessera run -m MODEL (-p TEXT | -f FILE) -n N [-t T] "
                  "[--chunk C] [-c CTX] [--temp X] [--top-k K] [--top-p P] [--min-p P] "
-                 "[--repeat-penalty X] [--seed S] [--kv-type f16|f32])", msg);
+                 "[--repeat-penalty X] [--seed S] [--kv-type f16|f32] "
+                 "[--numa distribute|replicate|isolate|none] [--cpu-range A-B])", msg);
     return 2;
 }
 
@@ -61,6 +64,8 @@ static int parse(int argc, char **argv, run_args *a)
         if (!strcmp(o, "-m")) a->model = v;
         else if (!strcmp(o, "-p")) a->prompt = v;
         else if (!strcmp(o, "-f")) a->file = v;
+        else if (!strcmp(o, "--cpu-range")) a->cpu_range = v;
+        else if (!strcmp(o, "--numa")) ok = ok && (a->numa = ts_numa_parse(v)) >= 0;
         else if (!strcmp(o, "-n")) ok = ok && ts_cli_parse_i64(v, 0, 1 << 24, &a->n_predict);
         else if (!strcmp(o, "-t")) ok = ok && ts_cli_parse_i64(v, 1, 1024, &a->threads);
         else if (!strcmp(o, "--chunk")) ok = ok && ts_cli_parse_i64(v, 0, 1 << 24, &a->chunk);
@@ -174,7 +179,8 @@ int cmd_run(int argc, char **argv)
     int32_t *ids = NULL;
     size_t n_ids = 0;
     rc = 1;
-    ts_engine_opts eo = {.model_path = a.model, .n_threads = (int)a.threads};
+    ts_engine_opts eo = {.model_path = a.model, .n_threads = (int)a.threads, .numa = a.numa,
+                         .cpu_range = a.cpu_range};
     if (ts_engine_create(&eng, &eo, &err) != TS_OK ||
         ts_engine_tokenize(eng, prompt, plen, true, NULL, 0, &n_ids, &err) != TS_OK)
         goto done;
@@ -187,6 +193,7 @@ int cmd_run(int argc, char **argv)
     }
     ts_engine_info info;
     ts_engine_get_info(eng, &info);
+    ts_cli_print_numa(stderr, eng, &info);
     long long ctx = a.n_ctx;
     if (!ctx) {
         ctx = info.n_ctx_train < 4096 ? info.n_ctx_train : 4096;

@@ -6,6 +6,10 @@
 #ifndef TS_CMDS_H
 #define TS_CMDS_H
 
+#include <stdio.h>
+
+#include "tessera.h"
+
 #define TS_CMD(name) int cmd_##name(int argc, char **argv) __attribute__((weak))
 TS_CMD(info);
 TS_CMD(gen);
@@ -18,6 +22,10 @@ TS_CMD(bench);
 
 /* Prints "tessera <cmd>: <msg>" to stderr. */
 void ts_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One line on the weight placement (mode, nodes, MiB per node; the total
+ * memory cost for replicate) when the engine placed anything (tools/numa_cli.c). */
+void ts_cli_print_numa(FILE *f, const ts_engine *eng, const ts_engine_info *info);
+
 /* Strict integer parse of a whole string; false on junk/overflow/out of [lo, hi]. */
 int ts_cli_parse_i64(const char *s, long long lo, long long hi, long long *out);
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../kernels.h"
+#include "../repack.h"
 #include "util.h"
 
 #define N_GEMM_Q_DECL(name)                                                                   \
@@ -207,6 +208,17 @@ static void dec_q6_k(const void *p, dec_blk *o)
 
 /* ---- tile drivers ---- */
 
+/* Plain block (row, blk): in place, or (rtype != 0, a _R16 matrix) copied
+ * out of its row group into tmp, so the twins decode the very same bytes. */
+static const void *wblock(uint32_t rtype, const void *w, size_t w_stride, size_t wblk, int64_t k,
+                          int64_t row, int64_t blk, void *tmp)
+{
+    if (!rtype)
+        return (const char *)w + (size_t)row * w_stride + (size_t)blk * wblk;
+    ts_repack_get_block(rtype, w, w_stride, k, row, blk, tmp);
+    return tmp;
+}
+
 #define YAT(tok, row) ((float *)((char *)y + (size_t)(tok) * y_stride))[row]
 
 static void zero_outputs(int64_t n_rows, int64_t n_tok, float *y, size_t y_stride)
@@ -216,17 +228,17 @@ static void zero_outputs(int64_t n_rows, int64_t n_tok, float *y, size_t y_strid
 }
 
 /* 32-element types x Q8_0 (with_min = 0) or Q8_1 (with_min = 1). */
-static void tile_q32(decode_fn dec, size_t wblk, int with_min, int64_t k, int64_t n_rows,
+static void tile_q32(decode_fn dec, size_t wblk, int with_min, uint32_t rtype, int64_t k, int64_t n_rows,
                      int64_t n_tok, const void *w, size_t w_stride, const void *a,
                      size_t a_stride, float *y, size_t y_stride)
 {
     const int64_t nb = k / 32;
     dec_blk db;
     zero_outputs(n_rows, n_tok, y, y_stride);
+    ts_block_q4_k tmp; /* the largest block a _R16 type has */
     for (int64_t row = 0; row < n_rows; row++) {
-        const char *wr = (const char *)w + (size_t)row * w_stride;
         for (int64_t blk = 0; blk < nb; blk++) {
-            dec(wr + (size_t)blk * wblk, &db);
+            dec(wblock(rtype, w, w_stride, wblk, k, row, blk, &tmp), &db);
             for (int64_t tok = 0; tok < n_tok; tok++) {
                 const char *ar = (const char *)a + (size_t)tok * a_stride;
                 const int8_t *aq;
@@ -254,17 +266,17 @@ static void tile_q32(decode_fn dec, size_t wblk, int with_min, int64_t k, int64_
 }
 
 /* K types x Q8_K; with_min: subtract dmin * da * sum(mn_g * bsum_g). */
-static void tile_k(decode_fn dec, size_t wblk, int with_min, int64_t k, int64_t n_rows,
+static void tile_k(decode_fn dec, size_t wblk, int with_min, uint32_t rtype, int64_t k, int64_t n_rows,
                    int64_t n_tok, const void *w, size_t w_stride, const void *a,
                    size_t a_stride, float *y, size_t y_stride)
 {
     const int64_t nb = k / TS_QK_K;
     dec_blk db;
     zero_outputs(n_rows, n_tok, y, y_stride);
+    ts_block_q4_k tmp; /* the largest block a _R16 type has */
     for (int64_t row = 0; row < n_rows; row++) {
-        const char *wr = (const char *)w + (size_t)row * w_stride;
         for (int64_t blk = 0; blk < nb; blk++) {
-            dec(wr + (size_t)blk * wblk, &db);
+            dec(wblock(rtype, w, w_stride, wblk, k, row, blk, &tmp), &db);
             for (int64_t tok = 0; tok < n_tok; tok++) {
                 const ts_block_q8_k *ab =
                     (const ts_block_q8_k *)((const char *)a + (size_t)tok * a_stride) + blk;
@@ -288,13 +300,13 @@ static void tile_k(decode_fn dec, size_t wblk, int with_min, int64_t k, int64_t 
 #define DEF_Q32(wt, at, withmin)                                                              \
     N_GEMM_Q_DECL(ts_gemm_##wt##_##at##_scalar)                                               \
     {                                                                                         \
-        tile_q32(dec_##wt, sizeof(ts_block_##wt), withmin, k, n_rows, n_tok, w, w_stride, a,  \
+        tile_q32(dec_##wt, sizeof(ts_block_##wt), withmin, 0, k, n_rows, n_tok, w, w_stride, a,  \
                  a_stride, y, y_stride);                                                      \
     }
 #define DEF_K(wt, withmin)                                                                    \
     N_GEMM_Q_DECL(ts_gemm_##wt##_q8_k_scalar)                                                 \
     {                                                                                         \
-        tile_k(dec_##wt, sizeof(ts_block_##wt), withmin, k, n_rows, n_tok, w, w_stride, a,    \
+        tile_k(dec_##wt, sizeof(ts_block_##wt), withmin, 0, k, n_rows, n_tok, w, w_stride, a,    \
                a_stride, y, y_stride);                                                        \
     }
 
@@ -310,3 +322,22 @@ DEF_K(q3_k, 0)
 DEF_K(q4_k, 1)
 DEF_K(q5_k, 1)
 DEF_K(q6_k, 0)
+
+/* Scalar twins of the _R16 slots: the plain kernels' loops, blocks copied out
+ * of the row groups (simd/repack.h). w points at a group start (row 0 of the
+ * tile is a multiple of 16). Contract otherwise as above. */
+N_GEMM_Q_DECL(ts_gemm_q8_0_r16_q8_0_scalar)
+{
+    tile_q32(dec_q8_0, sizeof(ts_block_q8_0), 0, TS_QTYPE_Q8_0_R16, k, n_rows, n_tok, w, w_stride,
+             a, a_stride, y, y_stride);
+}
+N_GEMM_Q_DECL(ts_gemm_q4_0_r16_q8_0_scalar)
+{
+    tile_q32(dec_q4_0, sizeof(ts_block_q4_0), 0, TS_QTYPE_Q4_0_R16, k, n_rows, n_tok, w, w_stride,
+             a, a_stride, y, y_stride);
+}
+N_GEMM_Q_DECL(ts_gemm_q4_k_r16_q8_k_scalar)
+{
+    tile_k(dec_q4_k, sizeof(ts_block_q4_k), 1, TS_QTYPE_Q4_K_R16, k, n_rows, n_tok, w, w_stride,
+           a, a_stride, y, y_stride);
+}

@@ -3,6 +3,7 @@
  * scalar kernels (the complete reference level; other levels overwrite).
  */
 #include "../kernels.h"
+#include "../repack.h"
 
 #define GEMM_DECL(name)                                                                       \
     void name(int64_t k, int64_t n_rows, int64_t n_tok, const void *restrict w,               \
@@ -27,8 +28,11 @@ void ts_quant_act_q8_k_scalar(const float *restrict x, void *restrict y, int64_t
 
 #define SET(qt, fn_, act_) k->gemm[qt] = (ts_gemm_slot){fn_, act_, 1, 1, #fn_}
 
+void ts_simd_register_ops_scalar(ts_kernels *k); /* attention, per-token ops */
+
 void ts_simd_register_scalar(ts_kernels *k)
 {
+    ts_simd_register_ops_scalar(k);
     k->quant_act[TS_ACT_Q8_0] = ts_quant_act_q8_0_scalar;
     k->quant_act[TS_ACT_Q8_1] = ts_quant_act_q8_1_scalar;
     k->quant_act[TS_ACT_Q8_K] = ts_quant_act_q8_k_scalar;
@@ -48,4 +52,11 @@ void ts_simd_register_scalar(ts_kernels *k)
     SET(TS_QTYPE_Q4_K, ts_gemm_q4_k_q8_k_scalar, TS_ACT_Q8_K);
     SET(TS_QTYPE_Q5_K, ts_gemm_q5_k_q8_k_scalar, TS_ACT_Q8_K);
     SET(TS_QTYPE_Q6_K, ts_gemm_q6_k_q8_k_scalar, TS_ACT_Q8_K);
+    /* _R16 twins: row tiles must start at multiples of 16 (mr = 16). */
+    k->gemm[TS_QTYPE_Q8_0_R16] = (ts_gemm_slot){ts_gemm_q8_0_r16_q8_0_scalar, TS_ACT_Q8_0, 16, 1,
+                                                "ts_gemm_q8_0_r16_q8_0_scalar"};
+    k->gemm[TS_QTYPE_Q4_0_R16] = (ts_gemm_slot){ts_gemm_q4_0_r16_q8_0_scalar, TS_ACT_Q8_0, 16, 1,
+                                                "ts_gemm_q4_0_r16_q8_0_scalar"};
+    k->gemm[TS_QTYPE_Q4_K_R16] = (ts_gemm_slot){ts_gemm_q4_k_r16_q8_k_scalar, TS_ACT_Q8_K, 16, 1,
+                                                "ts_gemm_q4_k_r16_q8_k_scalar"};
 }

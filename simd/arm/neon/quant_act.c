@@ -1,13 +1,14 @@
 /*
- * simd/arm/neon/quant_act.c: the neon activation quantizers (Q8_0, Q8_K),
- * byte-identical to simd/scalar/quant_act.c (the oracle). The neon_dot level
- * inherits them (no dot products here). Q8_1 stays scalar.
+ * simd/arm/neon/quant_act.c: the neon activation quantizers (Q8_0, Q8_1,
+ * Q8_K), byte-identical to simd/scalar/quant_act.c (the oracle). The neon_dot
+ * level inherits them (no dot products here).
  *
  * Why they match bit for bit: vmaxnm ignores NaN as fmaxf does and max is
- * order-free; d, 1/d and the f16 store (fcvt, round to nearest even under the
+ * order-free; d, 1/d and the f16 stores (fcvt, round to nearest even under the
  * default FPCR) are the scalar's operations; vcvtaq rounds half away from zero
- * like roundf (Q8_0) and vcvtnq half to even like the scalar's 1.5 * 2^23
- * trick (Q8_K); every product is one f32 multiply as in the scalar.
+ * like roundf (Q8_0, Q8_1) and vcvtnq half to even like the scalar's
+ * 1.5 * 2^23 trick (Q8_K); every product is one f32 multiply as in the scalar;
+ * Q8_1's s = f16((float)sum * d) uses the exact integer sum.
  */
 #include <arm_neon.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "../../kernels.h"
 
 void ts_quant_act_q8_0_neon(const float *restrict x, void *restrict y, int64_t k);
+void ts_quant_act_q8_1_neon(const float *restrict x, void *restrict y, int64_t k);
 void ts_quant_act_q8_k_neon(const float *restrict x, void *restrict y, int64_t k);
 
 /* 4 x 4 int32 (each in [-127, 127]) -> 16 int8 in order. */
@@ -30,27 +32,43 @@ static inline uint16_t f32_to_f16_bits(float f)
     return vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(f))), 0);
 }
 
+/* One block of 32: qs = roundf(x / d), returns d = amax / 127 (f32). */
+static inline float q8_32(const float *x, int8_t *qs)
+{
+    float32x4_t v[8];
+    float32x4_t mx = vdupq_n_f32(0.0f);
+    for (int i = 0; i < 8; i++) {
+        v[i] = vld1q_f32(x + 4 * i);
+        mx = vmaxnmq_f32(mx, vabsq_f32(v[i]));
+    }
+    const float amax = vmaxnmvq_f32(mx);
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int i = 0; i < 8; i += 4)
+        vst1q_s8(qs + 4 * i, narrow16(vcvtaq_s32_f32(vmulq_n_f32(v[i], id)),
+                                      vcvtaq_s32_f32(vmulq_n_f32(v[i + 1], id)),
+                                      vcvtaq_s32_f32(vmulq_n_f32(v[i + 2], id)),
+                                      vcvtaq_s32_f32(vmulq_n_f32(v[i + 3], id))));
+    return d;
+}
+
 /* Contract: as ts_quant_act_q8_0_scalar; k % 32 == 0; no alignment assumed. */
 void ts_quant_act_q8_0_neon(const float *restrict x, void *restrict y, int64_t k)
 {
     ts_block_q8_0 *out = y;
-    for (int64_t blk = 0; blk < k / TS_QK8_0; blk++, x += TS_QK8_0) {
-        float32x4_t v[8];
-        float32x4_t mx = vdupq_n_f32(0.0f);
-        for (int i = 0; i < 8; i++) {
-            v[i] = vld1q_f32(x + 4 * i);
-            mx = vmaxnmq_f32(mx, vabsq_f32(v[i]));
-        }
-        const float amax = vmaxnmvq_f32(mx);
-        const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int64_t blk = 0; blk < k / TS_QK8_0; blk++, x += TS_QK8_0)
+        out[blk].d = f32_to_f16_bits(q8_32(x, out[blk].qs));
+}
+
+/* Contract: as ts_quant_act_q8_1_scalar; k % 32 == 0; no alignment assumed. */
+void ts_quant_act_q8_1_neon(const float *restrict x, void *restrict y, int64_t k)
+{
+    ts_block_q8_1 *out = y;
+    for (int64_t blk = 0; blk < k / TS_QK8_1; blk++, x += TS_QK8_1) {
+        const float d = q8_32(x, out[blk].qs);
+        const int sum = vaddlvq_s8(vld1q_s8(out[blk].qs)) + vaddlvq_s8(vld1q_s8(out[blk].qs + 16));
         out[blk].d = f32_to_f16_bits(d);
-        for (int i = 0; i < 8; i += 4)
-            vst1q_s8(out[blk].qs + 4 * i,
-                     narrow16(vcvtaq_s32_f32(vmulq_n_f32(v[i], id)),
-                              vcvtaq_s32_f32(vmulq_n_f32(v[i + 1], id)),
-                              vcvtaq_s32_f32(vmulq_n_f32(v[i + 2], id)),
-                              vcvtaq_s32_f32(vmulq_n_f32(v[i + 3], id))));
+        out[blk].s = f32_to_f16_bits((float)sum * d);
     }
 }
 

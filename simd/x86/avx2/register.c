@@ -8,8 +8,11 @@
 void ts_simd_register_gemm_q_avx2(ts_kernels *k);
 void ts_simd_register_gemm_f_avx2(ts_kernels *k); /* F32 F16 BF16: gemm_f.c */
 
+void ts_simd_register_ops_avx2(ts_kernels *k); /* attention, per-token: elementwise.c */
+
 void ts_simd_register_avx2(ts_kernels *k)
 {
+    ts_simd_register_ops_avx2(k);
     ts_simd_register_gemm_q_avx2(k);
     ts_simd_register_gemm_f_avx2(k);
 }

@@ -1,15 +1,21 @@
 /*
  * simd/x86/avx512/register.c: overwrites the kernel-table slots the avx512 level
  * implements (quantized GEMM tiles for Q8_0 Q4_0 Q4_K Q6_K, Q8_0/Q8_K
- * activation quantizers); every other slot keeps the previous level's kernel.
+ * activation quantizers; zmm tiles for the _R16 repacked layouts); every
+ * other slot keeps the previous level's kernel.
  */
 #include "../../kernels.h"
 
 void ts_simd_register_gemm_q_avx512(ts_kernels *k);
+void ts_simd_register_gemm_r16_avx512(ts_kernels *k);
 void ts_simd_register_gemm_f_avx512(ts_kernels *k); /* F32 F16 BF16: gemm_f.c */
+
+void ts_simd_register_ops_avx512(ts_kernels *k); /* attention, per-token: elementwise.c */
 
 void ts_simd_register_avx512(ts_kernels *k)
 {
+    ts_simd_register_ops_avx512(k);
     ts_simd_register_gemm_q_avx512(k);
+    ts_simd_register_gemm_r16_avx512(k);
     ts_simd_register_gemm_f_avx512(k);
 }

@@ -1,0 +1,95 @@
+/*
+ * simd/ops.h: signatures of the attention and per-token kernels (the ts_ops
+ * part of the ts_kernels table, simd/kernels.h).
+ *
+ * Owns: the argument layouts and the canonical order of every op, which
+ * simd/scalar/attn.c and simd/scalar/elementwise.c define as plain loops.
+ * Every level (scalar, avx2, avx512) follows the same order with the same
+ * roundings (fused multiply-add exactly where the scalar level calls fmaf,
+ * and the same exp polynomial, simd/scalar/exp_canon.h), so the levels agree bit
+ * for bit; tests/test_attn.c checks that with memcmp. Does not own: threads,
+ * tiling or KV-cache writes (core/attn.c, core/kv.c).
+ *
+ * Determinism: an output element depends only on its own inputs (one query
+ * row and cache rows 0..pos; one token row), never on how many rows a call
+ * gets or which register block a row lands in.
+ */
+#ifndef TS_SIMD_OPS_H
+#define TS_SIMD_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Attention key blocks: online softmax runs over keys [0, 64), [64, 128), ...
+ * aligned to the absolute key index, so the block boundaries a query sees
+ * depend only on its position. */
+#define TS_ATTN_KBLK 64
+/* Keys per transposed K group in the cache (one zmm / two ymm of keys). */
+#define TS_ATTN_KGRP 16
+/* Largest head_dim the kernels accept (checked at session create). */
+#define TS_ATTN_MAX_HD 256
+
+/* V rows are padded to a multiple of 16 elements (pad zero-filled). */
+static inline int64_t ts_attn_vstride(int64_t head_dim) { return (head_dim + 15) & ~(int64_t)15; }
+
+/*
+ * Causal attention of one KV head over the cache, for n_q consecutive queries
+ * times n_grp query heads (the GQA group that shares this KV head).
+ * Row (i, g), i < n_q, g < n_grp: query q + i * q_stride bytes + g * head_dim
+ * floats; it attends keys 0 .. pos0 + i and writes head_dim floats at the same
+ * place under out / out_stride (nothing else).
+ * Cache of this KV head (f32 or f16 per slot):
+ *   k: groups of 16 positions; element (pos, d) at
+ *      [(pos / 16) * head_dim * 16 + d * 16 + pos % 16]
+ *   v: row pos at [pos * ts_attn_vstride(head_dim)], pad elements zero.
+ * Keys are read up to position pos0 + n_q - 1 rounded up to a multiple of 64
+ * (the cache is allocated to that padding); values only up to each row's
+ * own position. Canonical order of one row at position p (simd/scalar/attn.c):
+ *   s_j = fma-chain over d = 0.. of q[d] * k_j[d], times scale;
+ *   per key block b: m_b = max s_j; m' = max(m, m_b); a = exp(m - m');
+ *   p_j = exp(s_j - m') (0 for j > p); l = l * a + tree(lane sums of p);
+ *   o[d] = o[d] * a, then o[d] = fma(p_j, v_j[d], o[d]) for j in order;
+ *   finally out[d] = o[d] * (1 / l).
+ * head_dim in 1..TS_ATTN_MAX_HD; no alignment assumed.
+ */
+typedef struct {
+    const float *q;
+    float *out;
+    const void *k, *v;
+    size_t q_stride, out_stride; /* bytes */
+    int64_t head_dim;
+    int64_t n_q, n_grp;
+    int64_t pos0;
+    float scale;
+} ts_attn_args;
+typedef void (*ts_attn_fn)(const ts_attn_args *a);
+
+/* RMSNorm of one row of n floats, with an optional residual add first:
+ *   if add: x[i] = x[i] + add[i] (written back to x);
+ *   ss = sum of (double)(x[i] * x[i]) in 16 double lane sums (lane i % 16,
+ *        i order) combined by the halving tree (lane j += lane j + 8, +4, +2, +1);
+ *   sc = 1 / sqrtf((float)(ss / n) + eps); y[i] = (x[i] * sc) * w[i].
+ * add is read in a first pass, so y may alias x or add. n >= 1, no alignment. */
+typedef void (*ts_rmsnorm_fn)(float *x, const float *add, const float *w, float *y, int64_t n,
+                              float eps);
+
+/* RoPE in place on n_head heads of head_dim floats at x (contiguous heads).
+ * cs: cos[0 .. n_rot/2) then sin[0 .. n_rot/2) (planar). Pair i rotates
+ * (2i, 2i+1), or (i, i + n_rot/2) when neox:
+ *   x0' = x0 * c - x1 * s;  x1' = x0 * s + x1 * c   (products rounded, no fma).
+ * Dims >= n_rot are untouched. n_rot even, <= head_dim. */
+typedef void (*ts_rope_fn)(float *x, const float *cs, int64_t n_head, int64_t head_dim,
+                           int64_t n_rot, int neox);
+
+/* SwiGLU in place: a[i] = (a[i] / (1 + exp_canon(-a[i]))) * b[i], i < n. */
+typedef void (*ts_swiglu_fn)(float *a, const float *b, int64_t n);
+
+typedef struct {
+    ts_attn_fn attn_f32kv, attn_f16kv;
+    ts_rmsnorm_fn rmsnorm;
+    ts_rope_fn rope;
+    ts_swiglu_fn swiglu;
+    const char *attn_f32kv_name, *attn_f16kv_name, *rmsnorm_name, *rope_name, *swiglu_name;
+} ts_ops;
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * simd/repack.h: the load-time interleaved weight layouts (TS_QTYPE_*_R16).
+ *
+ * Owns: the byte layout of each repacked type, the repack (plain rows -> row
+ * groups) and its exact inverse per block, used by the scalar twins and the
+ * tests. Does not own: when to repack (core/matmul.c decides) or kernels.
+ *
+ * A matrix of R rows is stored as ceil(R / 16) groups of 16 rows (missing rows
+ * zero). Group g starts at g * 16 * row_stride; row_stride (bytes) is the
+ * row's share, so a tile whose row0 is a multiple of 16 starts at
+ * w + row0 * row_stride, as for plain rows. Inside a group: the quant region
+ * (nb blocks of QB bytes) then the metadata region (nb blocks of MB bytes).
+ * A "step" is 4 consecutive bytes of one row: a zmm holds one step of all 16
+ * rows, so one vpdpbusd with a broadcast activation dword yields 16 row dots.
+ *   Q8_0_R16 QB 512: step s (0..7) of row r at 64s + 4r: qs[4s..4s+3] ^ 0x80
+ *            (u8 = q + 128); MB 32: d[r] f16.
+ *   Q4_0_R16 QB 256: step s (0..3) at 64s + 4r: qs[4s..4s+3] (low nibbles:
+ *            elements 4s.., high: 16 + 4s..); MB 32: d[r] f16.
+ *   Q4_K_R16 QB 2048: chunk c (0..3), step s (0..7) at 512c + 64s + 4r:
+ *            qs[32c + 4s..] (low nibbles: sub-block 2c, high: 2c + 1);
+ *            MB 320: sc[j][r] u8 (128), mn[i][r][2] u8 = (min 2i, min 2i+1)
+ *            (128), d[r] f16 (32), dmin[r] f16 (32).
+ */
+#ifndef TS_SIMD_REPACK_H
+#define TS_SIMD_REPACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+#define TS_R16_ROWS 16
+
+/* The _R16 id for a plain qtype, or 0 when it has no repacked layout. */
+uint32_t ts_repack_type(uint32_t qtype);
+/* The plain qtype of an _R16 id (or qtype itself). */
+uint32_t ts_repack_base(uint32_t qtype);
+/* Bytes per row share (k a multiple of the block) and for a whole matrix. */
+size_t ts_repack_row_stride(uint32_t rtype, int64_t k);
+size_t ts_repack_bytes(uint32_t rtype, int64_t rows, int64_t k);
+/* Repacks rows plain rows (w_stride apart, k elements) into out
+ * (ts_repack_bytes). */
+void ts_repack_rows(uint32_t rtype, const void *w, size_t w_stride, int64_t rows, int64_t k,
+                    void *out);
+/* Copies block blk of row `row` back into its plain block format at out.
+ * w: the repacked matrix (row 0), row_stride as above. */
+void ts_repack_get_block(uint32_t rtype, const void *w, size_t row_stride, int64_t k,
+                         int64_t row, int64_t blk, void *out);
+
+/* Scalar twins of the repacked GEMM slots (registered by the scalar level). */
+void ts_gemm_q8_0_r16_q8_0_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
+                                  const void *restrict w, size_t w_stride,
+                                  const void *restrict a, size_t a_stride, float *restrict y,
+                                  size_t y_stride);
+void ts_gemm_q4_0_r16_q8_0_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
+                                  const void *restrict w, size_t w_stride,
+                                  const void *restrict a, size_t a_stride, float *restrict y,
+                                  size_t y_stride);
+void ts_gemm_q4_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
+                                  const void *restrict w, size_t w_stride,
+                                  const void *restrict a, size_t a_stride, float *restrict y,
+                                  size_t y_stride);
+
+#endif

@@ -1,0 +1,175 @@
+/*
+ * simd/scalar/repack.c: the _R16 layouts of simd/repack.h: repack, per-block
+ * inverse. Plain C (no intrinsics): core/ calls the repack at load.
+ * Invariant: get_block(repack(x)) == x byte for byte for every block of every
+ * real row (tested), so a repacked matrix carries exactly the plain values.
+ */
+#include <string.h>
+
+#include "../repack.h"
+
+typedef struct {
+    uint32_t base;
+    size_t blk_bytes;  /* plain block */
+    int64_t blk_elems;
+    size_t qb, mb;     /* per 16-row group and block: quant, metadata bytes */
+} r16_info;
+
+static const r16_info *info(uint32_t rtype)
+{
+    static const r16_info tab[] = {
+        {TS_QTYPE_Q8_0, sizeof(ts_block_q8_0), TS_QK8_0, 512, 32},
+        {TS_QTYPE_Q4_0, sizeof(ts_block_q4_0), TS_QK4_0, 256, 32},
+        {TS_QTYPE_Q4_K, sizeof(ts_block_q4_k), TS_QK_K, 2048, 320},
+    };
+    if (rtype < TS_QTYPE_COUNT || rtype >= TS_GEMM_SLOTS)
+        return NULL;
+    return &tab[rtype - TS_QTYPE_COUNT];
+}
+
+uint32_t ts_repack_type(uint32_t qtype)
+{
+    switch (qtype) {
+    case TS_QTYPE_Q8_0: return TS_QTYPE_Q8_0_R16;
+    case TS_QTYPE_Q4_0: return TS_QTYPE_Q4_0_R16;
+    case TS_QTYPE_Q4_K: return TS_QTYPE_Q4_K_R16;
+    default: return 0;
+    }
+}
+
+uint32_t ts_repack_base(uint32_t qtype)
+{
+    const r16_info *in = info(qtype);
+    return in ? in->base : qtype;
+}
+
+size_t ts_repack_row_stride(uint32_t rtype, int64_t k)
+{
+    const r16_info *in = info(rtype);
+    return (size_t)(k / in->blk_elems) * (in->qb + in->mb) / TS_R16_ROWS;
+}
+
+size_t ts_repack_bytes(uint32_t rtype, int64_t rows, int64_t k)
+{
+    int64_t groups = (rows + TS_R16_ROWS - 1) / TS_R16_ROWS;
+    return (size_t)groups * TS_R16_ROWS * ts_repack_row_stride(rtype, k);
+}
+
+/* Where block blk of lane r lives: quant region q, metadata region m. */
+static void locate(const r16_info *in, const void *w, size_t row_stride, int64_t k, int64_t row,
+                   int64_t blk, const uint8_t **q, const uint8_t **m)
+{
+    const int64_t nb = k / in->blk_elems;
+    const uint8_t *g = (const uint8_t *)w + (size_t)(row / TS_R16_ROWS) * TS_R16_ROWS * row_stride;
+    *q = g + (size_t)blk * in->qb;
+    *m = g + (size_t)nb * in->qb + (size_t)blk * in->mb;
+}
+
+/* One plain block (or zeros, for a padding row) -> lane r of a group block. */
+static void put(uint32_t rtype, const void *src, int r, uint8_t *q, uint8_t *m)
+{
+    switch (rtype) {
+    case TS_QTYPE_Q8_0_R16: {
+        const ts_block_q8_0 *b = src;
+        for (int s = 0; s < 8; s++)
+            for (int i = 0; i < 4; i++)
+                q[64 * s + 4 * r + i] = (uint8_t)b->qs[4 * s + i] ^ 0x80u;
+        memcpy(m + 2 * r, &b->d, 2);
+        break;
+    }
+    case TS_QTYPE_Q4_0_R16: {
+        const ts_block_q4_0 *b = src;
+        for (int s = 0; s < 4; s++)
+            memcpy(q + 64 * s + 4 * r, b->qs + 4 * s, 4);
+        memcpy(m + 2 * r, &b->d, 2);
+        break;
+    }
+    default: { /* Q4_K */
+        const ts_block_q4_k *b = src;
+        const uint8_t *s6 = b->scales;
+        for (int c = 0; c < 4; c++)
+            for (int s = 0; s < 8; s++)
+                memcpy(q + 512 * c + 64 * s + 4 * r, b->qs + 32 * c + 4 * s, 4);
+        for (int j = 0; j < 8; j++) {
+            int sc, mn;
+            if (j < 4) {
+                sc = s6[j] & 63;
+                mn = s6[j + 4] & 63;
+            } else {
+                sc = (s6[j + 4] & 0xf) | ((s6[j - 4] >> 6) << 4);
+                mn = (s6[j + 4] >> 4) | ((s6[j] >> 6) << 4);
+            }
+            m[16 * j + r] = (uint8_t)sc;
+            m[128 + 32 * (j / 2) + 2 * r + (j & 1)] = (uint8_t)mn;
+        }
+        memcpy(m + 256 + 2 * r, &b->d, 2);
+        memcpy(m + 288 + 2 * r, &b->dmin, 2);
+        break;
+    }
+    }
+}
+
+void ts_repack_rows(uint32_t rtype, const void *w, size_t w_stride, int64_t rows, int64_t k,
+                    void *out)
+{
+    const r16_info *in = info(rtype);
+    const size_t rs = ts_repack_row_stride(rtype, k);
+    const int64_t nb = k / in->blk_elems;
+    const int64_t padded = (rows + TS_R16_ROWS - 1) / TS_R16_ROWS * TS_R16_ROWS;
+    uint8_t zero[sizeof(ts_block_q4_k)];
+    memset(zero, 0, sizeof(zero));
+    for (int64_t row = 0; row < padded; row++)
+        for (int64_t blk = 0; blk < nb; blk++) {
+            const uint8_t *q, *m;
+            locate(in, out, rs, k, row, blk, &q, &m);
+            const void *src = row < rows ? (const uint8_t *)w + (size_t)row * w_stride +
+                                               (size_t)blk * in->blk_bytes
+                                         : zero;
+            put(rtype, src, (int)(row % TS_R16_ROWS), (uint8_t *)q, (uint8_t *)m);
+        }
+}
+
+void ts_repack_get_block(uint32_t rtype, const void *w, size_t row_stride, int64_t k,
+                         int64_t row, int64_t blk, void *out)
+{
+    const r16_info *in = info(rtype);
+    const uint8_t *q, *m;
+    locate(in, w, row_stride, k, row, blk, &q, &m);
+    const int r = (int)(row % TS_R16_ROWS);
+    switch (rtype) {
+    case TS_QTYPE_Q8_0_R16: {
+        ts_block_q8_0 *b = out;
+        for (int s = 0; s < 8; s++)
+            for (int i = 0; i < 4; i++)
+                b->qs[4 * s + i] = (int8_t)(q[64 * s + 4 * r + i] ^ 0x80u);
+        memcpy(&b->d, m + 2 * r, 2);
+        break;
+    }
+    case TS_QTYPE_Q4_0_R16: {
+        ts_block_q4_0 *b = out;
+        for (int s = 0; s < 4; s++)
+            memcpy(b->qs + 4 * s, q + 64 * s + 4 * r, 4);
+        memcpy(&b->d, m + 2 * r, 2);
+        break;
+    }
+    default: { /* Q4_K: re-encode the 12 packed 6-bit scale/min bytes */
+        ts_block_q4_k *b = out;
+        int sc[8], mn[8];
+        for (int j = 0; j < 8; j++) {
+            sc[j] = m[16 * j + r];
+            mn[j] = m[128 + 32 * (j / 2) + 2 * r + (j & 1)];
+        }
+        for (int j = 0; j < 4; j++) {
+            b->scales[j] = (uint8_t)(sc[j] | ((sc[j + 4] >> 4) << 6));
+            b->scales[j + 4] = (uint8_t)(mn[j] | ((mn[j + 4] >> 4) << 6));
+            b->scales[j + 8] = (uint8_t)((sc[j + 4] & 0xf) | ((mn[j + 4] & 0xf) << 4));
+        }
+        for (int c = 0; c < 4; c++)
+            for (int s = 0; s < 8; s++)
+                memcpy(b->qs + 32 * c + 4 * s, q + 512 * c + 64 * s + 4 * r, 4);
+        memcpy(&b->d, m + 256 + 2 * r, 2);
+        memcpy(&b->dmin, m + 288 + 2 * r, 2);
+        break;
+    }
+    }
+}

@@ -1,0 +1,308 @@
+/*
+ * simd/x86/avx512/gemm_r16.c: AVX-512 VNNI zmm GEMM tiles for the load-time
+ * repacked layouts (simd/repack.h): Q8_0_R16, Q4_0_R16 (x Q8_0) and
+ * Q4_K_R16 (x Q8_K).
+ *
+ * Register block: 16 rows (one row group, one zmm lane per row) x NY <= 8
+ * tokens. Per 4-byte step one zmm load (or nibble unpack) of the 16 rows'
+ * weights is reused by NY vpdpbusd, each with the token's 4 activation bytes
+ * as a {1to16} broadcast, so the 16 int32 lanes are the rows' exact block
+ * dots: no horizontal reduction. Per block and token the float step is then
+ *   acc = fma(dw * da, (float)isum, acc)   (+ fma(-(dmin * da), (float)msum, acc))
+ * lane for lane: kernels.h's canonical order, so every tiling, NY (1 included)
+ * and the scalar level give the same bits.
+ * u8 x s8 operands: Q8_0 weights are stored + 128 (isum = dot - 128 * sum(a));
+ * Q4_0 nibbles are 0..15 (isum = dot - 8 * sum(a)); Q4_K nibbles are 0..15 with
+ * integer sub-block scales (vpmulld) and the min term from Q8_K's bsums.
+ * Per token group an activation pass (per K chunk, on the stack) converts da
+ * to f32 and builds sum(a) per block or the Q4_K min pair sums, once for all
+ * row groups of a sweep. Loop order: sweep of RB rows, token group, K chunk,
+ * row group; the running acc crosses K chunks through y (a float store/load
+ * is exact).
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "../../kernels.h"
+#include "../../repack.h"
+
+#define INLINE static inline __attribute__((always_inline))
+#define NYMAX 8
+#define NBC32 256 /* 32-element blocks per K chunk of the activation pass */
+#define NBCK 64   /* 256-element super-blocks per K chunk */
+/* Rows per sweep: the sweep's weights are re-read once per token group, so
+ * they should stay in L2 (128 rows x 2048 Q8_0: 272 KiB). */
+#define RB 128
+
+#define GEMM_DECL(name)                                                                       \
+    void name(int64_t k, int64_t n_rows, int64_t n_tok, const void *restrict w,               \
+              size_t w_stride, const void *restrict a, size_t a_stride, float *restrict y,     \
+              size_t y_stride)
+GEMM_DECL(ts_gemm_q8_0_r16_q8_0_avx512);
+GEMM_DECL(ts_gemm_q4_0_r16_q8_0_avx512);
+GEMM_DECL(ts_gemm_q4_k_r16_q8_k_avx512);
+void ts_simd_register_gemm_r16_avx512(ts_kernels *k);
+
+INLINE __m512i bcast32(const void *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* 8 vectors of 8 int32 -> their 8 sums, in order (integer adds: exact). */
+INLINE __m256i reduce8(const __m256i *v)
+{
+    const __m256i h01 = _mm256_hadd_epi32(v[0], v[1]), h23 = _mm256_hadd_epi32(v[2], v[3]);
+    const __m256i h45 = _mm256_hadd_epi32(v[4], v[5]), h67 = _mm256_hadd_epi32(v[6], v[7]);
+    const __m256i lo = _mm256_hadd_epi32(h01, h23), hi = _mm256_hadd_epi32(h45, h67);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20),
+                            _mm256_permute2x128_si256(lo, hi, 0x31));
+}
+
+/* Q8_0 activation pass for one token: da[b] = f32(d), corr[b] = sum(qs) << shift
+ * for blocks [b0, b0 + n). */
+static void pass_q8_0(const ts_block_q8_0 *ab, int64_t b0, int64_t n, int shift, float *da,
+                      int32_t *corr)
+{
+    const __m256i ones = _mm256_set1_epi8(1);
+    int64_t b = 0;
+    for (; b + 8 <= n; b += 8) {
+        __m256i v[8];
+        for (int i = 0; i < 8; i++)
+            v[i] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones,
+                                       _mm256_loadu_si256((const __m256i *)ab[b0 + b + i].qs));
+        _mm256_storeu_si256((__m256i *)(corr + b), _mm256_slli_epi32(reduce8(v), shift));
+    }
+    for (; b < n; b++) {
+        int32_t s = 0;
+        for (int i = 0; i < 32; i++)
+            s += ab[b0 + b].qs[i];
+        corr[b] = s * (1 << shift);
+    }
+    for (b = 0; b < n; b++)
+        da[b] = _cvtsh_ss(ab[b0 + b].d);
+}
+
+INLINE __m512 acc_load(int first, const float *y, __mmask16 m)
+{
+    return first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, y);
+}
+
+#define YROW(t) ((float *)((char *)y + (size_t)(t) * y_stride))
+#define AROW(type, t) ((const type *)((const char *)a + (size_t)(t) * a_stride))
+
+/* One row group (16 rows at g) x ny tokens over blocks [b0, b0 + n) of nb.
+ * Q8_0 (q4 = 0) or Q4_0 (q4 = 1) weights; y: the group's first row. */
+INLINE void q32_group(int ny, int q4, const uint8_t *g, int64_t nb, int64_t b0, int64_t n,
+                      const void *a, size_t a_stride, const float *da, const int32_t *corr,
+                      float *y, size_t y_stride, __mmask16 mask)
+{
+    const size_t qb = q4 ? 256 : 512;
+    const uint8_t *meta = g + (size_t)nb * qb;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512 acc[NYMAX];
+    for (int t = 0; t < ny; t++)
+        acc[t] = acc_load(b0 == 0, YROW(t), mask);
+    for (int64_t blk = b0; blk < b0 + n; blk++) {
+        const uint8_t *q = g + (size_t)blk * qb;
+        __m512i d[NYMAX];
+        for (int t = 0; t < ny; t++)
+            d[t] = _mm512_setzero_si512();
+        if (q4) {
+            for (int s = 0; s < 4; s++) {
+                const __m512i wv = _mm512_loadu_si512(q + 64 * s);
+                const __m512i lo = _mm512_and_si512(wv, m4);
+                const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m4);
+                for (int t = 0; t < ny; t++) {
+                    const int8_t *aq = AROW(ts_block_q8_0, t)[blk].qs;
+                    d[t] = _mm512_dpbusd_epi32(d[t], lo, bcast32(aq + 4 * s));
+                    d[t] = _mm512_dpbusd_epi32(d[t], hi, bcast32(aq + 16 + 4 * s));
+                }
+            }
+        } else {
+            for (int s = 0; s < 8; s++) {
+                const __m512i wv = _mm512_loadu_si512(q + 64 * s);
+                for (int t = 0; t < ny; t++)
+                    d[t] = _mm512_dpbusd_epi32(d[t], wv,
+                                               bcast32(AROW(ts_block_q8_0, t)[blk].qs + 4 * s));
+            }
+        }
+        const __m512 dw =
+            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + (size_t)blk * 32)));
+        for (int t = 0; t < ny; t++) {
+            const __m512i isum =
+                _mm512_sub_epi32(d[t], _mm512_set1_epi32(corr[t * NBC32 + (blk - b0)]));
+            const __m512 sc = _mm512_mul_ps(dw, _mm512_set1_ps(da[t * NBC32 + (blk - b0)]));
+            acc[t] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(isum), acc[t]);
+        }
+    }
+    for (int t = 0; t < ny; t++)
+        _mm512_mask_storeu_ps(YROW(t), mask, acc[t]);
+}
+
+static void gemm_q32(int q4, int64_t k, int64_t n_rows, int64_t n_tok, const void *w,
+                     size_t w_stride, const void *a, size_t a_stride, float *y, size_t y_stride)
+{
+    const int64_t nb = k / 32;
+    float da[NYMAX * NBC32];
+    int32_t corr[NYMAX * NBC32];
+    const int64_t n_tg = (n_tok + NYMAX - 1) / NYMAX;
+    for (int64_t sw = 0; sw < (n_rows + RB - 1) / RB * n_tg; sw++) {
+        const int64_t r0 = sw / n_tg * RB, tok = sw % n_tg * NYMAX;
+        const int64_t r1 = n_rows - r0 < RB ? n_rows : r0 + RB;
+        const int ny = n_tok - tok < NYMAX ? (int)(n_tok - tok) : NYMAX;
+        const char *at = (const char *)a + (size_t)tok * a_stride;
+        float *yt = (float *)((char *)y + (size_t)tok * y_stride);
+        for (int64_t b0 = 0; b0 < nb; b0 += NBC32) {
+            const int64_t n = nb - b0 < NBC32 ? nb - b0 : NBC32;
+            for (int t = 0; t < ny; t++)
+                pass_q8_0((const ts_block_q8_0 *)(at + (size_t)t * a_stride), b0, n, q4 ? 3 : 7,
+                          da + t * NBC32, corr + t * NBC32);
+            for (int64_t row = r0; row < r1; row += 16) {
+                const int nv = r1 - row < 16 ? (int)(r1 - row) : 16;
+                const __mmask16 mask = (__mmask16)((1u << nv) - 1u);
+                const uint8_t *g = (const uint8_t *)w + (size_t)row * w_stride;
+#define Q32_CASE(NY_)                                                                          \
+    case NY_:                                                                                  \
+        if (q4)                                                                                \
+            q32_group(NY_, 1, g, nb, b0, n, at, a_stride, da, corr, yt + row, y_stride, mask); \
+        else                                                                                   \
+            q32_group(NY_, 0, g, nb, b0, n, at, a_stride, da, corr, yt + row, y_stride, mask); \
+        break;
+                switch (ny) {
+                    Q32_CASE(1) Q32_CASE(2) Q32_CASE(3) Q32_CASE(4)
+                    Q32_CASE(5) Q32_CASE(6) Q32_CASE(7) default: Q32_CASE(8)
+                }
+#undef Q32_CASE
+            }
+        }
+    }
+}
+
+/* Contract (both): ts_gemm_fn over a _R16 matrix (simd/repack.h); w at a row
+ * group start (tile row0 % 16 == 0); k % 32 == 0; any n_rows, n_tok >= 1; row
+ * tails compute the group's padding lanes and store only the valid rows. */
+GEMM_DECL(ts_gemm_q8_0_r16_q8_0_avx512)
+{
+    gemm_q32(0, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+}
+
+GEMM_DECL(ts_gemm_q4_0_r16_q8_0_avx512)
+{
+    gemm_q32(1, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+}
+
+/* ---- Q4_K_R16 x Q8_K ---- */
+
+/* Q8_K pass for one token: mpair[4 b + i] = (S_2i, S_2i+1) as two int16, where
+ * S_j = bsums[2j] + bsums[2j+1] (|S_j| <= 4064) is sub-block j's activation sum. */
+static void pass_q8_k(const ts_block_q8_k *ab, int64_t b0, int64_t n, int32_t *mpair)
+{
+    for (int64_t b = 0; b < n; b++) {
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)ab[b0 + b].bsums);
+        const __m256i s32 = _mm256_madd_epi16(bs, _mm256_set1_epi16(1));
+        const __m128i s16 = _mm_packs_epi32(_mm256_castsi256_si128(s32),
+                                            _mm256_extracti128_si256(s32, 1));
+        /* 128-bit packs: S0..S3 then S4..S7, in order. */
+        _mm_storeu_si128((__m128i *)(mpair + 4 * b), s16);
+    }
+}
+
+INLINE void q4k_group(int ny, const uint8_t *g, int64_t nb, int64_t b0, int64_t n, const void *a,
+                      size_t a_stride, const int32_t *mpair, float *y, size_t y_stride,
+                      __mmask16 mask)
+{
+    const uint8_t *meta0 = g + (size_t)nb * 2048;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512 neg = _mm512_set1_ps(-0.0f);
+    __m512 acc[NYMAX];
+    for (int t = 0; t < ny; t++)
+        acc[t] = acc_load(b0 == 0, YROW(t), mask);
+    for (int64_t blk = b0; blk < b0 + n; blk++) {
+        const uint8_t *q = g + (size_t)blk * 2048, *meta = meta0 + (size_t)blk * 320;
+        __m512i isum[NYMAX];
+        for (int t = 0; t < ny; t++)
+            isum[t] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) { /* sub-block j: chunk j / 2, nibble j % 2 */
+            const uint8_t *qc = q + 512 * (j / 2);
+            __m512i d[NYMAX];
+            for (int t = 0; t < ny; t++)
+                d[t] = _mm512_setzero_si512();
+            for (int s = 0; s < 8; s++) {
+                __m512i wv = _mm512_loadu_si512(qc + 64 * s);
+                wv = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(wv, 4) : wv, m4);
+                for (int t = 0; t < ny; t++)
+                    d[t] = _mm512_dpbusd_epi32(
+                        d[t], wv, bcast32(AROW(ts_block_q8_k, t)[blk].qs + 32 * j + 4 * s));
+            }
+            const __m512i sc =
+                _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(meta + 16 * j)));
+            for (int t = 0; t < ny; t++)
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(d[t], sc));
+        }
+        __m512i mn[4];
+        for (int i = 0; i < 4; i++)
+            mn[i] = _mm512_cvtepu8_epi16(
+                _mm256_loadu_si256((const __m256i *)(meta + 128 + 32 * i)));
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + 256)));
+        const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + 288)));
+        for (int t = 0; t < ny; t++) {
+            const int32_t *mp = mpair + t * 4 * NBCK + 4 * (blk - b0);
+            __m512i msum = _mm512_madd_epi16(mn[0], _mm512_set1_epi32(mp[0]));
+            for (int i = 1; i < 4; i++)
+                msum = _mm512_add_epi32(msum, _mm512_madd_epi16(mn[i], _mm512_set1_epi32(mp[i])));
+            const __m512 da = _mm512_set1_ps(AROW(ts_block_q8_k, t)[blk].d);
+            const __m512 sm = _mm512_xor_ps(_mm512_mul_ps(dm, da), neg);
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, da), _mm512_cvtepi32_ps(isum[t]), acc[t]);
+            acc[t] = _mm512_fmadd_ps(sm, _mm512_cvtepi32_ps(msum), acc[t]);
+        }
+    }
+    for (int t = 0; t < ny; t++)
+        _mm512_mask_storeu_ps(YROW(t), mask, acc[t]);
+}
+
+/* Contract: as the Q8_0_R16 one, k % 256 == 0. */
+GEMM_DECL(ts_gemm_q4_k_r16_q8_k_avx512)
+{
+    const int64_t nb = k / TS_QK_K;
+    int32_t mpair[NYMAX * 4 * NBCK];
+    const int64_t n_tg = (n_tok + NYMAX - 1) / NYMAX;
+    for (int64_t sw = 0; sw < (n_rows + RB - 1) / RB * n_tg; sw++) {
+        const int64_t r0 = sw / n_tg * RB, tok = sw % n_tg * NYMAX;
+        const int64_t r1 = n_rows - r0 < RB ? n_rows : r0 + RB;
+        const int ny = n_tok - tok < NYMAX ? (int)(n_tok - tok) : NYMAX;
+        const char *at = (const char *)a + (size_t)tok * a_stride;
+        float *yt = (float *)((char *)y + (size_t)tok * y_stride);
+        for (int64_t b0 = 0; b0 < nb; b0 += NBCK) {
+            const int64_t n = nb - b0 < NBCK ? nb - b0 : NBCK;
+            for (int t = 0; t < ny; t++)
+                pass_q8_k((const ts_block_q8_k *)(at + (size_t)t * a_stride), b0, n,
+                          mpair + t * 4 * NBCK);
+            for (int64_t row = r0; row < r1; row += 16) {
+                const int nv = r1 - row < 16 ? (int)(r1 - row) : 16;
+                const __mmask16 mask = (__mmask16)((1u << nv) - 1u);
+                const uint8_t *g = (const uint8_t *)w + (size_t)row * w_stride;
+#define QK_CASE(NY_)                                                                           \
+    case NY_:                                                                                  \
+        q4k_group(NY_, g, nb, b0, n, at, a_stride, mpair, yt + row, y_stride, mask);           \
+        break;
+                switch (ny) {
+                    QK_CASE(1) QK_CASE(2) QK_CASE(3) QK_CASE(4)
+                    QK_CASE(5) QK_CASE(6) QK_CASE(7) default: QK_CASE(8)
+                }
+#undef QK_CASE
+            }
+        }
+    }
+}
+
+void ts_simd_register_gemm_r16_avx512(ts_kernels *k)
+{
+    k->gemm[TS_QTYPE_Q8_0_R16] = (ts_gemm_slot){ts_gemm_q8_0_r16_q8_0_avx512, TS_ACT_Q8_0, 16,
+                                                NYMAX, "ts_gemm_q8_0_r16_q8_0_avx512"};
+    k->gemm[TS_QTYPE_Q4_0_R16] = (ts_gemm_slot){ts_gemm_q4_0_r16_q8_0_avx512, TS_ACT_Q8_0, 16,
+                                                NYMAX, "ts_gemm_q4_0_r16_q8_0_avx512"};
+    k->gemm[TS_QTYPE_Q4_K_R16] = (ts_gemm_slot){ts_gemm_q4_k_r16_q8_k_avx512, TS_ACT_Q8_K, 16,
+                                                NYMAX, "ts_gemm_q4_k_r16_q8_k_avx512"};
+}

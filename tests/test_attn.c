@@ -1,0 +1,362 @@
+/*
+ * tests/test_attn.c: the attention and per-token kernels (simd/ops.h), every
+ * level the host has.
+ *
+ * Oracle chain (STYLE §11): a double-precision softmax(qK^T)V, norm, rope and
+ * SwiGLU are the truth for the scalar level (tolerance); every other level
+ * must give the scalar level's bits (memcmp: the kernels follow one canonical
+ * order with the same roundings, ops.h). Within a level, a query's output is
+ * the same whether it runs alone or inside a block of queries (determinism
+ * across chunks and tiles). Outputs and row padding are NaN-poisoned.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test.h"
+#include "../quant/quant.h"
+#include "../simd/kernels.h"
+#include "../simd/scalar/exp_canon.h"
+
+static int levels(ts_isa *out)
+{
+    ts_isa det = ts_isa_detect();
+    int n = 0;
+    out[n++] = TS_ISA_SCALAR;
+    if (det >= TS_ISA_AVX2 && det <= TS_ISA_AVX512)
+        out[n++] = TS_ISA_AVX2;
+    if (det == TS_ISA_AVX512)
+        out[n++] = TS_ISA_AVX512;
+    return n;
+}
+
+/* One attention case: a KV head's cache of n_pos positions in the kernel
+ * layout (f16 or f32) plus the same values as f32 rows for the reference. */
+typedef struct {
+    int64_t hd, n_pos, grp, n_q, pos0;
+    bool f16;
+    void *k, *v;         /* kernel layout, n_pos padded to 64 */
+    float *kr, *vr;      /* (n_pos, hd) values as stored (f16-rounded) */
+    float *q;            /* (n_q, q_stride) */
+    size_t q_stride;     /* bytes; > grp * hd floats: a padded row */
+} acase;
+
+static void case_init(acase *c, int64_t hd, int64_t n_pos, int64_t grp, int64_t n_q, bool f16,
+                      uint64_t seed)
+{
+    memset(c, 0, sizeof(*c));
+    c->hd = hd, c->n_pos = n_pos, c->grp = grp, c->n_q = n_q, c->f16 = f16;
+    c->pos0 = n_pos - n_q;
+    int64_t pad = (n_pos + 63) / 64 * 64, vs = ts_attn_vstride(hd);
+    size_t el = f16 ? 2 : 4;
+    c->k = calloc((size_t)(pad * hd), el);
+    c->v = calloc((size_t)(pad * vs), el);
+    c->kr = malloc((size_t)(n_pos * hd) * sizeof(float));
+    c->vr = malloc((size_t)(n_pos * hd) * sizeof(float));
+    c->q_stride = (size_t)(grp * hd + 5) * sizeof(float);
+    c->q = malloc((size_t)n_q * c->q_stride);
+    uint64_t rng = seed;
+    for (int64_t p = 0; p < n_pos; p++)
+        for (int64_t d = 0; d < hd; d++) {
+            float kf = 2.0f * ts_test_randf(&rng), vf = ts_test_randf(&rng);
+            size_t ki = (size_t)((p / 16) * hd * 16 + d * 16 + p % 16), vi = (size_t)(p * vs + d);
+            if (f16) {
+                ((ts_f16 *)c->k)[ki] = ts_f32_to_f16(kf);
+                ((ts_f16 *)c->v)[vi] = ts_f32_to_f16(vf);
+                kf = ts_f16_to_f32(((ts_f16 *)c->k)[ki]);
+                vf = ts_f16_to_f32(((ts_f16 *)c->v)[vi]);
+            } else {
+                ((float *)c->k)[ki] = kf;
+                ((float *)c->v)[vi] = vf;
+            }
+            c->kr[p * hd + d] = kf;
+            c->vr[p * hd + d] = vf;
+        }
+    for (size_t i = 0; i < (size_t)n_q * c->q_stride / sizeof(float); i++)
+        c->q[i] = ts_test_randf(&rng);
+}
+
+static void case_free(acase *c)
+{
+    free(c->k), free(c->v), free(c->kr), free(c->vr), free(c->q);
+}
+
+/* Runs queries [i0, i0 + n) of the case into out (rows q_stride apart,
+ * NaN-poisoned first by the caller). */
+static void run(const ts_kernels *kt, const acase *c, int64_t i0, int64_t n, float *out)
+{
+    ts_attn_args a = {
+        .q = (const float *)((const char *)c->q + (size_t)i0 * c->q_stride),
+        .out = (float *)((char *)out + (size_t)i0 * c->q_stride),
+        .k = c->k, .v = c->v, .q_stride = c->q_stride, .out_stride = c->q_stride,
+        .head_dim = c->hd, .n_q = n, .n_grp = c->grp, .pos0 = c->pos0 + i0,
+        .scale = 1.0f / sqrtf((float)c->hd),
+    };
+    (c->f16 ? kt->ops.attn_f16kv : kt->ops.attn_f32kv)(&a);
+}
+
+static float *poisoned(const acase *c)
+{
+    size_t n = (size_t)c->n_q * c->q_stride / sizeof(float);
+    float *o = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        o[i] = NAN;
+    return o;
+}
+
+/* Written rows finite, row padding still NaN; scalar against double softmax. */
+static void check_ref(const acase *c, const float *o, bool vs_double)
+{
+    const float scale = 1.0f / sqrtf((float)c->hd);
+    double *sc = malloc((size_t)c->n_pos * sizeof(double));
+    for (int64_t i = 0; i < c->n_q; i++) {
+        const float *orow = (const float *)((const char *)o + (size_t)i * c->q_stride);
+        const float *qrow = (const float *)((const char *)c->q + (size_t)i * c->q_stride);
+        TS_CHECK(isnan(orow[c->grp * c->hd]), "row %lld padding overwritten", (long long)i);
+        for (int64_t g = 0; g < c->grp; g++) {
+            const float *qv = qrow + g * c->hd, *ov = orow + g * c->hd;
+            int64_t p = c->pos0 + i;
+            double mx = -INFINITY, sum = 0;
+            for (int64_t j = 0; j <= p; j++) {
+                double s = 0;
+                for (int64_t d = 0; d < c->hd; d++)
+                    s += (double)qv[d] * c->kr[j * c->hd + d];
+                sc[j] = s * scale;
+                mx = sc[j] > mx ? sc[j] : mx;
+            }
+            for (int64_t j = 0; j <= p; j++)
+                sum += (sc[j] = exp(sc[j] - mx));
+            for (int64_t d = 0; d < c->hd; d++) {
+                double y = 0, ya = 0;
+                for (int64_t j = 0; j <= p; j++) {
+                    y += sc[j] * c->vr[j * c->hd + d];
+                    ya += sc[j] * fabs(c->vr[j * c->hd + d]);
+                }
+                y /= sum, ya /= sum;
+                if (!isfinite(ov[d])) {
+                    TS_CHECK(0, "hd %lld pos %lld: out[%lld] not finite", (long long)c->hd,
+                             (long long)p, (long long)d);
+                    break;
+                }
+                /* Float scores err by ~hd ulp * |q||k|; exp / sums a few ulp. */
+                double tol = 1e-6 + 2e-5 * ya;
+                if (vs_double && fabs(ov[d] - y) > tol) {
+                    TS_CHECK(0, "hd %lld n_pos %lld grp %lld pos %lld d %lld: %g vs %g",
+                             (long long)c->hd, (long long)c->n_pos, (long long)c->grp,
+                             (long long)p, (long long)d, ov[d], y);
+                    break;
+                }
+            }
+        }
+    }
+    free(sc);
+}
+
+TS_TEST(test_attn_levels_vs_scalar)
+{
+    static const int64_t n_pos[] = {1, 31, 32, 33, 63, 64, 65, 127, 128, 129, 1000};
+    static const int64_t hds[] = {64, 128, 8, 80};
+    static const int64_t grps[] = {1, 4, 7};
+    ts_isa lv[4];
+    int n_lv = levels(lv);
+    ts_kernels ref, kt;
+    ts_kernels_init(&ref, TS_ISA_SCALAR);
+    for (size_t a = 0; a < sizeof(n_pos) / sizeof(n_pos[0]); a++)
+        for (size_t b = 0; b < sizeof(hds) / sizeof(hds[0]); b++)
+            for (size_t g = 0; g < sizeof(grps) / sizeof(grps[0]); g++)
+                for (int f16 = 0; f16 < 2; f16++) {
+                    if (hds[b] != 64 && (n_pos[a] == 1000 || n_pos[a] % 32 == 0))
+                        continue; /* keep the ASan run short: odd dims on a subset */
+                    int64_t nq = n_pos[a] < 6 ? n_pos[a] : 6;
+                    acase c;
+                    case_init(&c, hds[b], n_pos[a], grps[g], nq, f16,
+                              0xa77 + 131 * a + 17 * b + 3 * g + (uint64_t)f16);
+                    float *want = poisoned(&c);
+                    run(&ref, &c, 0, nq, want);
+                    check_ref(&c, want, true);
+                    for (int l = 1; l < n_lv; l++) {
+                        ts_kernels_init(&kt, lv[l]);
+                        float *got = poisoned(&c);
+                        run(&kt, &c, 0, nq, got);
+                        check_ref(&c, got, false);
+                        size_t bytes = (size_t)nq * c.q_stride;
+                        /* NaN padding compares equal bitwise (same poison). */
+                        TS_CHECK(!memcmp(want, got, bytes),
+                                 "%s: hd %lld n_pos %lld grp %lld f16 %d differs from scalar",
+                                 ts_isa_name(lv[l]), (long long)c.hd, (long long)c.n_pos,
+                                 (long long)c.grp, f16);
+                        free(got);
+                    }
+                    free(want);
+                    case_free(&c);
+                }
+}
+
+/* A query gives the same bits alone (n_q = 1) as inside a block of queries
+ * at any offset, on every level: what chunked prefill and tiling rely on. */
+TS_TEST(test_attn_query_alone_vs_block)
+{
+    static const int64_t grps[] = {1, 4, 7};
+    ts_isa lv[4];
+    int n_lv = levels(lv);
+    for (int l = 0; l < n_lv; l++) {
+        ts_kernels kt;
+        ts_kernels_init(&kt, lv[l]);
+        for (size_t g = 0; g < 3; g++)
+            for (int f16 = 0; f16 < 2; f16++) {
+                acase c;
+                case_init(&c, 64, 200, grps[g], 37, f16, 99 + g);
+                float *blk = poisoned(&c), *one = poisoned(&c);
+                run(&kt, &c, 0, c.n_q, blk);
+                for (int64_t i = 0; i < c.n_q; i++)
+                    run(&kt, &c, i, 1, one);
+                TS_CHECK(!memcmp(blk, one, (size_t)c.n_q * c.q_stride),
+                         "%s grp %lld f16 %d: block != one query at a time",
+                         ts_isa_name(lv[l]), (long long)grps[g], f16);
+                /* Odd split: [0, 5), [5, 18), [18, 37). */
+                float *spl = poisoned(&c);
+                run(&kt, &c, 0, 5, spl);
+                run(&kt, &c, 5, 13, spl);
+                run(&kt, &c, 18, 19, spl);
+                TS_CHECK(!memcmp(blk, spl, (size_t)c.n_q * c.q_stride),
+                         "%s grp %lld f16 %d: split block differs", ts_isa_name(lv[l]),
+                         (long long)grps[g], f16);
+                free(blk), free(one), free(spl);
+                case_free(&c);
+            }
+    }
+}
+
+/* Canonical exp: close to exp() over the range, edges as documented. */
+TS_TEST(test_attn_exp_canon)
+{
+    double worst = 0;
+    for (float x = -87.0f; x < 88.0f; x += 0.01371f) {
+        double e = exp((double)x), r = fabs(s_exp_canon(x) - e) / e;
+        worst = r > worst ? r : worst;
+    }
+    TS_CHECK(worst < 4e-7, "exp_canon max rel error %g", worst);
+    TS_CHECK(s_exp_canon(-INFINITY) == 0.0f && s_exp_canon(-100.0f) == 0.0f, "underflow");
+    TS_CHECK(isinf(s_exp_canon(89.0f)) && isnan(s_exp_canon(NAN)), "overflow / NaN");
+    TS_CHECK(s_exp_canon(0.0f) == 1.0f, "exp(0) = %g", s_exp_canon(0.0f));
+}
+
+static float *nan_buf(int64_t n)
+{
+    float *b = malloc((size_t)(n + 8) * sizeof(float));
+    for (int64_t i = 0; i < n + 8; i++)
+        b[i] = NAN;
+    return b;
+}
+
+/* RMSNorm (with and without the fused add), RoPE, SwiGLU: scalar against a
+ * double reference, every level against scalar with memcmp; tails poisoned. */
+TS_TEST(test_attn_elementwise_levels)
+{
+    static const int64_t ns[] = {1, 7, 15, 16, 17, 64, 100, 2048};
+    ts_isa lv[4];
+    int n_lv = levels(lv);
+    ts_kernels ref, kt;
+    ts_kernels_init(&ref, TS_ISA_SCALAR);
+    uint64_t rng = 5;
+    for (size_t t = 0; t < sizeof(ns) / sizeof(ns[0]); t++) {
+        int64_t n = ns[t];
+        float *x = nan_buf(n), *ad = nan_buf(n), *w = nan_buf(n);
+        for (int64_t i = 0; i < n; i++) {
+            x[i] = 4.0f * ts_test_randf(&rng);
+            ad[i] = ts_test_randf(&rng);
+            w[i] = 1.0f + 0.5f * ts_test_randf(&rng);
+        }
+        if (n == 100) /* adversarial: large magnitudes for SwiGLU's exp */
+            for (int64_t i = 0; i < n; i++)
+                x[i] = (i & 1 ? -1.0f : 1.0f) * (float)(i * 2);
+        for (int l = 0; l < n_lv; l++) {
+            ts_kernels_init(&kt, lv[l]);
+            for (int use_add = 0; use_add < 2; use_add++) {
+                float *x0 = nan_buf(n), *x1 = nan_buf(n), *y0 = nan_buf(n), *y1 = nan_buf(n);
+                memcpy(x0, x, (size_t)n * 4), memcpy(x1, x, (size_t)n * 4);
+                ref.ops.rmsnorm(x0, use_add ? ad : NULL, w, y0, n, 1e-5f);
+                kt.ops.rmsnorm(x1, use_add ? ad : NULL, w, y1, n, 1e-5f);
+                TS_CHECK(!memcmp(y0, y1, (size_t)(n + 8) * 4) && !memcmp(x0, x1, (size_t)(n + 8) * 4),
+                         "%s rmsnorm n %lld add %d", ts_isa_name(lv[l]), (long long)n, use_add);
+                double ss = 0;
+                for (int64_t i = 0; i < n; i++) {
+                    double xi = (double)x[i] + (use_add ? ad[i] : 0.0);
+                    ss += xi * xi;
+                }
+                double sc = 1.0 / sqrt(ss / (double)n + 1e-5);
+                for (int64_t i = 0; l == 0 && i < n; i++) {
+                    double xi = (double)x[i] + (use_add ? ad[i] : 0.0);
+                    if (fabs(y0[i] - xi * sc * w[i]) > 1e-6 + 1e-6 * fabs(xi * sc * w[i])) {
+                        TS_CHECK(0, "rmsnorm ref n %lld i %lld", (long long)n, (long long)i);
+                        break;
+                    }
+                }
+                TS_CHECK(isnan(y1[n]) && isnan(x1[n]), "rmsnorm wrote past n");
+                free(x0), free(x1), free(y0), free(y1);
+            }
+            float *a0 = nan_buf(n), *a1 = nan_buf(n);
+            memcpy(a0, x, (size_t)n * 4), memcpy(a1, x, (size_t)n * 4);
+            ref.ops.swiglu(a0, w, n);
+            kt.ops.swiglu(a1, w, n);
+            TS_CHECK(!memcmp(a0, a1, (size_t)(n + 8) * 4), "%s swiglu n %lld", ts_isa_name(lv[l]),
+                     (long long)n);
+            for (int64_t i = 0; l == 0 && i < n; i++) {
+                double r = (double)x[i] / (1.0 + exp(-(double)x[i])) * w[i];
+                if (fabs(a0[i] - r) > 1e-30 + 1e-6 * fabs(r)) {
+                    TS_CHECK(0, "swiglu ref x %g: %g vs %g", x[i], a0[i], r);
+                    break;
+                }
+            }
+            TS_CHECK(isnan(a1[n]), "swiglu wrote past n");
+            free(a0), free(a1);
+        }
+        free(x), free(ad), free(w);
+    }
+}
+
+TS_TEST(test_attn_rope_levels)
+{
+    static const struct { int64_t n_head, hd, n_rot; } sh[] = {
+        {1, 64, 64}, {3, 128, 128}, {2, 80, 80}, {4, 64, 32}, {1, 8, 6}, {5, 128, 100}};
+    ts_isa lv[4];
+    int n_lv = levels(lv);
+    ts_kernels ref, kt;
+    ts_kernels_init(&ref, TS_ISA_SCALAR);
+    uint64_t rng = 11;
+    for (size_t t = 0; t < sizeof(sh) / sizeof(sh[0]); t++) {
+        int64_t n = sh[t].n_head * sh[t].hd, half = sh[t].n_rot / 2;
+        float *x = nan_buf(n), *cs = nan_buf(sh[t].n_rot);
+        for (int64_t i = 0; i < n; i++)
+            x[i] = ts_test_randf(&rng);
+        for (int64_t i = 0; i < half; i++) {
+            float th = 37.0f * powf(10000.0f, -2.0f * (float)i / (float)sh[t].n_rot);
+            cs[i] = cosf(th), cs[half + i] = sinf(th);
+        }
+        for (int neox = 0; neox < 2; neox++) {
+            float *x0 = nan_buf(n);
+            memcpy(x0, x, (size_t)n * 4);
+            ref.ops.rope(x0, cs, sh[t].n_head, sh[t].hd, sh[t].n_rot, neox);
+            for (int64_t h = 0; h < sh[t].n_head; h++)
+                for (int64_t i = 0; i < half; i++) {
+                    int64_t ia = neox ? i : 2 * i, ib = neox ? i + half : 2 * i + 1;
+                    const float *v = x + h * sh[t].hd;
+                    double r0 = (double)v[ia] * cs[i] - (double)v[ib] * cs[half + i];
+                    TS_CHECK(fabs(x0[h * sh[t].hd + ia] - r0) < 1e-6, "rope ref");
+                }
+            for (int64_t i = sh[t].n_rot; i < sh[t].hd; i++)
+                TS_CHECK(x0[i] == x[i], "rope touched dim %lld >= n_rot", (long long)i);
+            for (int l = 1; l < n_lv; l++) {
+                ts_kernels_init(&kt, lv[l]);
+                float *x1 = nan_buf(n);
+                memcpy(x1, x, (size_t)n * 4);
+                kt.ops.rope(x1, cs, sh[t].n_head, sh[t].hd, sh[t].n_rot, neox);
+                TS_CHECK(!memcmp(x0, x1, (size_t)(n + 8) * 4), "%s rope shape %zu neox %d",
+                         ts_isa_name(lv[l]), t, neox);
+                free(x1);
+            }
+            free(x0);
+        }
+        free(x), free(cs);
+    }
+}
