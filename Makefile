@@ -35,7 +35,7 @@ AVX2_FLAGS   := -mavx2 -mfma -mf16c -mbmi2
 AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
 
 LIB_SRC := $(wildcard core/*.c quant/*.c sched/*.c simd/*.c simd/scalar/*.c \
-                      simd/x86/avx2/*.c simd/x86/avx512/*.c)
+                      simd/x86/avx2/*.c simd/x86/avx512/*.c simd/x86/amx/*.c)
 TOOL_SRC  := $(wildcard tools/*.c)
 TEST_SRC  := $(wildcard tests/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
@@ -50,12 +50,13 @@ TOOL  := $(BUILD)/tessera
 TESTS := $(BUILD)/tessera-tests
 
 .PHONY: all deps tools run test check asan tsan bench bench-build clean check-deps native
-.PHONY: check-arm deps-arm
+.PHONY: check-arm deps-arm bundle
 all: $(TOOL) $(TESTS)
 tools: $(TOOL)
 
 $(BUILD)/simd/x86/avx2/%.o: EXTRA := $(AVX2_FLAGS)
 $(BUILD)/simd/x86/avx512/%.o: EXTRA := $(AVX512_FLAGS)
+$(BUILD)/simd/x86/amx/%.o: EXTRA := $(AVX512_FLAGS) -mamx-tile -mamx-int8 -mamx-bf16
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -65,8 +66,11 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# DT_RPATH $ORIGIN (also for the libraries' own dependencies): the binary runs
+# on another machine with its shared libraries copied next to it (make bundle).
 $(TOOL): $(TOOL_OBJ) $(LIB)
-	$(CC) $(CFLAGS) $(LDSAN) -o $@ $(TOOL_OBJ) $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDSAN) -o $@ $(TOOL_OBJ) $(LIB) $(LDLIBS) \
+	  -Wl,--disable-new-dtags,-rpath,'$$ORIGIN'
 
 $(TESTS): $(TEST_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDSAN) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
@@ -155,6 +159,17 @@ check-arm: deps-arm
 	    TESSERA_EXPECT_ISA=$$lvl qemu-aarch64 -cpu $$cpu $(ARM_TESTS) $$f || fail=1; \
 	  done; done; \
 	[ $$fail = 0 ] || { echo "check-arm: FAILED"; exit 1; }
+
+# build/bundle/: the release tessera plus every shared library it loads except
+# the C runtime's own, for running it elsewhere (e.g. the many-core NUMA sweep:
+# build/bundle/tessera bench -m M --sweep 1,2,4,8,16 --sweep-csv s.csv --sweep-svg s.svg).
+bundle:
+	@$(MAKE) --no-print-directory MODE=release tools
+	@rm -rf build/bundle && mkdir -p build/bundle && cp build/release/tessera build/bundle/
+	@ldd build/release/tessera | awk '/=> \// {print $$3}' | \
+	  grep -Ev '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so' | \
+	  while read -r l; do cp -L "$$l" build/bundle/; done
+	@ls build/bundle
 
 clean:
 	rm -rf build

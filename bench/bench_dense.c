@@ -10,6 +10,8 @@
  *                   per row tile on our workers)
  *   sgemm_conv      F16/BF16 weights widened to f32 on the pool each call, then
  *                   THREADED sgemm (is converting for BLAS worth it?)
+ *   sgemm_raw       cblas_sgemm called directly (THREADED), for every n: what
+ *                   BLAS would give where ts_dense_accepts() declines (decode)
  *   kernel_1t       the level's tile kernel on one thread (64-token blocks);
  *                   scalar only for 1-token shapes (it is a libm-fmaf oracle)
  * Every variant is validated before timing: kernels memcmp against scalar on
@@ -51,9 +53,9 @@ typedef struct {
     const ts_kernels *kt; /* kernel_1t */
 } run_arg;
 
-typedef enum { OP_TILE, OP_SG_THR, OP_SG_TILE, OP_SG_CONV, OP_K1T } op_kind;
+typedef enum { OP_TILE, OP_SG_THR, OP_SG_TILE, OP_SG_CONV, OP_SG_RAW, OP_K1T } op_kind;
 static const char *op_names[] = {"dense_tile", "sgemm_threaded", "sgemm_tile", "sgemm_conv",
-                                 "kernel_1t"};
+                                 "sgemm_raw", "kernel_1t"};
 
 static void conv_rows(void *ctx, uint32_t i0, uint32_t i1, ts_scratch *s)
 {
@@ -77,6 +79,9 @@ static void run_once(op_kind op, const run_arg *r)
     case OP_SG_CONV:
         ts_pool_for_grain(r->pool, (uint32_t)w->rows, 16, conv_rows, (void *)r);
         ts_mm_run(r->mm, r->w32, r->x, xs, r->n, r->y, ys);
+        break;
+    case OP_SG_RAW:
+        ts_dense_sgemm(w->rows, r->n, w->cols, w->data, w->row_stride, r->x, xs, r->y, ys);
         break;
     case OP_K1T:
         for (int64_t t0 = 0; t0 < r->n; t0 += 64) {
@@ -169,14 +174,17 @@ int main(int argc, char **argv)
                     }
             }
             for (int op = OP_TILE; op <= OP_K1T; op++) {
-                ts_dense_blas_mode mode = op == OP_SG_THR || op == OP_SG_CONV ? TS_DENSE_BLAS_THREADED
+                ts_dense_blas_mode mode = op == OP_SG_THR || op == OP_SG_CONV || op == OP_SG_RAW
+                                              ? TS_DENSE_BLAS_THREADED
                                           : op == OP_SG_TILE                  ? TS_DENSE_BLAS_TILE
                                                                               : TS_DENSE_BLAS_OFF;
-                if ((op == OP_SG_THR || op == OP_SG_TILE) && type != TS_QTYPE_F32)
+                if ((op == OP_SG_THR || op == OP_SG_TILE || op == OP_SG_RAW) &&
+                    type != TS_QTYPE_F32)
                     continue;
                 if (op == OP_SG_CONV && type == TS_QTYPE_F32)
                     continue;
-                if ((op != OP_TILE && op != OP_K1T) && !ts_dense_accepts(mode, &v32, n))
+                if ((op == OP_SG_THR || op == OP_SG_TILE || op == OP_SG_CONV) &&
+                    !ts_dense_accepts(mode, &v32, n))
                     continue; /* the engine would not take BLAS for this n */
                 int n_lv = op == OP_K1T ? (n == 1 ? 2 : 1) : 1;
                 for (int lv = 0; lv < n_lv; lv++) {

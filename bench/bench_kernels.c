@@ -7,7 +7,7 @@
  * single thread, activations pre-quantized), median of --reps runs after one
  * warm-up. CSV as STYLE §12:
  *   commit,machine,isa,threads,nodes,op,qtype,m,n,k,ns_median,gflops,weight_gbps
- * Usage: bench_kernels [--op gemm_<qtype>|all] [--isa scalar|avx2|avx512|all]
+ * Usage: bench_kernels [--op gemm_<qtype>|all] [--isa scalar|avx2|avx512|amx|all]
  *                      [--m M] [--n N] [--k K] [--reps R]
  * Defaults: 512 tokens x 2048 x 2048, 10 reps (scalar: 3 reps, slow).
  */
@@ -157,7 +157,7 @@ int main(int argc, char **argv)
                  base != type ? "_r16" : "");
         if (strcmp(op, "all") && strcasecmp(op, opname))
             continue;
-        for (int lv = TS_ISA_SCALAR; lv <= TS_ISA_AVX512; lv++) {
+        for (int lv = TS_ISA_SCALAR; lv <= TS_ISA_AMX; lv++) {
             if ((ts_isa)lv > det || (strcmp(isa_arg, "all") && ts_isa_from_name(isa_arg) != lv))
                 continue;
             ts_kernels kt;
@@ -165,9 +165,9 @@ int main(int argc, char **argv)
             /* A level that inherits the slot would only repeat the previous row. */
             if (lv > TS_ISA_SCALAR && kt.gemm[type].fn == ref.gemm[type].fn)
                 continue;
-            if (lv == TS_ISA_AVX512) {
+            if (lv >= TS_ISA_AVX512) {
                 ts_kernels prev;
-                ts_kernels_init(&prev, TS_ISA_AVX2);
+                ts_kernels_init(&prev, (ts_isa)(lv - 1));
                 if (kt.gemm[type].fn == prev.gemm[type].fn)
                     continue;
             }

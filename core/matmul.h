@@ -41,7 +41,7 @@ bool ts_mm_supports(uint32_t qtype);
  * sizes); 0, the default unless TESSERA_BLAS is set, keeps the tile path. */
 void ts_mm_set_blas(ts_mm *mm, int mode);
 /* Optional, at load: when this process's kernel level has an interleaved
- * layout for w->qtype (x86 avx512: Q8_0, Q4_0, Q4_K, simd/repack.h), repacks
+ * layout for w->qtype (x86 avx512/amx: Q8_0, Q4_0, Q4_K, Q6_K, simd/repack.h), repacks
  * w into a new buffer and sets *out to a view of it (qtype an id >=
  * TS_QTYPE_COUNT, same rows/cols, row_stride = the row's share of its 16-row
  * group) and *owned to the buffer, freed with ts_mm_release. Otherwise *out =

@@ -85,6 +85,15 @@ void ts_mem_free_node(ts_node_buf *b)
     memset(b, 0, sizeof(*b));
 }
 
+void ts_mem_drop_mapped(const void *p, size_t bytes)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) / page * page;
+    uintptr_t hi = ((uintptr_t)p + bytes) / page * page;
+    if (p && hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advisory: failure only costs RSS */
+}
+
 int ts_mem_node_of(const void *p)
 {
     if (!ts_mem_numa_usable() || !p)

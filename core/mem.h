@@ -34,6 +34,10 @@ ts_status ts_mem_alloc_node(ts_node_buf *b, size_t bytes, int os_node, ts_err *e
 void ts_mem_free_node(ts_node_buf *b);
 /* True when node policies can be applied on this machine (libnuma + kernel). */
 bool ts_mem_numa_usable(void);
+/* Drops this process's pages of the read-only file mapping over [p, p + bytes)
+ * (whole pages inside it only): they are copied elsewhere now, and a later read
+ * faults them back in from the file. Never for writable memory. */
+void ts_mem_drop_mapped(const void *p, size_t bytes);
 /* OS node of the (touched) page holding p, or -1 when unknown. */
 int ts_mem_node_of(const void *p);
 

@@ -8,8 +8,9 @@
  * token tiles of 32/64/128 x output-row blocks, see moe.h), the fused
  * gate/up + SwiGLU tiles, qwen2moe's sigmoid-gated shared expert (a stack of
  * one expert routed to every token), and the weighted combination.
- * Does not own: GEMM kernels (simd/, read through our own copy of the table
- * filled at the same ISA cap as ts_mm's), threads (sched/), the router matmul
+ * Does not own: GEMM kernels and SwiGLU (simd/, read through our own copy of
+ * the table filled at the same ISA cap as ts_mm's and the session's ops, so
+ * the same functions as the dense FFN), threads (sched/), the router matmul
  * (ts_mm_run).
  * Invariant: a token's output depends only on its own input row. Routing is
  * per token; each routed output value is one kernel call's canonical-order dot
@@ -310,6 +311,7 @@ typedef struct {
     float *y;
     size_t y_stride;
     int64_t k;
+    ts_swiglu_fn swiglu; /* fused tiles: elementwise, so sub-blocks give the row's bits */
 } proj_ctx;
 
 static const char *expert_rows(const ts_qview *w, uint32_t e, int64_t r0)
@@ -387,12 +389,8 @@ static void proj_tile(void *vc, const ts_tile *t, ts_scratch *s)
         int64_t rn = (int64_t)t->row0 + t->rows - r0 < sub ? (int64_t)t->row0 + t->rows - r0 : sub;
         gemm(&c->a, t->expert, r0, rn, toks, a, sa, c->k, y + r0, c->y_stride, wrow);
         gemm(&c->b, t->expert, r0, rn, toks, b, sb, c->k, tmp, (size_t)sub * sizeof(float), wrow);
-        for (int64_t i = 0; i < toks; i++) {
-            float *g = row(y, c->y_stride, i) + r0;
-            const float *u = tmp + i * sub;
-            for (int64_t d = 0; d < rn; d++)
-                g[d] = g[d] / (1.0f + expf(-g[d])) * u[d];
-        }
+        for (int64_t i = 0; i < toks; i++) /* the dense FFN's SwiGLU: the same bits */
+            c->swiglu(row(y, c->y_stride, i) + r0, tmp + i * sub, rn);
     }
 }
 
@@ -448,7 +446,8 @@ static void expert_ffn(ts_moe *mo, const ts_qview *gate, const ts_qview *up, con
     int64_t n_pairs = off[n_expert];
     if (n_pairs <= 0)
         return;
-    proj_ctx c = {.off = off, .tok = tok, .y = mo->h, .y_stride = mo->h_stride, .k = gate->cols};
+    proj_ctx c = {.off = off, .tok = tok, .y = mo->h, .y_stride = mo->h_stride, .k = gate->cols,
+                  .swiglu = mo->kern.ops.swiglu};
     c.a = make_operand(mo, gate, x, x_stride, n_x, mo->xq, mo->xq_stride, xq_done);
     c.b = make_operand(mo, up, x, x_stride, n_x, mo->xq, mo->xq_stride, xq_done);
     run_proj(mo, &c, n_expert, gate->rows);

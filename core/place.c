@@ -7,7 +7,9 @@
  * the tile grid (core/matmul.c asks ts_qplace_row_block for its row blocks).
  * Invariants: partition boundaries are multiples of TS_PLACE_ROW_ALIGN rows;
  * a node without workers owns no rows and holds no copy; every placed byte is
- * a copy of the mapping, written by a worker of its node; a tile that does not
+ * a copy of the mapping, written by a worker of its node, which then drops its
+ * pages of the file mapping (MADV_DONTNEED; only inside the read-only mapping,
+ * never a buffer made at load), so RSS holds one copy; a tile that does not
  * fit its partition (a grid cut elsewhere) reads the mapping instead, so a
  * mismatch can cost speed, never bits.
  */
@@ -57,12 +59,27 @@ static uint32_t list_mats(ts_model *m, ts_qview **out)
     return n;
 }
 
+/* True when [p, p + len) lies inside the model file's tensor data (the
+ * read-only mapping), not in a buffer made at load (e.g. a repacked copy). */
+static bool in_file(const ts_model *m, const char *p, size_t len)
+{
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (uint64_t i = 0; i < ts_gguf_n_tensors(m->gguf); i++) {
+        const ts_gguf_tensor *t = ts_gguf_tensor_at(m->gguf, i);
+        uintptr_t a = (uintptr_t)t->data, b = a + t->n_bytes;
+        lo = a < lo ? a : lo;
+        hi = b > hi ? b : hi;
+    }
+    return (uintptr_t)p >= lo && (uintptr_t)p + len <= hi;
+}
+
 /* One byte range to copy: written by the workers of `node`. */
 typedef struct {
     char *dst;
     const char *src;
     size_t len;
     uint32_t node;
+    bool drop;      /* src lies in the read-only file mapping */
 } copy_seg;
 
 typedef struct {
@@ -82,6 +99,12 @@ static void copy_worker(void *vctx, ts_scratch *s)
             continue;
         size_t a = c->len * r / n, b = c->len * (r + 1) / n;
         memcpy(c->dst + a, c->src + a, b - a);
+        /* The copy serves every tile now: give back the mapping's pages at
+         * once, so RSS never holds the weights twice (a later read of the
+         * mapping, e.g. another node's replica or the tied embedding's
+         * lookups, faults them back in from the file). */
+        if (c->drop)
+            ts_mem_drop_mapped(c->src + a, b - a);
     }
 }
 
@@ -119,7 +142,8 @@ static int resolve_mode(int mode, uint32_t n_nodes)
 }
 
 /* Sizes, allocates and fills every node's arena; sets each matrix's place. */
-static ts_status place_all(ts_placement *pl, ts_qview **mats, ts_pool *pool, ts_err *err)
+static ts_status place_all(ts_placement *pl, const ts_model *m, ts_qview **mats, ts_pool *pool,
+                           ts_err *err)
 {
     const ts_topo *t = ts_pool_topo(pool);
     uint32_t nn = pl->n_nodes, nw = ts_pool_n_workers(pool);
@@ -169,8 +193,8 @@ static ts_status place_all(ts_placement *pl, ts_qview **mats, ts_pool *pool, ts_
             char *dst = (char *)pl->arena[p].p + used[p];
             used[p] += pad64(len);
             q->data[p] = dst;
-            segs[n_segs++] = (copy_seg){dst, (const char *)w->data + (size_t)r0 * w->row_stride,
-                                        len, p};
+            const char *src = (const char *)w->data + (size_t)r0 * w->row_stride;
+            segs[n_segs++] = (copy_seg){dst, src, len, p, in_file(m, src, len)};
             pl->node_bytes[p] += len;
         }
         pl->src_bytes += rows_bytes(w, 0, w->rows);
@@ -206,7 +230,7 @@ ts_status ts_place_model(ts_model *m, ts_pool *pool, int mode, ts_err *err)
             st = ts_err_set(err, TS_E_NOMEM, "numa: out of memory");
         else {
             list_mats(m, mats);
-            st = place_all(pl, mats, pool, err);
+            st = place_all(pl, m, mats, pool, err);
         }
         free(mats);
     }

@@ -275,10 +275,6 @@ ts_status ts_session_create(ts_session **out, ts_engine *eng, const ts_session_o
     }
     if (st == TS_OK && hp->n_expert)
         st = ts_moe_plan(s, err);
-    if (st == TS_OK) /* attention scores (n_ctx) + one converted K/V row */
-        st = ts_pool_reserve_scratch(eng->pool,
-                                     (size_t)(((n_ctx + 15) & ~15) + hp->head_k + 16) * sizeof(float),
-                                     err);
     if (st != TS_OK) {
         ts_session_destroy(s);
         return st;

@@ -62,7 +62,8 @@ struct ts_session {
     double *sel_w;         /* (chunk, n_used) their weights */
     double *mix_acc;       /* (n_embd) mixture accumulator */
     int32_t *ex_tok;       /* (chunk) token list of one expert */
-    float *ex_x, *ex_out;  /* (chunk, n_embd) gathered rows; (chunk * n_used, n_embd) outputs */
+    float *ex_x, *ex_out;  /* ex_x unused; ex_out: (chunk * n_used) expert outputs in
+                              expert-sorted pair order, then (chunk) shared-expert rows */
     float *shexp_gate;     /* (chunk) qwen2moe shared-expert gate */
     struct ts_moe *moe;    /* routed-matmul plan and buffers (core/moe.c) */
     ts_tile *tiles;

@@ -4,7 +4,10 @@
  * Owns the order of registration: scalar fills every slot, then each enabled
  * level overwrites what it implements, then the completeness check. Does not
  * own any kernel. Detection uses __builtin_cpu_supports, which (in GCC) also
- * checks that the OS enabled the YMM/ZMM state.
+ * checks that the OS enabled the YMM/ZMM state. AMX (which GCC 12's
+ * __builtin_cpu_supports does not know) is read from CPUID and XCR0 directly,
+ * then requested from Linux once per process (arch_prctl ARCH_REQ_XCOMP_PERM):
+ * without that permission the first tile instruction faults.
  */
 #include "kernels.h"
 
@@ -12,6 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #if defined(__aarch64__)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMDDP
@@ -24,7 +32,7 @@ static const struct {
     const char *name;
 } isa_names[] = {
     {TS_ISA_SCALAR, "scalar"}, {TS_ISA_AVX2, "avx2"},         {TS_ISA_AVX512, "avx512"},
-    {TS_ISA_NEON, "neon"},     {TS_ISA_NEON_DOT, "neon_dot"},
+    {TS_ISA_AMX, "amx"},       {TS_ISA_NEON, "neon"},         {TS_ISA_NEON_DOT, "neon_dot"},
 };
 
 const char *ts_isa_name(ts_isa isa)
@@ -43,6 +51,34 @@ int ts_isa_from_name(const char *name)
     return -1;
 }
 
+#if defined(__x86_64__)
+/* AMX-TILE + AMX-INT8 + AMX-BF16 (CPUID.(7,0):EDX bits 24, 25, 22), the OS
+ * saving XTILECFG + XTILEDATA (XCR0 bits 17, 18, read after CPUID.1:ECX
+ * OSXSAVE), and Linux granting this process XTILEDATA (arch_prctl 0x1023,
+ * feature 18; the request is process-wide and idempotent, done once and
+ * cached: a racing second call only repeats it). Failure anywhere: no AMX. */
+static int amx_usable(void)
+{
+    static int cached = -1;
+    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (c >= 0)
+        return c;
+    unsigned a, b, cx, d;
+    int ok = 0;
+    if (__get_cpuid_count(7, 0, &a, &b, &cx, &d) && ((d >> 22) & 1) && ((d >> 24) & 1) &&
+        ((d >> 25) & 1) && __get_cpuid(1, &a, &b, &cx, &d) && ((cx >> 27) & 1)) {
+        unsigned lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        (void)hi;
+        if (((lo >> 17) & 3) == 3)
+            ok = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */,
+                         18 /* XFEATURE_XTILEDATA */) == 0;
+    }
+    __atomic_store_n(&cached, ok, __ATOMIC_RELAXED);
+    return ok;
+}
+#endif
+
 ts_isa ts_isa_detect(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -56,7 +92,11 @@ ts_isa ts_isa_detect(void)
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512vnni"))
+#if defined(__x86_64__)
+        return amx_usable() ? TS_ISA_AMX : TS_ISA_AVX512;
+#else
         return TS_ISA_AVX512;
+#endif
     return TS_ISA_AVX2;
 #elif defined(__aarch64__)
     /* AT_HWCAP comes from the kernel, so it also reflects what the OS enabled;
@@ -129,14 +169,20 @@ void ts_kernels_init(ts_kernels *k, ts_isa cap)
     ts_simd_register_scalar(k);
     k->isa = TS_ISA_SCALAR;
 #if defined(__x86_64__) || defined(__i386__)
-    if (cap >= TS_ISA_AVX2 && cap <= TS_ISA_AVX512) {
+    if (cap >= TS_ISA_AVX2 && cap < TS_ISA_NEON) {
         ts_simd_register_avx2(k);
         k->isa = TS_ISA_AVX2;
     }
-    if (cap == TS_ISA_AVX512) {
+    if (cap >= TS_ISA_AVX512 && cap < TS_ISA_NEON) {
         ts_simd_register_avx512(k);
         k->isa = TS_ISA_AVX512;
     }
+#if defined(__x86_64__)
+    if (cap == TS_ISA_AMX) {
+        ts_simd_register_amx(k);
+        k->isa = TS_ISA_AMX;
+    }
+#endif
 #elif defined(__aarch64__)
     if (cap >= TS_ISA_NEON) {
         ts_simd_register_neon(k);

@@ -39,6 +39,8 @@ typedef enum {
     TS_ISA_SCALAR = 0,
     TS_ISA_AVX2 = 1,     /* AVX2 + FMA + F16C (+BMI2) */
     TS_ISA_AVX512 = 2,   /* AVX-512 F+BW+VL+DQ+VNNI */
+    TS_ISA_AMX = 3,      /* avx512 + AMX-TILE/INT8/BF16, OS-enabled (XCR0) and
+                          * permitted (arch_prctl XTILEDATA); "amx" */
     TS_ISA_NEON = 16,    /* aarch64 Advanced SIMD (ARMv8-A) */
     TS_ISA_NEON_DOT = 17 /* + dot product (ARMv8.2-A dotprod) */
 } ts_isa;
@@ -85,6 +87,7 @@ enum {
     TS_QTYPE_Q8_0_R16 = TS_QTYPE_COUNT,
     TS_QTYPE_Q4_0_R16,
     TS_QTYPE_Q4_K_R16,
+    TS_QTYPE_Q6_K_R16,
     TS_GEMM_SLOTS /* size of ts_kernels.gemm */
 };
 
@@ -100,7 +103,7 @@ typedef struct {
 void ts_kernels_init(ts_kernels *k, ts_isa cap);
 /* Highest level this CPU (and OS state) supports. */
 ts_isa ts_isa_detect(void);
-/* ts_isa_detect() capped by TESSERA_ISA=scalar|avx2|avx512|neon|neon_dot. */
+/* ts_isa_detect() capped by TESSERA_ISA=scalar|avx2|avx512|amx|neon|neon_dot. */
 ts_isa ts_isa_from_env(void);
 const char *ts_isa_name(ts_isa isa);
 /* Parses a level name; -1 if unknown. */
@@ -112,6 +115,7 @@ int ts_kernels_required(uint32_t qtype);
 void ts_simd_register_scalar(ts_kernels *k);
 void ts_simd_register_avx2(ts_kernels *k);
 void ts_simd_register_avx512(ts_kernels *k);
+void ts_simd_register_amx(ts_kernels *k);      /* x86 builds only */
 void ts_simd_register_neon(ts_kernels *k);     /* aarch64 builds only */
 void ts_simd_register_neon_dot(ts_kernels *k); /* aarch64 builds only */
 

@@ -20,6 +20,16 @@
  *            qs[32c + 4s..] (low nibbles: sub-block 2c, high: 2c + 1);
  *            MB 320: sc[j][r] u8 (128), mn[i][r][2] u8 = (min 2i, min 2i+1)
  *            (128), d[r] f16 (32), dmin[r] f16 (32).
+ *   Q6_K_R16 QB 3072 (same bytes per row as plain Q6_K: 210 per block):
+ *            u = q + 32 (0..63, the stored 6-bit value) per element e.
+ *            Low nibbles (2048): chunk c (0..3), step s (0..7) at
+ *            512c + 64s + 4r: byte i = lo4(u[64c + 4s + i]) |
+ *            lo4(u[64c + 32 + 4s + i]) << 4 (as Q4_K: 32-sub-block j = 2c + nibble).
+ *            High 2 bits (1024): half h (0..1), step s (0..7) at
+ *            2048 + 512h + 64s + 4r: byte i bits 2m..2m+1 = hi2(u[128h + 32m + 4s + i])
+ *            (m = 0..3: 32-sub-block j = 4h + m).
+ *            MB 288: sc[g][r] i8 as pairs: (sc 2i, sc 2i+1) of row r at 32i + 2r
+ *            (256), d[r] f16 (32).
  */
 #ifndef TS_SIMD_REPACK_H
 #define TS_SIMD_REPACK_H
@@ -57,6 +67,10 @@ void ts_gemm_q4_0_r16_q8_0_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
                                   const void *restrict a, size_t a_stride, float *restrict y,
                                   size_t y_stride);
 void ts_gemm_q4_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
+                                  const void *restrict w, size_t w_stride,
+                                  const void *restrict a, size_t a_stride, float *restrict y,
+                                  size_t y_stride);
+void ts_gemm_q6_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
                                   const void *restrict w, size_t w_stride,
                                   const void *restrict a, size_t a_stride, float *restrict y,
                                   size_t y_stride);

@@ -8,6 +8,7 @@
  * scalar one and quant/'s reference byte for byte. Outputs are NaN-poisoned.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,10 +53,12 @@ static int host_levels(ts_isa *out)
     ts_isa det = ts_isa_detect();
     int n = 0;
     out[n++] = TS_ISA_SCALAR;
-    if (det >= TS_ISA_AVX2 && det <= TS_ISA_AVX512)
+    if (det >= TS_ISA_AVX2 && det < TS_ISA_NEON)
         out[n++] = TS_ISA_AVX2;
-    if (det == TS_ISA_AVX512)
+    if (det >= TS_ISA_AVX512 && det < TS_ISA_NEON)
         out[n++] = TS_ISA_AVX512;
+    if (det == TS_ISA_AMX) /* only where CPUID, XCR0 and arch_prctl allow it */
+        out[n++] = TS_ISA_AMX;
     if (det >= TS_ISA_NEON) /* aarch64 ladder */
         out[n++] = TS_ISA_NEON;
     if (det >= TS_ISA_NEON_DOT)
@@ -175,7 +178,7 @@ static int64_t kblocks(uint32_t type, int64_t nb) { return nb * (blk_of(type) ==
 
 TS_TEST(test_kernels_table_complete)
 {
-    ts_isa lv[4];
+    ts_isa lv[5];
     int n = host_levels(lv);
     for (int i = 0; i < n; i++) {
         ts_kernels kt;
@@ -186,6 +189,22 @@ TS_TEST(test_kernels_table_complete)
                      ts_qtype_name(gemm_types[t]));
     }
     TS_CHECK(ts_isa_from_name("avx2") == TS_ISA_AVX2, "name parse");
+    TS_CHECK(ts_isa_from_name("amx") == TS_ISA_AMX && !strcmp(ts_isa_name(TS_ISA_AMX), "amx"),
+             "amx name");
+    { /* TESSERA_ISA=avx512 caps below the amx level (AMX present or not). */
+        const char *old = getenv("TESSERA_ISA");
+        char *keep = old ? strdup(old) : NULL;
+        setenv("TESSERA_ISA", "avx512", 1);
+        TS_CHECK(ts_isa_from_env() <= TS_ISA_AVX512, "TESSERA_ISA=avx512 gave %s",
+                 ts_isa_name(ts_isa_from_env()));
+        if (keep)
+            setenv("TESSERA_ISA", keep, 1);
+        else
+            unsetenv("TESSERA_ISA");
+        free(keep);
+    }
+    if (ts_isa_detect() != TS_ISA_AMX && ts_isa_detect() < TS_ISA_NEON)
+        fprintf(stderr, "  note: no usable AMX on this host: amx level not tested\n");
     TS_CHECK(ts_isa_from_env() <= ts_isa_detect() || ts_isa_detect() == TS_ISA_SCALAR, "cap");
     /* make check-arm sets this per qemu -cpu, so a detection slip cannot
      * silently leave a dispatch branch untested. */
@@ -197,7 +216,7 @@ TS_TEST(test_kernels_table_complete)
 
 TS_TEST(test_kernels_quant_act_bitexact)
 {
-    ts_isa lv[4];
+    ts_isa lv[5];
     int n_lv = host_levels(lv);
     ts_kernels ref;
     ts_kernels_init(&ref, TS_ISA_SCALAR);
@@ -307,7 +326,7 @@ TS_TEST(test_kernels_scalar_vs_reference)
 /* Each non-scalar level vs scalar, with the token and row edge sets. */
 TS_TEST(test_kernels_levels_vs_scalar)
 {
-    ts_isa lv[4];
+    ts_isa lv[5];
     int n_lv = host_levels(lv);
     if (n_lv == 1) {
         ts_test_skip("host has only the scalar level");
@@ -376,7 +395,7 @@ TS_TEST(test_kernels_levels_vs_scalar)
 /* Within a level: any tiling (row/token splits, NY = 1, MR tails) is memcmp-equal. */
 TS_TEST(test_kernels_tiling_deterministic)
 {
-    ts_isa lv[4];
+    ts_isa lv[5];
     int n_lv = host_levels(lv);
     uint64_t rng = 99;
     for (int l = 0; l < n_lv; l++) {
@@ -475,10 +494,11 @@ TS_TEST(test_kernels_mm_threads_deterministic)
  * split of rows at multiples of 16 and of tokens is memcmp-equal too. */
 TS_TEST(test_kernels_r16_vs_plain)
 {
-    static const uint32_t rtypes[] = {TS_QTYPE_Q8_0_R16, TS_QTYPE_Q4_0_R16, TS_QTYPE_Q4_K_R16};
+    static const uint32_t rtypes[] = {TS_QTYPE_Q8_0_R16, TS_QTYPE_Q4_0_R16, TS_QTYPE_Q4_K_R16,
+                                      TS_QTYPE_Q6_K_R16};
     const int64_t toks[] = {1, 2, 3, 5, 7, 8, 9, 31, 33, 63, 65, 127, 129};
     const int64_t rows_set[] = {1, 15, 16, 17, 31, 37};
-    ts_isa lv[4];
+    ts_isa lv[5];
     int n_lv = host_levels(lv);
     ts_kernels ref;
     ts_kernels_init(&ref, TS_ISA_SCALAR);
@@ -488,8 +508,9 @@ TS_TEST(test_kernels_r16_vs_plain)
         TS_CHECK(ts_repack_type(base) == rt, "repack id of %s", ts_qtype_name(base));
         for (size_t si = 0; si < sizeof(toks) / sizeof(toks[0]); si++) {
             /* 1, 3, 17 blocks; once past the kernels' K chunk (256 / 64 blocks). */
-            int64_t nb = si == 4 ? (blk_of(base) == 32 ? 300 : 70)
-                                 : (toks[si] > 32 ? 1 : (si % 3 == 2 ? 17 : 1 + 2 * (int64_t)(si % 2)));
+            int64_t nb = toks[si] > 32 ? 1 : (si % 3 == 2 ? 17 : 1 + 2 * (int64_t)(si % 2));
+            if (si == 4)
+                nb = blk_of(base) == 32 ? 300 : 70;
             int kind = (int)(si % N_DATA);
             problem p;
             problem_make(&p, &ref, base, rows_set[si % 6], kblocks(base, nb), toks[si],

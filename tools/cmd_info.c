@@ -2,10 +2,13 @@
  * tools/cmd_info.c: `tessera info M`: what a GGUF holds and what this
  * machine will do with it: architecture, hyper-parameters, vocabulary,
  * tensor table with types and sizes, file size, the ISA level this CPU gets
- * and the topology. Loading validates the whole file (GGUF structure,
+ * and the topology with the worker plan (-t N, --numa MODE, --cpu-range A-B:
+ * which worker on which core of which node, and about how many weight bytes
+ * each node would hold). Loading validates the whole file (GGUF structure,
  * tokenizer arrays and special ids): a bad file is one line and exit 1.
  */
 #include "cmds.h"
+#include "../core/dense.h"
 #include "../core/gguf.h"
 #include "../core/tokenizer.h"
 #include "../quant/quant.h"
@@ -136,18 +139,83 @@ static void print_vocab(const ts_gguf *g, const ts_vocab *v)
     (void)g;
 }
 
+/* The worker plan and where the weights would go (the engine's placement:
+ * 2-D matrices split by output rows in proportion to each node's workers). */
+static void print_plan(const ts_gguf *g, uint32_t threads, int numa, const char *cpu_range)
+{
+    ts_err err = {0};
+    ts_topo *topo = malloc(sizeof(*topo));
+    if (!topo || ts_topo_detect_range(topo, cpu_range, &err) != TS_OK) {
+        printf("topology: unavailable (%s)\n", topo ? err.msg : "out of memory");
+        free(topo);
+        return;
+    }
+    if (numa == TS_NUMA_ISOLATE)
+        ts_topo_keep_node(topo, 0);
+    uint32_t nw = threads ? threads : topo->n_cores;
+    size_t len = ts_topo_format_plan(topo, nw, NULL, 0);
+    char *buf = malloc(len + 1);
+    if (buf) {
+        ts_topo_format_plan(topo, nw, buf, len + 1);
+        fputs(buf, stdout);
+        free(buf);
+    }
+    if (topo->fake)
+        printf("  (fake topology from TESSERA_TOPO)\n");
+    int mode = numa == TS_NUMA_DEFAULT ? (topo->n_nodes > 1 ? TS_NUMA_DISTRIBUTE : TS_NUMA_NONE)
+                                       : numa;
+    uint64_t mats = 0;
+    for (uint64_t i = 0; i < ts_gguf_n_tensors(g); i++) {
+        const ts_gguf_tensor *t = ts_gguf_tensor_at(g, i);
+        char name[80];
+        ts_str_copy(t->name, name, sizeof(name));
+        if (t->n_dims == 2 && strcmp(name, "token_embd.weight"))
+            mats += t->n_bytes;
+    }
+    uint32_t on_node[TS_TOPO_MAX_NODES] = {0};
+    for (uint32_t w = 0; w < nw; w++)
+        on_node[topo->core_node[ts_topo_worker_core(topo, w)]]++;
+    printf("numa: %s", ts_numa_name(mode));
+    if (mode != TS_NUMA_NONE) {
+        printf(", about:");
+        for (uint32_t n = 0; n < topo->n_nodes; n++) {
+            double share = mode == TS_NUMA_REPLICATE ? (on_node[n] ? 1.0 : 0.0)
+                                                     : (double)on_node[n] / nw;
+            char hb[32];
+            human((double)mats * share, hb, sizeof(hb));
+            printf(" node %u (os %u) %s;", n, topo->node_os[n], hb);
+        }
+    }
+    printf("\n");
+    free(topo);
+}
+
 int cmd_info(int argc, char **argv)
 {
-    const char *path = NULL;
+    const char *path = NULL, *cpu_range = NULL;
     bool all = false;
+    long long threads = 0;
+    int numa = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--all"))
             all = true;
+        else if (!strcmp(argv[i], "-t") && i + 1 < argc) {
+            if (!ts_cli_parse_i64(argv[++i], 1, 1024, &threads)) {
+                ts_cli_error("info", "-t wants an integer in [1, 1024]");
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--numa") && i + 1 < argc) {
+            if ((numa = ts_numa_parse(argv[++i])) < 0) {
+                ts_cli_error("info", "--numa wants distribute, replicate, isolate or none");
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--cpu-range") && i + 1 < argc)
+            cpu_range = argv[++i];
         else if (!strcmp(argv[i], "-m") && i + 1 < argc)
             path = argv[++i];
         else if (argv[i][0] == '-') {
-            ts_cli_error("info", "unknown option '%s' (usage: tessera info [-m] MODEL [--all])",
-                         argv[i]);
+            ts_cli_error("info", "unknown option '%s' (usage: tessera info [-m] MODEL [--all] "
+                         "[-t N] [--numa MODE] [--cpu-range A-B])", argv[i]);
             return 2;
         } else if (!path)
             path = argv[i];
@@ -196,11 +264,8 @@ int cmd_info(int argc, char **argv)
 
     ts_isa det = ts_isa_detect(), use = ts_isa_from_env();
     printf("isa: %s (cpu supports %s)\n", ts_isa_name(use), ts_isa_name(det));
-    ts_topo topo;
-    if (ts_topo_detect(&topo, &err) == TS_OK)
-        printf("topology: %s%s\n", topo.desc, topo.fake ? " (fake, TESSERA_TOPO)" : "");
-    else
-        printf("topology: unavailable (%s)\n", err.msg);
+    printf("blas: %s\n", ts_dense_blas_info());
+    print_plan(g, (uint32_t)threads, numa, cpu_range);
     ts_vocab_destroy(v);
     ts_gguf_close(g);
     return 0;

@@ -235,7 +235,7 @@ static void tile_q32(decode_fn dec, size_t wblk, int with_min, uint32_t rtype, i
     const int64_t nb = k / 32;
     dec_blk db;
     zero_outputs(n_rows, n_tok, y, y_stride);
-    ts_block_q4_k tmp; /* the largest block a _R16 type has */
+    ts_block_q6_k tmp; /* the largest block a _R16 type has */
     for (int64_t row = 0; row < n_rows; row++) {
         for (int64_t blk = 0; blk < nb; blk++) {
             dec(wblock(rtype, w, w_stride, wblk, k, row, blk, &tmp), &db);
@@ -273,7 +273,7 @@ static void tile_k(decode_fn dec, size_t wblk, int with_min, uint32_t rtype, int
     const int64_t nb = k / TS_QK_K;
     dec_blk db;
     zero_outputs(n_rows, n_tok, y, y_stride);
-    ts_block_q4_k tmp; /* the largest block a _R16 type has */
+    ts_block_q6_k tmp; /* the largest block a _R16 type has */
     for (int64_t row = 0; row < n_rows; row++) {
         for (int64_t blk = 0; blk < nb; blk++) {
             dec(wblock(rtype, w, w_stride, wblk, k, row, blk, &tmp), &db);
@@ -339,5 +339,10 @@ N_GEMM_Q_DECL(ts_gemm_q4_0_r16_q8_0_scalar)
 N_GEMM_Q_DECL(ts_gemm_q4_k_r16_q8_k_scalar)
 {
     tile_k(dec_q4_k, sizeof(ts_block_q4_k), 1, TS_QTYPE_Q4_K_R16, k, n_rows, n_tok, w, w_stride,
+           a, a_stride, y, y_stride);
+}
+N_GEMM_Q_DECL(ts_gemm_q6_k_r16_q8_k_scalar)
+{
+    tile_k(dec_q6_k, sizeof(ts_block_q6_k), 0, TS_QTYPE_Q6_K_R16, k, n_rows, n_tok, w, w_stride,
            a, a_stride, y, y_stride);
 }

@@ -21,6 +21,7 @@ static const r16_info *info(uint32_t rtype)
         {TS_QTYPE_Q8_0, sizeof(ts_block_q8_0), TS_QK8_0, 512, 32},
         {TS_QTYPE_Q4_0, sizeof(ts_block_q4_0), TS_QK4_0, 256, 32},
         {TS_QTYPE_Q4_K, sizeof(ts_block_q4_k), TS_QK_K, 2048, 320},
+        {TS_QTYPE_Q6_K, sizeof(ts_block_q6_k), TS_QK_K, 3072, 288},
     };
     if (rtype < TS_QTYPE_COUNT || rtype >= TS_GEMM_SLOTS)
         return NULL;
@@ -33,6 +34,7 @@ uint32_t ts_repack_type(uint32_t qtype)
     case TS_QTYPE_Q8_0: return TS_QTYPE_Q8_0_R16;
     case TS_QTYPE_Q4_0: return TS_QTYPE_Q4_0_R16;
     case TS_QTYPE_Q4_K: return TS_QTYPE_Q4_K_R16;
+    case TS_QTYPE_Q6_K: return TS_QTYPE_Q6_K_R16;
     default: return 0;
     }
 }
@@ -65,6 +67,27 @@ static void locate(const r16_info *in, const void *w, size_t row_stride, int64_t
     *m = g + (size_t)nb * in->qb + (size_t)blk * in->mb;
 }
 
+/* Q6_K element e's stored 6-bit value u (0..63) of plain block b, and back. */
+static int q6_get(const ts_block_q6_k *b, int e)
+{
+    const int h = e / 128, l = e % 32, m = (e % 128) / 32; /* m: 32-sub-block in the half */
+    const uint8_t ql = b->ql[64 * h + l + 32 * (m & 1)];
+    const int lo = m < 2 ? (ql & 0xf) : (ql >> 4);
+    return lo | (((b->qh[32 * h + l] >> (2 * m)) & 3) << 4);
+}
+
+static void q6_set(ts_block_q6_k *b, int e, int u)
+{
+    const int h = e / 128, l = e % 32, m = (e % 128) / 32;
+    uint8_t *ql = &b->ql[64 * h + l + 32 * (m & 1)];
+    if (m < 2)
+        *ql = (uint8_t)((*ql & 0xf0) | (u & 0xf));
+    else
+        *ql = (uint8_t)((*ql & 0x0f) | ((u & 0xf) << 4));
+    uint8_t *qh = &b->qh[32 * h + l];
+    *qh = (uint8_t)((*qh & ~(3u << (2 * m))) | (((unsigned)u >> 4) << (2 * m)));
+}
+
 /* One plain block (or zeros, for a padding row) -> lane r of a group block. */
 static void put(uint32_t rtype, const void *src, int r, uint8_t *q, uint8_t *m)
 {
@@ -82,6 +105,27 @@ static void put(uint32_t rtype, const void *src, int r, uint8_t *q, uint8_t *m)
         for (int s = 0; s < 4; s++)
             memcpy(q + 64 * s + 4 * r, b->qs + 4 * s, 4);
         memcpy(m + 2 * r, &b->d, 2);
+        break;
+    }
+    case TS_QTYPE_Q6_K_R16: {
+        const ts_block_q6_k *b = src;
+        for (int c = 0; c < 4; c++)
+            for (int s = 0; s < 8; s++)
+                for (int i = 0; i < 4; i++)
+                    q[512 * c + 64 * s + 4 * r + i] =
+                        (uint8_t)((q6_get(b, 64 * c + 4 * s + i) & 0xf) |
+                                  ((q6_get(b, 64 * c + 32 + 4 * s + i) & 0xf) << 4));
+        for (int h = 0; h < 2; h++)
+            for (int s = 0; s < 8; s++)
+                for (int i = 0; i < 4; i++) {
+                    int v = 0;
+                    for (int m = 0; m < 4; m++)
+                        v |= (q6_get(b, 128 * h + 32 * m + 4 * s + i) >> 4) << (2 * m);
+                    q[2048 + 512 * h + 64 * s + 4 * r + i] = (uint8_t)v;
+                }
+        for (int g = 0; g < 16; g++)
+            m[32 * (g / 2) + 2 * r + (g & 1)] = (uint8_t)b->scales[g];
+        memcpy(m + 256 + 2 * r, &b->d, 2);
         break;
     }
     default: { /* Q4_K */
@@ -116,7 +160,7 @@ void ts_repack_rows(uint32_t rtype, const void *w, size_t w_stride, int64_t rows
     const size_t rs = ts_repack_row_stride(rtype, k);
     const int64_t nb = k / in->blk_elems;
     const int64_t padded = (rows + TS_R16_ROWS - 1) / TS_R16_ROWS * TS_R16_ROWS;
-    uint8_t zero[sizeof(ts_block_q4_k)];
+    uint8_t zero[sizeof(ts_block_q6_k)]; /* the largest plain block */
     memset(zero, 0, sizeof(zero));
     for (int64_t row = 0; row < padded; row++)
         for (int64_t blk = 0; blk < nb; blk++) {
@@ -150,6 +194,24 @@ void ts_repack_get_block(uint32_t rtype, const void *w, size_t row_stride, int64
         for (int s = 0; s < 4; s++)
             memcpy(b->qs + 4 * s, q + 64 * s + 4 * r, 4);
         memcpy(&b->d, m + 2 * r, 2);
+        break;
+    }
+    case TS_QTYPE_Q6_K_R16: {
+        ts_block_q6_k *b = out;
+        memset(b, 0, sizeof(*b));
+        for (int c = 0; c < 4; c++)
+            for (int s = 0; s < 8; s++)
+                for (int i = 0; i < 4; i++) {
+                    const uint8_t lo = q[512 * c + 64 * s + 4 * r + i];
+                    for (int nib = 0; nib < 2; nib++) {
+                        const int j = 2 * c + nib, e = 32 * j + 4 * s + i; /* 32-sub-block j */
+                        const uint8_t hb = q[2048 + 512 * (j / 4) + 64 * s + 4 * r + i];
+                        q6_set(b, e, ((lo >> (4 * nib)) & 0xf) | (((hb >> (2 * (j % 4))) & 3) << 4));
+                    }
+                }
+        for (int g = 0; g < 16; g++)
+            b->scales[g] = (int8_t)m[32 * (g / 2) + 2 * r + (g & 1)];
+        memcpy(&b->d, m + 256 + 2 * r, 2);
         break;
     }
     default: { /* Q4_K: re-encode the 12 packed 6-bit scale/min bytes */

@@ -24,6 +24,8 @@
 
 #define MR 4
 #define KB TS_ATTN_KBLK
+/* Full unrolling of the row / vector loops keeps the accumulators in registers. */
+#define UNROLL _Pragma("GCC unroll 8")
 
 void ts_attn_f32kv_avx2(const ts_attn_args *a);
 void ts_attn_f16kv_avx2(const ts_attn_args *a);
@@ -42,18 +44,23 @@ INLINE void pv_chunk(int f16, int nr, const ts_attn_args *a, int64_t b, int64_t 
 {
     const int64_t vs = ts_attn_vstride(a->head_dim);
     __m256 acc[MR][2];
+    UNROLL
     for (int r = 0; r < nr; r++)
+        UNROLL
         for (int u = 0; u < 2; u++)
             acc[r][u] = _mm256_mul_ps(_mm256_loadu_ps(o[r] + dc + 8 * u), _mm256_set1_ps(al[r]));
     for (int64_t j = 0; j < nj; j++) {
         __m256 v0 = ld8(f16, a->v, (b + j) * vs + dc), v1 = ld8(f16, a->v, (b + j) * vs + dc + 8);
+        UNROLL
         for (int r = 0; r < nr; r++) {
             __m256 pj = _mm256_set1_ps(p[r][j]);
             acc[r][0] = _mm256_fmadd_ps(pj, v0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(pj, v1, acc[r][1]);
         }
     }
+    UNROLL
     for (int r = 0; r < nr; r++)
+        UNROLL
         for (int u = 0; u < 2; u++)
             _mm256_storeu_ps(o[r] + dc + 8 * u, acc[r][u]);
 }
@@ -66,17 +73,20 @@ INLINE void qk(int f16, int nr, const ts_attn_args *a, const float *const *q, in
     const __m256 scale = _mm256_set1_ps(a->scale), ninf = _mm256_set1_ps(-INFINITY);
     for (int64_t g = 0; g < KB; g += 16) {
         __m256 acc[MR][2];
+        UNROLL
         for (int r = 0; r < nr; r++)
             acc[r][0] = acc[r][1] = _mm256_setzero_ps();
         const int64_t kb = (b + g) * hd;
         for (int64_t d = 0; d < hd; d++) {
             __m256 k0 = ld8(f16, a->k, kb + d * 16), k1 = ld8(f16, a->k, kb + d * 16 + 8);
+            UNROLL
             for (int r = 0; r < nr; r++) {
                 __m256 qb = _mm256_set1_ps(q[r][d]);
                 acc[r][0] = _mm256_fmadd_ps(qb, k0, acc[r][0]);
                 acc[r][1] = _mm256_fmadd_ps(qb, k1, acc[r][1]);
             }
         }
+        UNROLL
         for (int r = 0; r < nr; r++) {
             int64_t cnt = pos[r] - b - g + 1; /* valid keys from this group on */
             __m256 s0 = _mm256_mul_ps(acc[r][0], scale), s1 = _mm256_mul_ps(acc[r][1], scale);
@@ -92,6 +102,7 @@ INLINE void qk(int f16, int nr, const ts_attn_args *a, const float *const *q, in
 INLINE void softmax_row(float *sc, float *m, float *l, float *al)
 {
     __m256 mx = _mm256_loadu_ps(sc);
+    UNROLL
     for (int u = 1; u < 8; u++)
         mx = _mm256_max_ps(mx, _mm256_loadu_ps(sc + 8 * u));
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
@@ -101,6 +112,7 @@ INLINE void softmax_row(float *sc, float *m, float *l, float *al)
     float mn = *m > mb ? *m : mb;
     float a1 = _mm_cvtss_f32(_mm256_castps256_ps128(exp_canon8(_mm256_set1_ps(*m - mn))));
     __m256 mv = _mm256_set1_ps(mn), lo = _mm256_setzero_ps(), hi = lo;
+    UNROLL
     for (int u = 0; u < 8; u++) {
         __m256 e = exp_canon8(_mm256_sub_ps(_mm256_loadu_ps(sc + 8 * u), mv));
         _mm256_storeu_ps(sc + 8 * u, e);
@@ -122,8 +134,9 @@ INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
     const float *q[MR];
     float *o[MR], *out[MR];
     const float *p[MR];
-    float m[MR], l[MR], al[MR];
+    float m[MR], l[MR], al[MR] = {0};
     int64_t pos[MR], pmax = 0;
+    UNROLL
     for (int r = 0; r < nr; r++) {
         int64_t i = (r0 + r) / a->n_grp, g = (r0 + r) % a->n_grp;
         q[r] = (const float *)((const char *)a->q + i * a->q_stride) + g * hd;
@@ -139,6 +152,7 @@ INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
     for (int64_t b = 0; b <= pmax; b += KB) {
         qk(f16, nr, a, q, b, pos, pbuf);
         bool full = true;
+        UNROLL
         for (int r = 0; r < nr; r++) {
             int64_t cnt = pos[r] - b + 1;
             if (cnt < KB)
@@ -151,12 +165,14 @@ INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
                 pv_chunk(f16, nr, a, b, KB, dc, o, p, al);
             continue;
         }
+        UNROLL
         for (int r = 0; r < nr; r++) {
             int64_t cnt = pos[r] - b + 1;
             for (int64_t dc = 0; cnt > 0 && dc < vs; dc += 16)
                 pv_chunk(f16, 1, a, b, cnt < KB ? cnt : KB, dc, &o[r], &p[r], &al[r]);
         }
     }
+    UNROLL
     for (int r = 0; r < nr; r++) {
         __m256 inv = _mm256_set1_ps(1.0f / l[r]);
         for (int64_t d = 0; d < hd; d += 8) {

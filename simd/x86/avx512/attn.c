@@ -24,6 +24,8 @@
 
 #define MR 4
 #define KB TS_ATTN_KBLK
+/* Full unrolling of the row / vector loops keeps the accumulators in registers. */
+#define UNROLL _Pragma("GCC unroll 8")
 
 void ts_attn_f32kv_avx512(const ts_attn_args *a);
 void ts_attn_f16kv_avx512(const ts_attn_args *a);
@@ -43,20 +45,27 @@ INLINE void pv_chunk(int f16, int nr, int nv, const ts_attn_args *a, int64_t b, 
 {
     const int64_t vs = ts_attn_vstride(a->head_dim);
     __m512 acc[MR][4];
+    UNROLL
     for (int r = 0; r < nr; r++)
+        UNROLL
         for (int u = 0; u < nv; u++)
             acc[r][u] = _mm512_mul_ps(_mm512_loadu_ps(o[r] + dc + 16 * u), _mm512_set1_ps(al[r]));
     for (int64_t j = 0; j < nj; j++) {
         __m512 vv[4];
+        UNROLL
         for (int u = 0; u < nv; u++)
             vv[u] = ld16(f16, a->v, (b + j) * vs + dc + 16 * u);
+        UNROLL
         for (int r = 0; r < nr; r++) {
             __m512 pj = _mm512_set1_ps(p[r][j]);
+            UNROLL
             for (int u = 0; u < nv; u++)
                 acc[r][u] = _mm512_fmadd_ps(pj, vv[u], acc[r][u]);
         }
     }
+    UNROLL
     for (int r = 0; r < nr; r++)
+        UNROLL
         for (int u = 0; u < nv; u++)
             _mm512_storeu_ps(o[r] + dc + 16 * u, acc[r][u]);
 }
@@ -77,15 +86,20 @@ INLINE void qk(int f16, int nr, const ts_attn_args *a, const float *const *q, in
                __m512 acc[MR][4])
 {
     const int64_t hd = a->head_dim;
+    UNROLL
     for (int r = 0; r < nr; r++)
+        UNROLL
         for (int u = 0; u < 4; u++)
             acc[r][u] = _mm512_setzero_ps();
     for (int64_t d = 0; d < hd; d++) {
         __m512 kv[4];
+        UNROLL
         for (int u = 0; u < 4; u++)
             kv[u] = ld16(f16, a->k, (b + 16 * u) * hd + d * 16);
+        UNROLL
         for (int r = 0; r < nr; r++) {
             __m512 qb = _mm512_set1_ps(q[r][d]);
+            UNROLL
             for (int u = 0; u < 4; u++)
                 acc[r][u] = _mm512_fmadd_ps(qb, kv[u], acc[r][u]);
         }
@@ -98,6 +112,7 @@ INLINE void softmax_row(const __m512 *acc, float scale, int64_t cnt, float *m, f
                         float *al, float *pb)
 {
     __m512 s[4];
+    UNROLL
     for (int u = 0; u < 4; u++) {
         int64_t nv = cnt - 16 * u;
         __mmask16 mk = nv >= 16 ? (__mmask16)0xffff : nv <= 0 ? 0 : (__mmask16)((1u << nv) - 1);
@@ -108,6 +123,7 @@ INLINE void softmax_row(const __m512 *acc, float scale, int64_t cnt, float *m, f
     float mn = *m > mb ? *m : mb;
     float a1 = _mm_cvtss_f32(_mm512_castps512_ps128(exp_canon16(_mm512_set1_ps(*m - mn))));
     __m512 mv = _mm512_set1_ps(mn), lane = _mm512_setzero_ps();
+    UNROLL
     for (int u = 0; u < 4; u++) {
         __m512 e = exp_canon16(_mm512_sub_ps(s[u], mv));
         _mm512_storeu_ps(pb + 16 * u, e);
@@ -126,8 +142,9 @@ INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
     const float *q[MR];
     float *o[MR], *out[MR];
     const float *p[MR];
-    float m[MR], l[MR], al[MR];
+    float m[MR], l[MR], al[MR] = {0};
     int64_t pos[MR], pmax = 0;
+    UNROLL
     for (int r = 0; r < nr; r++) {
         int64_t i = (r0 + r) / a->n_grp, g = (r0 + r) % a->n_grp;
         q[r] = (const float *)((const char *)a->q + i * a->q_stride) + g * hd;
@@ -144,6 +161,7 @@ INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
         __m512 acc[MR][4];
         qk(f16, nr, a, q, b, acc);
         bool full = true;
+        UNROLL
         for (int r = 0; r < nr; r++) {
             int64_t cnt = pos[r] - b + 1;
             if (cnt < KB)
@@ -155,12 +173,14 @@ INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
             pv(f16, nr, a, b, KB, o, p, al);
             continue;
         }
+        UNROLL
         for (int r = 0; r < nr; r++) {
             int64_t cnt = pos[r] - b + 1;
             if (cnt > 0)
                 pv(f16, 1, a, b, cnt < KB ? cnt : KB, &o[r], &p[r], &al[r]);
         }
     }
+    UNROLL
     for (int r = 0; r < nr; r++) {
         __m512 inv = _mm512_set1_ps(1.0f / l[r]);
         for (int64_t d = 0; d < hd; d += 16) {

@@ -1,7 +1,7 @@
 /*
  * simd/x86/avx512/gemm_r16.c: AVX-512 VNNI zmm GEMM tiles for the load-time
- * repacked layouts (simd/repack.h): Q8_0_R16, Q4_0_R16 (x Q8_0) and
- * Q4_K_R16 (x Q8_K).
+ * repacked layouts (simd/repack.h): Q8_0_R16, Q4_0_R16 (x Q8_0), Q4_K_R16 and
+ * Q6_K_R16 (x Q8_K).
  *
  * Register block: 16 rows (one row group, one zmm lane per row) x NY <= 8
  * tokens. Per 4-byte step one zmm load (or nibble unpack) of the 16 rows'
@@ -13,7 +13,9 @@
  * and the scalar level give the same bits.
  * u8 x s8 operands: Q8_0 weights are stored + 128 (isum = dot - 128 * sum(a));
  * Q4_0 nibbles are 0..15 (isum = dot - 8 * sum(a)); Q4_K nibbles are 0..15 with
- * integer sub-block scales (vpmulld) and the min term from Q8_K's bsums.
+ * integer sub-block scales (vpmulld) and the min term from Q8_K's bsums; Q6_K
+ * values are stored u = q + 32 (0..63), so per group of 16
+ * isum += sc * (dot_u - 32 * bsum): all in int32, exact.
  * Per token group an activation pass (per K chunk, on the stack) converts da
  * to f32 and builds sum(a) per block or the Q4_K min pair sums, once for all
  * row groups of a sweep. Loop order: sweep of RB rows, token group, K chunk,
@@ -41,6 +43,7 @@
 GEMM_DECL(ts_gemm_q8_0_r16_q8_0_avx512);
 GEMM_DECL(ts_gemm_q4_0_r16_q8_0_avx512);
 GEMM_DECL(ts_gemm_q4_k_r16_q8_k_avx512);
+GEMM_DECL(ts_gemm_q6_k_r16_q8_k_avx512);
 void ts_simd_register_gemm_r16_avx512(ts_kernels *k);
 
 INLINE __m512i bcast32(const void *p)
@@ -297,6 +300,103 @@ GEMM_DECL(ts_gemm_q4_k_r16_q8_k_avx512)
     }
 }
 
+/* ---- Q6_K_R16 x Q8_K ---- */
+
+/* One row group x ny tokens over all nb super-blocks. Per 32-sub-block j the
+ * 6-bit values are the low nibble (chunk j / 2, nibble j % 2) | the 2 high
+ * bits (half j / 4, bit pair j % 4) << 4; per group of 16 (4 steps) one
+ * vpmulld by the sign-extended scale; the bias term -32 * sum(sc * bsum) comes
+ * from the same scale pairs (vpmaddwd with a bsum pair). */
+INLINE void q6k_group(int ny, const uint8_t *g, int64_t nb, const void *a, size_t a_stride,
+                      float *y, size_t y_stride, __mmask16 mask)
+{
+    const uint8_t *meta0 = g + (size_t)nb * 3072;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    __m512 acc[NYMAX];
+    for (int t = 0; t < ny; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (int64_t blk = 0; blk < nb; blk++) {
+        const uint8_t *q = g + (size_t)blk * 3072, *meta = meta0 + (size_t)blk * 288;
+        __m512i isum[NYMAX];
+        for (int t = 0; t < ny; t++)
+            isum[t] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) {
+            const uint8_t *qc = q + 512 * (j / 2), *qh = q + 2048 + 512 * (j / 4);
+            /* (sc 2j, sc 2j+1) per row as two int16 in one dword lane. */
+            const __m512i scp =
+                _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(meta + 32 * j)));
+            for (int t = 0; t < ny; t++) {
+                int32_t bp;
+                memcpy(&bp, AROW(ts_block_q8_k, t)[blk].bsums + 2 * j, 4);
+                const __m512i bias = _mm512_madd_epi16(scp, _mm512_set1_epi32(bp));
+                isum[t] = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(bias, 5));
+            }
+            for (int half = 0; half < 2; half++) { /* group 2j + half: steps 4 half .. +3 */
+                __m512i d[NYMAX];
+                for (int t = 0; t < ny; t++)
+                    d[t] = _mm512_setzero_si512();
+                for (int s = 4 * half; s < 4 * half + 4; s++) {
+                    __m512i lo = _mm512_loadu_si512(qc + 64 * s);
+                    __m512i hb = _mm512_loadu_si512(qh + 64 * s);
+                    if (j & 1)
+                        lo = _mm512_srli_epi16(lo, 4);
+                    switch (j % 4) {
+                    case 0: hb = _mm512_slli_epi16(hb, 4); break;
+                    case 1: hb = _mm512_slli_epi16(hb, 2); break;
+                    case 2: break;
+                    default: hb = _mm512_srli_epi16(hb, 2); break;
+                    }
+                    const __m512i wv =
+                        _mm512_or_si512(_mm512_and_si512(lo, m4), _mm512_and_si512(hb, m30));
+                    for (int t = 0; t < ny; t++)
+                        d[t] = _mm512_dpbusd_epi32(
+                            d[t], wv, bcast32(AROW(ts_block_q8_k, t)[blk].qs + 32 * j + 4 * s));
+                }
+                const __m512i sc = half ? _mm512_srai_epi32(scp, 16)
+                                        : _mm512_srai_epi32(_mm512_slli_epi32(scp, 16), 16);
+                for (int t = 0; t < ny; t++)
+                    isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(d[t], sc));
+            }
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + 256)));
+        for (int t = 0; t < ny; t++) {
+            const __m512 da = _mm512_set1_ps(AROW(ts_block_q8_k, t)[blk].d);
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, da), _mm512_cvtepi32_ps(isum[t]), acc[t]);
+        }
+    }
+    for (int t = 0; t < ny; t++)
+        _mm512_mask_storeu_ps(YROW(t), mask, acc[t]);
+}
+
+/* Contract: as the Q8_0_R16 one, k % 256 == 0. Loop order: sweep of RB rows,
+ * token group, row group, all of K (no activation pass, no K chunks). */
+GEMM_DECL(ts_gemm_q6_k_r16_q8_k_avx512)
+{
+    const int64_t nb = k / TS_QK_K;
+    const int64_t n_tg = (n_tok + NYMAX - 1) / NYMAX;
+    for (int64_t sw = 0; sw < (n_rows + RB - 1) / RB * n_tg; sw++) {
+        const int64_t r0 = sw / n_tg * RB, tok = sw % n_tg * NYMAX;
+        const int64_t r1 = n_rows - r0 < RB ? n_rows : r0 + RB;
+        const int ny = n_tok - tok < NYMAX ? (int)(n_tok - tok) : NYMAX;
+        const char *at = (const char *)a + (size_t)tok * a_stride;
+        float *yt = (float *)((char *)y + (size_t)tok * y_stride);
+        for (int64_t row = r0; row < r1; row += 16) {
+            const int nv = r1 - row < 16 ? (int)(r1 - row) : 16;
+            const __mmask16 mask = (__mmask16)((1u << nv) - 1u);
+            const uint8_t *g = (const uint8_t *)w + (size_t)row * w_stride;
+#define Q6_CASE(NY_)                                                                           \
+    case NY_:                                                                                  \
+        q6k_group(NY_, g, nb, at, a_stride, yt + row, y_stride, mask);                         \
+        break;
+            switch (ny) {
+                Q6_CASE(1) Q6_CASE(2) Q6_CASE(3) Q6_CASE(4)
+                Q6_CASE(5) Q6_CASE(6) Q6_CASE(7) default: Q6_CASE(8)
+            }
+#undef Q6_CASE
+        }
+    }
+}
+
 void ts_simd_register_gemm_r16_avx512(ts_kernels *k)
 {
     k->gemm[TS_QTYPE_Q8_0_R16] = (ts_gemm_slot){ts_gemm_q8_0_r16_q8_0_avx512, TS_ACT_Q8_0, 16,
@@ -305,4 +405,6 @@ void ts_simd_register_gemm_r16_avx512(ts_kernels *k)
                                                 NYMAX, "ts_gemm_q4_0_r16_q8_0_avx512"};
     k->gemm[TS_QTYPE_Q4_K_R16] = (ts_gemm_slot){ts_gemm_q4_k_r16_q8_k_avx512, TS_ACT_Q8_K, 16,
                                                 NYMAX, "ts_gemm_q4_k_r16_q8_k_avx512"};
+    k->gemm[TS_QTYPE_Q6_K_R16] = (ts_gemm_slot){ts_gemm_q6_k_r16_q8_k_avx512, TS_ACT_Q8_K, 16,
+                                                NYMAX, "ts_gemm_q6_k_r16_q8_k_avx512"};
 }
