@@ -23,9 +23,9 @@ static int levels(ts_isa *out)
     ts_isa det = ts_isa_detect();
     int n = 0;
     out[n++] = TS_ISA_SCALAR;
-    if (det >= TS_ISA_AVX2 && det <= TS_ISA_AVX512)
+    if (det >= TS_ISA_AVX2 && det < TS_ISA_NEON)
         out[n++] = TS_ISA_AVX2;
-    if (det == TS_ISA_AVX512)
+    if (det >= TS_ISA_AVX512 && det < TS_ISA_NEON)
         out[n++] = TS_ISA_AVX512;
     return n;
 }
