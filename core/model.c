@@ -404,6 +404,9 @@ void ts_model_destroy(ts_model *m)
     if (!m)
         return;
     ts_place_destroy(m->place);
+    for (uint32_t i = 0; i < m->n_repacked; i++)
+        ts_mm_release(m->repacked[i]);
+    free(m->repacked);
     for (size_t i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);

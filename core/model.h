@@ -62,6 +62,8 @@ typedef struct ts_model {
     size_t n_owned, cap_owned;
     uint64_t n_params, n_bytes;
     struct ts_placement *place; /* NUMA copies of the matrices (core/place.c), or NULL */
+    void **repacked;    /* ts_mm_prepare buffers, one per matrix (NULL = kept as mapped) */
+    uint32_t n_repacked;
 } ts_model;
 
 /* Opens and validates a GGUF model. Unsupported architecture, tensor type or

@@ -209,6 +209,52 @@ out:
     return st;
 }
 
+typedef struct {
+    ts_qview **mats;
+    void **owned;
+    ts_status *st;
+} prep_ctx;
+
+static void prep_range(void *ctx, uint32_t i0, uint32_t i1, ts_scratch *s)
+{
+    prep_ctx *c = ctx;
+    (void)s;
+    for (uint32_t i = i0; i < i1; i++) {
+        ts_qview *w = c->mats[i], nv;
+        /* A tied output shares token_embd's bytes: repack it, but the mapping
+         * stays readable for embedding lookups (dropped pages fault back in). */
+        c->st[i] = ts_mm_prepare(w, &nv, &c->owned[i], NULL);
+        if (c->st[i] != TS_OK || !c->owned[i])
+            continue;
+        ts_mem_drop_mapped(w->data, (size_t)w->rows * w->row_stride);
+        *w = nv;
+    }
+}
+
+ts_status ts_place_prepare(ts_model *m, ts_pool *pool, ts_err *err)
+{
+    uint32_t n = list_mats(m, NULL);
+    ts_qview **mats = calloc(n ? n : 1, sizeof(*mats));
+    void **owned = calloc(n ? n : 1, sizeof(*owned));
+    ts_status *st = calloc(n ? n : 1, sizeof(*st));
+    ts_status rc = TS_OK;
+    if (!mats || !owned || !st) {
+        rc = ts_err_set(err, TS_E_NOMEM, "repack: out of memory");
+    } else {
+        list_mats(m, mats);
+        prep_ctx c = {mats, owned, st};
+        ts_pool_for(pool, n, prep_range, &c); /* one matrix per index: any split is fine */
+        for (uint32_t i = 0; i < n && rc == TS_OK; i++)
+            if (st[i] != TS_OK)
+                rc = ts_err_set(err, st[i], "repack: matrix %u of %u failed", i, n);
+    }
+    free(mats);
+    free(st);
+    m->repacked = owned;
+    m->n_repacked = owned ? n : 0;
+    return rc;
+}
+
 ts_status ts_place_model(ts_model *m, ts_pool *pool, int mode, ts_err *err)
 {
     const ts_topo *t = ts_pool_topo(pool);

@@ -57,6 +57,11 @@ typedef struct ts_placement {
  * the copy runs on the pool, each node's workers writing (first-touching)
  * their node's bytes. Sets m->place (also for none: the resolved mode). */
 ts_status ts_place_model(struct ts_model *m, ts_pool *pool, int mode, ts_err *err);
+/* Repacks every matrix the forward pass multiplies by into the layout this
+ * CPU's kernels stream best (ts_mm_prepare), in parallel on the pool, and
+ * drops the source pages from the file mapping. Call before ts_place_model.
+ * Output bits do not change: repacked kernels equal the plain ones. */
+ts_status ts_place_prepare(struct ts_model *m, ts_pool *pool, ts_err *err);
 void ts_place_destroy(ts_placement *pl);
 
 /* Row block rb of a grid with row_parts blocks over w (mr-aligned): sets

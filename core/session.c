@@ -50,6 +50,8 @@ ts_status ts_engine_create(ts_engine **out, const ts_engine_opts *opts, ts_err *
             st = ts_err_set(err, TS_E_ARG, "ts_engine_create: numa mode %d", opts->numa);
         if (st == TS_OK)
             st = ts_pool_create(&eng->pool, &po, err);
+        if (st == TS_OK && !getenv("TESSERA_NO_REPACK"))
+            st = ts_place_prepare(eng->model, eng->pool, err);
         if (st == TS_OK) /* after the pool: its workers first-touch their node's copies */
             st = ts_place_model(eng->model, eng->pool, opts->numa, err);
     }

@@ -25,7 +25,11 @@
 #define DEFAULT_SCRATCH (1u << 20)
 /* Spin before blocking: covers back-to-back grids of one forward pass, short
  * enough that blocked workers free the cores for OpenBLAS within 0.1 ms. */
-#define DEFAULT_SPIN_US 50u
+/* 1 ms: a forward pass dispatches a grid every few hundred microseconds and a
+ * worker that falls asleep costs a futex wake. llama-1b Q4_K_M pp512 at 16
+ * threads, 32-core Xeon VM, 2026-11-22: 50 us 553 t/s, 300 us 672, 1000 us 706,
+ * 2000 us 637, 5000 us 674 (tg32: 86 -> 102 t/s at 1000 us). Noisy host. */
+#define DEFAULT_SPIN_US 1000u
 #define MAX_THREADS TS_TOPO_MAX_CORES
 #define INITIAL_TILE_CAP 4096u
 

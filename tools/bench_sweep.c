@@ -57,7 +57,8 @@ static double nice_max(double v)
 enum { PW = 320, PH = 240, ML = 56, MT = 36, MB = 44, MR = 16 };
 
 /* One panel at x offset ox: metric m (0 pp, 1 tg) in t/s, or efficiency (m = 2). */
-static void panel(FILE *f, const ts_sweep_point *pts, int n, int ox, int m, const char *title)
+static void panel(FILE *f, const ts_sweep_point *pts, int n, int ox, int m, const char *title,
+                  bool with_tg)
 {
     unsigned tmax = 1;
     double ymax = 0;
@@ -66,7 +67,7 @@ static void panel(FILE *f, const ts_sweep_point *pts, int n, int ox, int m, cons
         double sp, e;
         scale(pts, i, m == 2 ? 0 : m, &sp, &e);
         double v = m == 2 ? e : (m ? pts[i].tg : pts[i].pp);
-        if (m == 2) {
+        if (m == 2 && with_tg) {
             scale(pts, i, 1, &sp, &e);
             v = e > v ? e : v;
         }
@@ -102,8 +103,8 @@ static void panel(FILE *f, const ts_sweep_point *pts, int n, int ox, int m, cons
     static const char *color[2] = {"#1f77b4", "#d62728"};
     for (int s = 0; s < 2; s++) {
         int metric = m == 2 ? s : m;
-        if (m != 2 && s == 1)
-            break;
+        if ((m != 2 || !with_tg) && s == 1)
+            break; /* one series, or no decode test (-n 0) */
         fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='2' points='",
                 color[metric]);
         for (int i = 0; i < n; i++) {
@@ -132,19 +133,23 @@ static int write_svg(const ts_sweep_point *pts, int n, const char *model, long l
     FILE *f = fopen(path, "w");
     if (!f)
         return 1;
-    int width = 3 * PW + 20, height = MT + PH + MB + 30;
+    const bool with_tg = tg_n > 0;
+    const int n_panels = with_tg ? 3 : 2;
+    int width = n_panels * PW + 20, height = MT + PH + MB + 30;
     char t_pp[64], t_tg[64];
     snprintf(t_pp, sizeof(t_pp), "prefill pp%lld (t/s)", pp_n);
     snprintf(t_tg, sizeof(t_tg), "decode tg%lld (t/s)", tg_n);
     fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
                "font-family='sans-serif'>\n<rect width='100%%' height='100%%' fill='white'/>\n",
             width, height);
-    panel(f, pts, n, 0, 0, t_pp);
-    panel(f, pts, n, PW, 1, t_tg);
-    panel(f, pts, n, 2 * PW, 2, "parallel efficiency");
+    panel(f, pts, n, 0, 0, t_pp, with_tg);
+    if (with_tg)
+        panel(f, pts, n, PW, 1, t_tg, with_tg);
+    panel(f, pts, n, (n_panels - 1) * PW, 2, "parallel efficiency", with_tg);
     fprintf(f, "<text x='10' y='%d' font-size='11'>%s, numa %s, %u node(s); dashed: linear "
-               "scaling from %u thread(s); blue: prefill, red: decode</text>\n",
-            height - 8, model, ts_numa_name(pts[0].numa), pts[0].n_nodes, pts[0].threads);
+               "scaling from %u thread(s); blue: prefill%s</text>\n",
+            height - 8, model, ts_numa_name(pts[0].numa), pts[0].n_nodes, pts[0].threads,
+            with_tg ? ", red: decode" : "");
     fprintf(f, "</svg>\n");
     return fclose(f) != 0;
 }
@@ -154,16 +159,22 @@ int ts_sweep_report(const ts_sweep_point *pts, int n, const char *model, long lo
 {
     printf("\nthread scaling (%s, numa %s, %u node(s); efficiency vs %u thread(s))\n\n", model,
            ts_numa_name(pts[0].numa), pts[0].n_nodes, pts[0].threads);
-    printf("| threads | pp%lld t/s | speedup | efficiency | tg%lld t/s | speedup | efficiency |\n",
-           pp_n, tg_n);
-    printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    if (tg_n > 0)
+        printf("| threads | pp%lld t/s | speedup | efficiency | tg%lld t/s | speedup | "
+               "efficiency |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+               pp_n, tg_n);
+    else
+        printf("| threads | pp%lld t/s | speedup | efficiency |\n| ---: | ---: | ---: | ---: |\n",
+               pp_n);
     for (int i = 0; i < n; i++) {
         double ps, pe, ts, te;
         scale(pts, i, 0, &ps, &pe);
         scale(pts, i, 1, &ts, &te);
-        printf("| %u | %.2f ± %.2f | %.2f | %.0f%% | %.2f ± %.2f | %.2f | %.0f%% |\n",
-               pts[i].threads, pts[i].pp, pts[i].pp_sd, ps, 100 * pe, pts[i].tg, pts[i].tg_sd,
-               ts, 100 * te);
+        printf("| %u | %.2f ± %.2f | %.2f | %.0f%% |", pts[i].threads, pts[i].pp, pts[i].pp_sd, ps,
+               100 * pe);
+        if (tg_n > 0)
+            printf(" %.2f ± %.2f | %.2f | %.0f%% |", pts[i].tg, pts[i].tg_sd, ts, 100 * te);
+        printf("\n");
     }
     fflush(stdout);
     if (csv && write_csv(pts, n, model, pp_n, tg_n, csv)) {

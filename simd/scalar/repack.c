@@ -67,15 +67,7 @@ static void locate(const r16_info *in, const void *w, size_t row_stride, int64_t
     *m = g + (size_t)nb * in->qb + (size_t)blk * in->mb;
 }
 
-/* Q6_K element e's stored 6-bit value u (0..63) of plain block b, and back. */
-static int q6_get(const ts_block_q6_k *b, int e)
-{
-    const int h = e / 128, l = e % 32, m = (e % 128) / 32; /* m: 32-sub-block in the half */
-    const uint8_t ql = b->ql[64 * h + l + 32 * (m & 1)];
-    const int lo = m < 2 ? (ql & 0xf) : (ql >> 4);
-    return lo | (((b->qh[32 * h + l] >> (2 * m)) & 3) << 4);
-}
-
+/* Q6_K element e's stored 6-bit value u (0..63) into plain block b. */
 static void q6_set(ts_block_q6_k *b, int e, int u)
 {
     const int h = e / 128, l = e % 32, m = (e % 128) / 32;
@@ -109,19 +101,29 @@ static void put(uint32_t rtype, const void *src, int r, uint8_t *q, uint8_t *m)
     }
     case TS_QTYPE_Q6_K_R16: {
         const ts_block_q6_k *b = src;
+        uint8_t u[TS_QK_K]; /* element e's stored 6-bit value (0..63), decoded once */
+        for (int h = 0; h < 2; h++)
+            for (int l = 0; l < 32; l++) {
+                const uint8_t ql0 = b->ql[64 * h + l], ql1 = b->ql[64 * h + 32 + l];
+                const uint8_t qh = b->qh[32 * h + l];
+                u[128 * h + l] = (uint8_t)((ql0 & 0xf) | ((qh & 3) << 4));
+                u[128 * h + 32 + l] = (uint8_t)((ql1 & 0xf) | (((qh >> 2) & 3) << 4));
+                u[128 * h + 64 + l] = (uint8_t)((ql0 >> 4) | (((qh >> 4) & 3) << 4));
+                u[128 * h + 96 + l] = (uint8_t)((ql1 >> 4) | (((qh >> 6) & 3) << 4));
+            }
         for (int c = 0; c < 4; c++)
             for (int s = 0; s < 8; s++)
                 for (int i = 0; i < 4; i++)
                     q[512 * c + 64 * s + 4 * r + i] =
-                        (uint8_t)((q6_get(b, 64 * c + 4 * s + i) & 0xf) |
-                                  ((q6_get(b, 64 * c + 32 + 4 * s + i) & 0xf) << 4));
+                        (uint8_t)((u[64 * c + 4 * s + i] & 0xf) |
+                                  ((u[64 * c + 32 + 4 * s + i] & 0xf) << 4));
         for (int h = 0; h < 2; h++)
             for (int s = 0; s < 8; s++)
                 for (int i = 0; i < 4; i++) {
-                    int v = 0;
-                    for (int m = 0; m < 4; m++)
-                        v |= (q6_get(b, 128 * h + 32 * m + 4 * s + i) >> 4) << (2 * m);
-                    q[2048 + 512 * h + 64 * s + 4 * r + i] = (uint8_t)v;
+                    const uint8_t *uh = u + 128 * h + 4 * s + i;
+                    q[2048 + 512 * h + 64 * s + 4 * r + i] =
+                        (uint8_t)((uh[0] >> 4) | ((uh[32] >> 4) << 2) | ((uh[64] >> 4) << 4) |
+                                  ((uh[96] >> 4) << 6));
                 }
         for (int g = 0; g < 16; g++)
             m[32 * (g / 2) + 2 * r + (g & 1)] = (uint8_t)b->scales[g];

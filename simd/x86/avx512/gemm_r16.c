@@ -30,6 +30,7 @@
 
 #define INLINE static inline __attribute__((always_inline))
 #define NYMAX 8
+#define UNROLL _Pragma("GCC unroll 16")
 #define NBC32 256 /* 32-element blocks per K chunk of the activation pass */
 #define NBCK 64   /* 256-element super-blocks per K chunk */
 /* Rows per sweep: the sweep's weights are re-read once per token group, so
@@ -105,42 +106,42 @@ INLINE void q32_group(int ny, int q4, const uint8_t *g, int64_t nb, int64_t b0, 
     const uint8_t *meta = g + (size_t)nb * qb;
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     __m512 acc[NYMAX];
-    for (int t = 0; t < ny; t++)
+    UNROLL for (int t = 0; t < ny; t++)
         acc[t] = acc_load(b0 == 0, YROW(t), mask);
     for (int64_t blk = b0; blk < b0 + n; blk++) {
         const uint8_t *q = g + (size_t)blk * qb;
         __m512i d[NYMAX];
-        for (int t = 0; t < ny; t++)
+        UNROLL for (int t = 0; t < ny; t++)
             d[t] = _mm512_setzero_si512();
         if (q4) {
-            for (int s = 0; s < 4; s++) {
+            UNROLL for (int s = 0; s < 4; s++) {
                 const __m512i wv = _mm512_loadu_si512(q + 64 * s);
                 const __m512i lo = _mm512_and_si512(wv, m4);
                 const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m4);
-                for (int t = 0; t < ny; t++) {
+                UNROLL for (int t = 0; t < ny; t++) {
                     const int8_t *aq = AROW(ts_block_q8_0, t)[blk].qs;
                     d[t] = _mm512_dpbusd_epi32(d[t], lo, bcast32(aq + 4 * s));
                     d[t] = _mm512_dpbusd_epi32(d[t], hi, bcast32(aq + 16 + 4 * s));
                 }
             }
         } else {
-            for (int s = 0; s < 8; s++) {
+            UNROLL for (int s = 0; s < 8; s++) {
                 const __m512i wv = _mm512_loadu_si512(q + 64 * s);
-                for (int t = 0; t < ny; t++)
+                UNROLL for (int t = 0; t < ny; t++)
                     d[t] = _mm512_dpbusd_epi32(d[t], wv,
                                                bcast32(AROW(ts_block_q8_0, t)[blk].qs + 4 * s));
             }
         }
         const __m512 dw =
             _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + (size_t)blk * 32)));
-        for (int t = 0; t < ny; t++) {
+        UNROLL for (int t = 0; t < ny; t++) {
             const __m512i isum =
                 _mm512_sub_epi32(d[t], _mm512_set1_epi32(corr[t * NBC32 + (blk - b0)]));
             const __m512 sc = _mm512_mul_ps(dw, _mm512_set1_ps(da[t * NBC32 + (blk - b0)]));
             acc[t] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(isum), acc[t]);
         }
     }
-    for (int t = 0; t < ny; t++)
+    UNROLL for (int t = 0; t < ny; t++)
         _mm512_mask_storeu_ps(YROW(t), mask, acc[t]);
 }
 
@@ -219,49 +220,53 @@ INLINE void q4k_group(int ny, const uint8_t *g, int64_t nb, int64_t b0, int64_t 
     const uint8_t *meta0 = g + (size_t)nb * 2048;
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     const __m512 neg = _mm512_set1_ps(-0.0f);
+    const ts_block_q8_k *ab[NYMAX];
     __m512 acc[NYMAX];
-    for (int t = 0; t < ny; t++)
+    UNROLL for (int t = 0; t < ny; t++) {
+        ab[t] = AROW(ts_block_q8_k, t);
         acc[t] = acc_load(b0 == 0, YROW(t), mask);
+    }
     for (int64_t blk = b0; blk < b0 + n; blk++) {
         const uint8_t *q = g + (size_t)blk * 2048, *meta = meta0 + (size_t)blk * 320;
         __m512i isum[NYMAX];
-        for (int t = 0; t < ny; t++)
+        UNROLL for (int t = 0; t < ny; t++)
             isum[t] = _mm512_setzero_si512();
-        for (int j = 0; j < 8; j++) { /* sub-block j: chunk j / 2, nibble j % 2 */
+        UNROLL for (int j = 0; j < 8; j++) { /* sub-block j: chunk j / 2, nibble j % 2 */
             const uint8_t *qc = q + 512 * (j / 2);
             __m512i d[NYMAX];
-            for (int t = 0; t < ny; t++)
-                d[t] = _mm512_setzero_si512();
-            for (int s = 0; s < 8; s++) {
+            UNROLL for (int s = 0; s < 8; s++) {
                 __m512i wv = _mm512_loadu_si512(qc + 64 * s);
                 wv = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(wv, 4) : wv, m4);
-                for (int t = 0; t < ny; t++)
-                    d[t] = _mm512_dpbusd_epi32(
-                        d[t], wv, bcast32(AROW(ts_block_q8_k, t)[blk].qs + 32 * j + 4 * s));
+                UNROLL for (int t = 0; t < ny; t++) {
+                    const __m512i av = bcast32(ab[t][blk].qs + 32 * j + 4 * s);
+                    d[t] = s ? _mm512_dpbusd_epi32(d[t], wv, av)
+                             : _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, av);
+                }
             }
             const __m512i sc =
                 _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(meta + 16 * j)));
-            for (int t = 0; t < ny; t++)
+            UNROLL for (int t = 0; t < ny; t++)
                 isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(d[t], sc));
         }
         __m512i mn[4];
-        for (int i = 0; i < 4; i++)
+        UNROLL for (int i = 0; i < 4; i++)
             mn[i] = _mm512_cvtepu8_epi16(
                 _mm256_loadu_si256((const __m256i *)(meta + 128 + 32 * i)));
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + 256)));
-        const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + 288)));
-        for (int t = 0; t < ny; t++) {
+        /* -(dm * da) == (-dm) * da exactly (IEEE multiply is sign-symmetric). */
+        const __m512 ndm = _mm512_xor_ps(
+            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + 288))), neg);
+        UNROLL for (int t = 0; t < ny; t++) {
             const int32_t *mp = mpair + t * 4 * NBCK + 4 * (blk - b0);
             __m512i msum = _mm512_madd_epi16(mn[0], _mm512_set1_epi32(mp[0]));
-            for (int i = 1; i < 4; i++)
-                msum = _mm512_add_epi32(msum, _mm512_madd_epi16(mn[i], _mm512_set1_epi32(mp[i])));
-            const __m512 da = _mm512_set1_ps(AROW(ts_block_q8_k, t)[blk].d);
-            const __m512 sm = _mm512_xor_ps(_mm512_mul_ps(dm, da), neg);
+            UNROLL for (int i = 1; i < 4; i++)
+                msum = _mm512_dpwssd_epi32(msum, mn[i], _mm512_set1_epi32(mp[i]));
+            const __m512 da = _mm512_set1_ps(ab[t][blk].d);
             acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, da), _mm512_cvtepi32_ps(isum[t]), acc[t]);
-            acc[t] = _mm512_fmadd_ps(sm, _mm512_cvtepi32_ps(msum), acc[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(ndm, da), _mm512_cvtepi32_ps(msum), acc[t]);
         }
     }
-    for (int t = 0; t < ny; t++)
+    UNROLL for (int t = 0; t < ny; t++)
         _mm512_mask_storeu_ps(YROW(t), mask, acc[t]);
 }
 
@@ -312,30 +317,37 @@ INLINE void q6k_group(int ny, const uint8_t *g, int64_t nb, const void *a, size_
 {
     const uint8_t *meta0 = g + (size_t)nb * 3072;
     const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    const ts_block_q8_k *ab[NYMAX];
     __m512 acc[NYMAX];
-    for (int t = 0; t < ny; t++)
+    UNROLL for (int t = 0; t < ny; t++) {
+        ab[t] = AROW(ts_block_q8_k, t);
         acc[t] = _mm512_setzero_ps();
+    }
     for (int64_t blk = 0; blk < nb; blk++) {
         const uint8_t *q = g + (size_t)blk * 3072, *meta = meta0 + (size_t)blk * 288;
         __m512i isum[NYMAX];
-        for (int t = 0; t < ny; t++)
-            isum[t] = _mm512_setzero_si512();
-        for (int j = 0; j < 8; j++) {
+        /* Bias -32 * sum_g sc_g * bsum_g: (sc 2j, sc 2j+1) * -32 fit int16
+         * (|.| <= 4096), so one vpdpwssd per pair j and token, exact. */
+        __m512i scn[8];
+        UNROLL for (int j = 0; j < 8; j++)
+            scn[j] = _mm512_slli_epi16(
+                _mm512_sub_epi16(_mm512_setzero_si512(),
+                                 _mm512_cvtepi8_epi16(
+                                     _mm256_loadu_si256((const __m256i *)(meta + 32 * j)))),
+                5);
+        UNROLL for (int t = 0; t < ny; t++) {
+            isum[t] = _mm512_madd_epi16(scn[0], bcast32(ab[t][blk].bsums));
+            UNROLL for (int j = 1; j < 8; j++)
+                isum[t] = _mm512_dpwssd_epi32(isum[t], scn[j], bcast32(ab[t][blk].bsums + 2 * j));
+        }
+        UNROLL for (int j = 0; j < 8; j++) {
             const uint8_t *qc = q + 512 * (j / 2), *qh = q + 2048 + 512 * (j / 4);
             /* (sc 2j, sc 2j+1) per row as two int16 in one dword lane. */
             const __m512i scp =
                 _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(meta + 32 * j)));
-            for (int t = 0; t < ny; t++) {
-                int32_t bp;
-                memcpy(&bp, AROW(ts_block_q8_k, t)[blk].bsums + 2 * j, 4);
-                const __m512i bias = _mm512_madd_epi16(scp, _mm512_set1_epi32(bp));
-                isum[t] = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(bias, 5));
-            }
-            for (int half = 0; half < 2; half++) { /* group 2j + half: steps 4 half .. +3 */
+            UNROLL for (int half = 0; half < 2; half++) { /* group 2j + half */
                 __m512i d[NYMAX];
-                for (int t = 0; t < ny; t++)
-                    d[t] = _mm512_setzero_si512();
-                for (int s = 4 * half; s < 4 * half + 4; s++) {
+                UNROLL for (int s = 4 * half; s < 4 * half + 4; s++) {
                     __m512i lo = _mm512_loadu_si512(qc + 64 * s);
                     __m512i hb = _mm512_loadu_si512(qh + 64 * s);
                     if (j & 1)
@@ -346,25 +358,28 @@ INLINE void q6k_group(int ny, const uint8_t *g, int64_t nb, const void *a, size_
                     case 2: break;
                     default: hb = _mm512_srli_epi16(hb, 2); break;
                     }
+                    /* (lo & 0x0f) | (hb & 0x30) */
                     const __m512i wv =
-                        _mm512_or_si512(_mm512_and_si512(lo, m4), _mm512_and_si512(hb, m30));
-                    for (int t = 0; t < ny; t++)
-                        d[t] = _mm512_dpbusd_epi32(
-                            d[t], wv, bcast32(AROW(ts_block_q8_k, t)[blk].qs + 32 * j + 4 * s));
+                        _mm512_ternarylogic_epi32(_mm512_and_si512(lo, m4), hb, m30, 0xF8);
+                    UNROLL for (int t = 0; t < ny; t++) {
+                        const __m512i av = bcast32(ab[t][blk].qs + 32 * j + 4 * s);
+                        d[t] = s & 3 ? _mm512_dpbusd_epi32(d[t], wv, av)
+                                     : _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, av);
+                    }
                 }
                 const __m512i sc = half ? _mm512_srai_epi32(scp, 16)
                                         : _mm512_srai_epi32(_mm512_slli_epi32(scp, 16), 16);
-                for (int t = 0; t < ny; t++)
+                UNROLL for (int t = 0; t < ny; t++)
                     isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(d[t], sc));
             }
         }
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + 256)));
-        for (int t = 0; t < ny; t++) {
-            const __m512 da = _mm512_set1_ps(AROW(ts_block_q8_k, t)[blk].d);
+        UNROLL for (int t = 0; t < ny; t++) {
+            const __m512 da = _mm512_set1_ps(ab[t][blk].d);
             acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, da), _mm512_cvtepi32_ps(isum[t]), acc[t]);
         }
     }
-    for (int t = 0; t < ny; t++)
+    UNROLL for (int t = 0; t < ny; t++)
         _mm512_mask_storeu_ps(YROW(t), mask, acc[t]);
 }
 
