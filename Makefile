@@ -81,6 +81,15 @@ $(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(LIB)
 	$(CC) $(CFLAGS) $(LDSAN) -o $@ $< $(LIB) $(LDLIBS)
 bench-build: $(BENCHES)
 
+# make bench: the kernel benches, each variant validated against its scalar
+# twin before it is timed (bench_kernels refuses to time a mismatch), then
+# the pool dispatch bench. CSV on stdout (STYLE section 12). Timing on a
+# shared box is noise: pin, idle it, and see bench/RESULTS.md for method.
+bench: deps
+	@$(MAKE) --no-print-directory MODE=release bench-build
+	build/release/bench_kernels --reps 5
+	build/release/bench_pool
+
 deps:
 	@sh tools/install-deps.sh
 

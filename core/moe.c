@@ -29,6 +29,7 @@
 #include "err.h"
 #include "session.h"
 #include "../quant/quant.h"
+#include "../simd/repack.h"
 
 #define SUB_ROWS 64 /* rows per kernel call of a fused gate/up tile (tmp in scratch) */
 
@@ -311,12 +312,51 @@ typedef struct {
     float *y;
     size_t y_stride;
     int64_t k;
+    int64_t mr;          /* row blocks are multiples of it (run_proj) */
     ts_swiglu_fn swiglu; /* fused tiles: elementwise, so sub-blocks give the row's bits */
 } proj_ctx;
 
+/* ---- repacked stacks ---- */
+
+static bool is_r16(uint32_t qtype) { return ts_repack_base(qtype) != qtype; }
+
+uint32_t ts_moe_repack_type(const ts_kernels *k, uint32_t qtype)
+{
+    uint32_t rt = ts_repack_type(qtype);
+    if (!rt || rt >= TS_GEMM_SLOTS || !k->gemm[rt].fn)
+        return 0;
+    ts_kernels scalar;
+    ts_kernels_init(&scalar, TS_ISA_SCALAR);
+    return k->gemm[rt].fn != scalar.gemm[rt].fn ? rt : 0;
+}
+
+size_t ts_moe_expert_bytes(const ts_qview *w)
+{
+    int64_t g = is_r16(w->qtype) ? TS_R16_ROWS : 1;
+    return (size_t)((w->rows + g - 1) / g * g) * w->row_stride;
+}
+
+ts_qview ts_moe_repacked_view(const ts_qview *src, uint32_t rt, void *buf)
+{
+    ts_qview v = *src;
+    v.data = buf;
+    v.qtype = rt;
+    v.row_stride = ts_repack_row_stride(rt, src->cols);
+    v.place = NULL;
+    return v;
+}
+
+void ts_moe_repack_experts(const ts_qview *src, const ts_qview *dst, int64_t e0, int64_t e1)
+{
+    size_t sb = ts_moe_expert_bytes(src), db = ts_moe_expert_bytes(dst);
+    for (int64_t e = e0; e < e1; e++)
+        ts_repack_rows(dst->qtype, (const char *)src->data + (size_t)e * sb, src->row_stride,
+                       src->rows, src->cols, (char *)dst->data + (size_t)e * db);
+}
+
 static const char *expert_rows(const ts_qview *w, uint32_t e, int64_t r0)
 {
-    return (const char *)w->data + ((size_t)e * (size_t)w->rows + (size_t)r0) * w->row_stride;
+    return (const char *)w->data + (size_t)e * ts_moe_expert_bytes(w) + (size_t)r0 * w->row_stride;
 }
 
 /* y[t][r] for rows [r0, r0 + rn) of expert e and toks activation rows. */
@@ -384,7 +424,7 @@ static void proj_tile(void *vc, const ts_tile *t, ts_scratch *s)
              wrow);
         return;
     }
-    int64_t mr = c->a.slot ? c->a.slot->mr : 1, sub = SUB_ROWS / mr * mr; /* mr <= 64 */
+    int64_t sub = SUB_ROWS / c->mr * c->mr; /* mr <= 64 */
     for (int64_t r0 = t->row0; r0 < (int64_t)t->row0 + t->rows; r0 += sub) {
         int64_t rn = (int64_t)t->row0 + t->rows - r0 < sub ? (int64_t)t->row0 + t->rows - r0 : sub;
         gemm(&c->a, t->expert, r0, rn, toks, a, sa, c->k, y + r0, c->y_stride, wrow);
@@ -421,6 +461,10 @@ static void run_proj(ts_moe *mo, proj_ctx *c, int64_t n_expert, int64_t rows)
     int64_t mr = c->a.slot ? c->a.slot->mr : 1, ny = c->a.slot ? c->a.slot->ny : 1;
     if (c->b.slot && c->b.slot->mr > mr)
         mr = c->b.slot->mr;
+    /* A repacked stack's row blocks start on its 16-row groups. */
+    if ((is_r16(c->a.w->qtype) || (c->b.w && is_r16(c->b.w->qtype))) && mr % TS_R16_ROWS)
+        mr = mr < TS_R16_ROWS ? TS_R16_ROWS : (mr + TS_R16_ROWS - 1) / TS_R16_ROWS * TS_R16_ROWS;
+    c->mr = mr;
     ts_grid g = proj_grid(mo, c->off, n_expert, rows, mr, ny);
     ts_grid_run(mo->pool, &g, proj_tile, c);
 }

@@ -46,8 +46,29 @@ int ts_moe_get_tile_max(const ts_moe *mo);
 /* The activation format of qtype's kernel (TS_ACT_F32 for types without one). */
 int ts_moe_act_of(const ts_kernels *k, uint32_t qtype);
 
+/* ---- repacked expert stacks (load time: core/place.c; the audit) ----
+ * A stack may be repacked per expert into an _R16 layout (simd/repack.h):
+ * expert e's rows are repacked on their own (rows padded to whole 16-row
+ * groups) at e * ts_moe_expert_bytes(view) in one buffer, and the view's
+ * qtype / row_stride are the _R16 ones. The R16 kernels give the plain
+ * kernels' bits, so the repack never changes an output bit. */
+
+/* The _R16 id to repack an expert stack of qtype to at kernel level k: only
+ * where k has a kernel of its own for the layout (as ts_mm_prepare decides;
+ * the scalar twin is an oracle, slower than the plain kernel), else 0. */
+uint32_t ts_moe_repack_type(const ts_kernels *k, uint32_t qtype);
+/* Bytes from one expert of the stack w (plain or repacked) to the next. */
+size_t ts_moe_expert_bytes(const ts_qview *w);
+/* The repacked view of the plain stack src (rt from ts_moe_repack_type),
+ * stored at buf (n_expert * ts_moe_expert_bytes(result) bytes). */
+ts_qview ts_moe_repacked_view(const ts_qview *src, uint32_t rt, void *buf);
+/* Repacks experts [e0, e1) of the plain stack src into dst (the data of the
+ * view ts_moe_repacked_view gave). Disjoint ranges may run concurrently. */
+void ts_moe_repack_experts(const ts_qview *src, const ts_qview *dst, int64_t e0, int64_t e1);
+
 /* y row j = W_{e(j)} x row tok[j] for every pair j < off[n_expert].
- * stack: rows x cols per expert, expert e at data + e * rows * row_stride.
+ * stack: rows x cols per expert, expert e at data + e * ts_moe_expert_bytes
+ * (e * rows * row_stride for a plain stack).
  * x: n_x rows (stack->cols f32 each), x_stride bytes apart; y: rows, y_stride
  * apart. n_x <= max_tok, off[n_expert] <= max_pairs, cols <= max_k. */
 void ts_moe_matmul(ts_moe *mo, const ts_qview *stack, int64_t n_expert, const int32_t *off,
@@ -71,6 +92,7 @@ typedef struct {
     int n_threads;
     double atol, rtol;      /* |y - ref| <= atol + rtol * sqrt(blocks + 1) * sum|w x| */
     uint64_t seed;
+    bool no_repack;         /* skip the repacked-stack pass (see ts_moe_audit) */
     void (*log)(void *ctx, const char *line); /* one line per problem, or NULL */
     void *log_ctx;
 } ts_moe_audit_opts;
@@ -80,13 +102,17 @@ typedef struct {
     int n_unwritten;        /* output values still NaN */
     int n_out_of_tol;       /* values outside the tolerance */
     int n_mismatch;         /* configurations not byte-identical to the first */
+    int n_repacked_configs; /* configurations run on the repacked stack (0: no layout) */
     double worst;           /* max |y - ref| / bound over every checked value */
 } ts_moe_audit_result;
 
 /* Runs every (count, cap, threads) configuration: the output is poisoned with
  * NaN before each run, every value of the first configuration of a count is
  * checked against dequantize + double dot, and every other configuration is
- * compared byte for byte with it. Errors (memory, pool, type): TS_E_*. */
+ * compared byte for byte with it. When the kernel level repacks stacks of
+ * the type (ts_moe_repack_type), the stack is then repacked per expert as
+ * core/place.c does at load (in two expert ranges) and every configuration
+ * runs again on it, compared byte for byte with the plain first. Errors (memory, pool, type): TS_E_*. */
 ts_status ts_moe_audit(const ts_moe_audit_opts *o, ts_moe_audit_result *r, ts_err *err);
 
 #endif

@@ -239,11 +239,51 @@ ts_status ts_moe_audit(const ts_moe_audit_opts *o, ts_moe_audit_result *r, ts_er
                             break;
                         }
             }
+        /* The engine's load-time repack (core/place.c): per expert, in two
+         * expert ranges; every configuration again, byte for byte vs y0. */
+        uint32_t rt = o->no_repack ? 0 : ts_moe_repack_type(&kt, o->qtype);
+        int n_rep = 0;
+        if (rt && st == TS_OK) {
+            ts_qview rv = ts_moe_repacked_view(&w, rt, NULL);
+            size_t rbytes = ts_moe_expert_bytes(&rv) * (size_t)p.n_expert;
+            void *rbuf = aligned_alloc(64, (rbytes + 63) & ~(size_t)63);
+            if (!rbuf) {
+                st = ts_err_set(err, TS_E_NOMEM, "moe audit: out of memory (repack)");
+            } else {
+                rv.data = rbuf;
+                ts_moe_repack_experts(&w, &rv, 0, p.n_expert / 2);
+                ts_moe_repack_experts(&w, &rv, p.n_expert / 2, p.n_expert);
+                for (int ti = 0; ti < o->n_threads; ti++)
+                    for (int cp = 0; cp < o->n_caps; cp++) {
+                        for (size_t i = 0; i < bytes / sizeof(float); i++)
+                            y[i] = NAN;
+                        ts_moe_set_tile_max(mos[ti], o->caps[cp]);
+                        ts_moe_matmul(mos[ti], &rv, p.n_expert, p.off, p.tok, p.x,
+                                      (size_t)o->k * 4, p.n_x, y, y_stride);
+                        r->n_configs++;
+                        n_rep++;
+                        for (int64_t q = 0; q < p.n_pairs; q++) {
+                            const float *v = (const float *)((char *)y + (size_t)q * y_stride);
+                            for (int64_t c = 0; c < o->rows; c++)
+                                unwritten += isnan(v[c]) != 0;
+                            if (memcmp(v, (char *)y0 + (size_t)q * y_stride,
+                                       (size_t)o->rows * sizeof(float))) {
+                                mismatch++;
+                                break;
+                            }
+                        }
+                    }
+                free(rbuf);
+            }
+        }
+        r->n_repacked_configs += n_rep;
         logf_(o, "%-6s k=%lld rows=%lld experts=%lld tokens/expert=%4d pairs=%5lld: "
-              "%d configs, unwritten %d, out of tol %d, not identical %d, worst err/bound %.3f",
+              "%d configs (%d on %s_R16), unwritten %d, out of tol %d, not identical %d, "
+              "worst err/bound %.3f",
               ts_qtype_name(o->qtype), (long long)o->k, (long long)o->rows,
               (long long)o->n_expert, o->counts[ci], (long long)p.n_pairs,
-              o->n_threads * o->n_caps, unwritten, out_tol, mismatch, worst);
+              o->n_threads * o->n_caps + n_rep, n_rep, rt ? ts_qtype_name(o->qtype) : "-",
+              unwritten, out_tol, mismatch, worst);
         r->n_problems++;
         r->n_unwritten += unwritten;
         r->n_out_of_tol += out_tol;

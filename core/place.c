@@ -20,6 +20,7 @@
 
 #include "err.h"
 #include "model.h"
+#include "moe.h"
 #include "../simd/repack.h"
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -231,6 +232,8 @@ static void prep_range(void *ctx, uint32_t i0, uint32_t i1, ts_scratch *s)
     }
 }
 
+static ts_status prepare_stacks(ts_model *m, ts_pool *pool, ts_err *err); /* below */
+
 ts_status ts_place_prepare(ts_model *m, ts_pool *pool, ts_err *err)
 {
     uint32_t n = list_mats(m, NULL);
@@ -252,6 +255,93 @@ ts_status ts_place_prepare(ts_model *m, ts_pool *pool, ts_err *err)
     free(st);
     m->repacked = owned;
     m->n_repacked = owned ? n : 0;
+    if (rc == TS_OK)
+        rc = prepare_stacks(m, pool, err);
+    return rc;
+}
+
+/* ---- MoE expert stacks: repacked per expert (core/moe.h) ----
+ * Each stack the MoE kernel level has an _R16 kernel for gets one buffer,
+ * expert e at e * ts_moe_expert_bytes; one pool index per (stack, expert),
+ * whose worker repacks it and drops its source pages from the mapping (pages
+ * straddling two experts go once the whole pass is done). The buffers join
+ * m->repacked (freed with ts_mm_release, i.e. free). */
+
+typedef struct {
+    ts_qview src, dst; /* the plain stack (as loaded) and its repacked view */
+    bool drop;         /* src lies in the read-only file mapping */
+} stack_prep;
+
+typedef struct {
+    const stack_prep *s;
+    int64_t n_expert;
+} stacks_ctx;
+
+static void stacks_range(void *ctx, uint32_t i0, uint32_t i1, ts_scratch *sc)
+{
+    const stacks_ctx *c = ctx;
+    (void)sc;
+    for (uint32_t i = i0; i < i1; i++) {
+        const stack_prep *p = &c->s[i / c->n_expert];
+        int64_t e = (int64_t)(i % c->n_expert);
+        ts_moe_repack_experts(&p->src, &p->dst, e, e + 1);
+        if (p->drop) {
+            size_t eb = ts_moe_expert_bytes(&p->src);
+            ts_mem_drop_mapped((const char *)p->src.data + (size_t)e * eb, eb);
+        }
+    }
+}
+
+static ts_status prepare_stacks(ts_model *m, ts_pool *pool, ts_err *err)
+{
+    int64_t ne = m->hp.n_expert;
+    uint32_t cap = (uint32_t)m->hp.n_layer * 3, n = 0;
+    if (ne <= 0 || cap == 0)
+        return TS_OK;
+    if ((uint64_t)cap * (uint64_t)ne > UINT32_MAX)
+        return ts_err_set(err, TS_E_UNSUPPORTED, "repack: %lld experts", (long long)ne);
+    ts_kernels k;
+    ts_kernels_init(&k, ts_isa_from_env());
+    stack_prep *sp = calloc(cap, sizeof(*sp));
+    ts_qview **views = calloc(cap, sizeof(*views));
+    void **owned = realloc(m->repacked, ((size_t)m->n_repacked + cap) * sizeof(void *));
+    if (owned)
+        m->repacked = owned;
+    ts_status rc = TS_OK;
+    if (!sp || !views || !owned)
+        rc = ts_err_set(err, TS_E_NOMEM, "repack: out of memory");
+    for (int64_t il = 0; il < m->hp.n_layer && rc == TS_OK; il++) {
+        ts_layer *L = &m->layers[il];
+        ts_qview *v[] = {&L->gate_exps, &L->up_exps, &L->down_exps};
+        for (int i = 0; i < 3 && rc == TS_OK; i++) {
+            uint32_t rt = v[i]->data && v[i]->rows > 0 ? ts_moe_repack_type(&k, v[i]->qtype) : 0;
+            if (!rt)
+                continue;
+            ts_qview dst = ts_moe_repacked_view(v[i], rt, NULL);
+            size_t bytes = ts_moe_expert_bytes(&dst) * (size_t)ne;
+            void *buf = aligned_alloc(64, pad64(bytes));
+            if (!buf) {
+                rc = ts_err_set(err, TS_E_NOMEM, "repack: out of memory (%zu bytes)", bytes);
+                break;
+            }
+            m->repacked[m->n_repacked++] = buf;
+            dst.data = buf;
+            size_t src_bytes = ts_moe_expert_bytes(v[i]) * (size_t)ne;
+            sp[n] = (stack_prep){*v[i], dst, in_file(m, v[i]->data, src_bytes)};
+            views[n++] = v[i];
+        }
+    }
+    if (rc == TS_OK && n) {
+        stacks_ctx c = {sp, ne};
+        ts_pool_for(pool, n * (uint32_t)ne, stacks_range, &c); /* independent experts */
+        for (uint32_t i = 0; i < n; i++) {
+            if (sp[i].drop)
+                ts_mem_drop_mapped(sp[i].src.data, ts_moe_expert_bytes(&sp[i].src) * (size_t)ne);
+            *views[i] = sp[i].dst;
+        }
+    }
+    free(sp);
+    free(views);
     return rc;
 }
 

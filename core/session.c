@@ -74,6 +74,25 @@ void ts_engine_destroy(ts_engine *eng)
     free(eng);
 }
 
+static uint64_t mat(const ts_qview *w) { return w->data ? (uint64_t)(w->rows * w->cols) : 0; }
+
+/* Weights one token multiplies by: every matrix, the output head, and of an
+ * MoE stack only the n_expert_used experts routed to (expert stacks' rows
+ * are one expert's). The token-embedding lookup is not a matmul. */
+static uint64_t mm_params(const ts_model *m)
+{
+    uint64_t n = mat(&m->output);
+    for (int64_t il = 0; il < m->hp.n_layer; il++) {
+        const ts_layer *L = &m->layers[il];
+        n += mat(&L->wq) + mat(&L->wk) + mat(&L->wv) + mat(&L->wo) + mat(&L->ffn_gate) +
+             mat(&L->ffn_up) + mat(&L->ffn_down) + mat(&L->gate_inp) + mat(&L->gate_shexp) +
+             mat(&L->up_shexp) + mat(&L->down_shexp);
+        n += (uint64_t)m->hp.n_expert_used *
+             (mat(&L->gate_exps) + mat(&L->up_exps) + mat(&L->down_exps));
+    }
+    return n;
+}
+
 void ts_engine_get_info(const ts_engine *eng, ts_engine_info *out)
 {
     const ts_hparams *hp = &eng->model->hp;
@@ -96,6 +115,7 @@ void ts_engine_get_info(const ts_engine *eng, ts_engine_info *out)
     for (uint32_t p = 0; pl && p < pl->n_nodes; p++)
         out->placed_bytes += pl->node_bytes[p];
     out->weight_bytes = pl ? pl->src_bytes : 0;
+    out->mm_params = mm_params(eng->model);
 }
 
 uint64_t ts_engine_node_bytes(const ts_engine *eng, uint32_t node)

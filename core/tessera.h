@@ -65,9 +65,13 @@ typedef struct {
     uint32_t n_nodes;           /* NUMA nodes of the pool */
     uint64_t placed_bytes;      /* weight bytes copied onto nodes, all nodes */
     uint64_t weight_bytes;      /* bytes of one copy of the placed matrices */
+    uint64_t mm_params;         /* weights multiplied per token (active experts only) */
 } ts_engine_info;
 
 ts_status ts_engine_create(ts_engine **out, const ts_engine_opts *opts, ts_err *err);
+/* Int8 GOP/s one core reaches with the dot-product instruction of the kernel
+ * level in use (a ~50 ms probe; TESSERA_ISA caps it); *probe names it. */
+double ts_peak_int8_gops(const char **probe);
 void ts_engine_destroy(ts_engine *eng);
 void ts_engine_get_info(const ts_engine *eng, ts_engine_info *out);
 /* Text -> ids; add_bos prepends BOS when the vocabulary asks for it. Writes

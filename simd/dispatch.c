@@ -153,6 +153,10 @@ static void kernels_check_complete(const ts_kernels *k)
             fprintf(stderr, "tessera: kernel table: no gemm kernel for qtype %u\n", t);
             abort();
         }
+    if (!k->peak_int8) {
+        fprintf(stderr, "tessera: kernel table: no peak probe\n");
+        abort();
+    }
     if (!k->ops.attn_f32kv || !k->ops.attn_f16kv || !k->ops.rmsnorm || !k->ops.rope ||
         !k->ops.swiglu) {
         fprintf(stderr, "tessera: kernel table: an attention / per-token op slot is empty\n");

@@ -88,6 +88,7 @@ enum {
     TS_QTYPE_Q4_0_R16,
     TS_QTYPE_Q4_K_R16,
     TS_QTYPE_Q6_K_R16,
+    TS_QTYPE_Q5_0_R16,
     TS_GEMM_SLOTS /* size of ts_kernels.gemm */
 };
 
@@ -97,6 +98,12 @@ typedef struct {
     const char *quant_act_name[TS_ACT_COUNT];
     ts_gemm_slot gemm[TS_GEMM_SLOTS];           /* by qtype, then the _R16 ids */
     ts_ops ops;                               /* attention, per-token ops (ops.h) */
+    /* Peak probe: n_iter iterations of an unrolled block of independent int8
+     * dot-product instructions, the ones this level's GEMMs are built on.
+     * Returns the int8 operations done (a multiply-add counts 2), so the
+     * caller's timing gives this level's int8 GOP/s ceiling per core. */
+    uint64_t (*peak_int8)(uint64_t n_iter);
+    const char *peak_name;
 } ts_kernels;
 
 /* Fills k for levels <= cap (cap is clamped to what the host supports). */

@@ -30,6 +30,11 @@
  *            (m = 0..3: 32-sub-block j = 4h + m).
  *            MB 288: sc[g][r] i8 as pairs: (sc 2i, sc 2i+1) of row r at 32i + 2r
  *            (256), d[r] f16 (32).
+ *   Q5_0_R16 QB 320 (22 bytes per row and block, as plain Q5_0): low nibbles
+ *            as Q4_0_R16 (256: step s at 64s + 4r: qs[4s..4s+3]); high bits
+ *            (64) at 256 + 4r: byte i bit 2s = hb(4s + i), bit 2s + 1 =
+ *            hb(16 + 4s + i) (s = 0..3; hb(e) = bit e of qh); MB 32: d[r] f16.
+ *            Stored value u = nibble | hb << 4 (0..31), q = u - 16.
  */
 #ifndef TS_SIMD_REPACK_H
 #define TS_SIMD_REPACK_H
@@ -71,6 +76,10 @@ void ts_gemm_q4_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
                                   const void *restrict a, size_t a_stride, float *restrict y,
                                   size_t y_stride);
 void ts_gemm_q6_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
+                                  const void *restrict w, size_t w_stride,
+                                  const void *restrict a, size_t a_stride, float *restrict y,
+                                  size_t y_stride);
+void ts_gemm_q5_0_r16_q8_0_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
                                   const void *restrict w, size_t w_stride,
                                   const void *restrict a, size_t a_stride, float *restrict y,
                                   size_t y_stride);

@@ -6,11 +6,15 @@
  *    1000} x tile caps {32, 64, 128} x threads {1, 2, 3}; the output is
  *    poisoned with NaN, every value is checked against dequantize + double
  *    dot within tests/tolerances.h, every configuration byte for byte against
- *    the first. Small K and row counts keep it quick under ASan.
+ *    the first; types with an _R16 layout at this level run every
+ *    configuration again on the stack repacked per expert (as at load),
+ *    byte for byte against the plain one. Small K and row counts keep it
+ *    quick under ASan.
  * 2. Model level: logits of every position byte-identical across
  *    TESSERA_MOE_TILE_MAX in {32, 64, 128} x chunk sizes x threads (shared
  *    MoE models when ../shared exists, generated qwen3moe / qwen2moe
- *    always), and stories260K-moe-ident-4x2 == stories260K for every cap.
+ *    always), the same logits with TESSERA_NO_REPACK (plain expert stacks),
+ *    and stories260K-moe-ident-4x2 == stories260K for every cap.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +40,14 @@ static void audit_type(uint32_t qtype, int64_t k, int64_t rows, double rtol)
     ts_err err = {0};
     ts_status st = ts_moe_audit(&o, &r, &err);
     TS_REQUIRE(st == TS_OK, "%s: %s", ts_qtype_name(qtype), err.msg);
-    TS_CHECK(r.n_problems == 13 && r.n_configs == 13 * 9, "%s: %d problems, %d configs",
-             ts_qtype_name(qtype), r.n_problems, r.n_configs);
+    /* Types the level repacks (core/place.c) run every configuration again on
+     * the per-expert repacked stack, byte for byte against the plain one. */
+    ts_kernels kt;
+    ts_kernels_init(&kt, ts_isa_from_env());
+    int rep = ts_moe_repack_type(&kt, qtype) ? 13 * 9 : 0;
+    TS_CHECK(r.n_problems == 13 && r.n_configs == 13 * 9 + rep && r.n_repacked_configs == rep,
+             "%s: %d problems, %d configs (%d repacked, %d expected)", ts_qtype_name(qtype),
+             r.n_problems, r.n_configs, r.n_repacked_configs, rep);
     TS_CHECK(r.n_unwritten == 0, "%s: %d output values never written", ts_qtype_name(qtype),
              r.n_unwritten);
     TS_CHECK(r.n_out_of_tol == 0, "%s: %d values out of tolerance (worst err/bound %.3f)",
@@ -52,6 +62,9 @@ TS_TEST(test_moe_audit_routed_matmul)
 {
     audit_type(TS_QTYPE_Q4_K, 256, 37, TS_TOL_QDOT_RTOL);  /* Q8_K activations */
     audit_type(TS_QTYPE_Q8_0, 64, 21, TS_TOL_QDOT_RTOL);   /* Q8_0 activations */
+    /* The rest of the _R16 set: whole 16-row groups, and a padded last group. */
+    audit_type(TS_QTYPE_Q6_K, 256, 48, TS_TOL_QDOT_RTOL);
+    audit_type(TS_QTYPE_Q4_0, 96, 35, TS_TOL_QDOT_RTOL);
     audit_type(TS_QTYPE_F16, 32, 19, TS_TOL_FDOT_RTOL);    /* f32 activations */
 }
 
@@ -144,6 +157,18 @@ static void model_matrix(const char *path, int n_tok)
             free(got);
         }
         ts_engine_destroy(eng);
+    }
+    /* The plain layout (no load-time repack of expert stacks or matrices):
+     * the R16 tiles give the plain kernels' bits. */
+    setenv("TESSERA_NO_REPACK", "1", 1);
+    ts_engine *plain = ref ? engine(path, 2) : NULL;
+    unsetenv("TESSERA_NO_REPACK");
+    if (plain) {
+        float *got = logits(plain, path, toks, n_tok, (config){64, 33}, 2);
+        TS_CHECK(got && !memcmp(ref, got, (size_t)n_tok * (size_t)vocab(plain) * sizeof(float)),
+                 "%s: TESSERA_NO_REPACK logits differ from the repacked stacks", path);
+        free(got);
+        ts_engine_destroy(plain);
     }
     free(ref);
     free(toks);

@@ -101,28 +101,57 @@ typedef struct {
     list sweep;
 } bench_args;
 
+/* int8 GOP/s of one core, probed once, after the first model loaded (so a bad
+ * file still fails with exactly one line). */
+static double peak_core(void)
+{
+    static double peak = -1.0;
+    if (peak < 0) {
+        const char *probe = "";
+        peak = ts_peak_int8_gops(&probe);
+        fprintf(stderr, "peak: %.1f int8 GOP/s per core (%s)\n", peak, probe);
+    }
+    return peak;
+}
+
+/* Achieved int8 GOP/s of a test (2 ops per weight per token, matmuls only:
+ * attention is left out, so long prompts understate it) and its share of the
+ * probe's ceiling times the thread count. */
+static void gops(const ts_engine_info *in, double tps, double peak_core, double *g, double *pct)
+{
+    *g = 2.0 * (double)in->mm_params * tps / 1e9;
+    *pct = peak_core > 0 ? 100.0 * *g / (peak_core * in->n_threads) : 0.0;
+}
+
 static void print_row(const bench_args *a, const char *name, const ts_engine_info *in,
-                      const char *test, double mean, double sd, int first)
+                      const char *test, double mean, double sd, double peak_core, int first)
 {
     double size_mib = (double)in->n_bytes / (1024.0 * 1024.0);
     double params_m = (double)in->n_params / 1e6;
+    double g, pct;
+    gops(in, mean, peak_core, &g, &pct);
     if (!strcmp(a->fmt, "csv")) {
         if (first)
-            printf("model,size_mib,params_m,backend,threads,test,t_s,t_s_sd,peak_rss_mib\n");
-        printf("%s,%.2f,%.2f,CPU,%u,%s,%.2f,%.2f,%.1f\n", name, size_mib, params_m, in->n_threads,
-               test, mean, sd, peak_rss_mib());
+            printf("model,size_mib,params_m,backend,threads,test,t_s,t_s_sd,gops,pct_peak,"
+                   "peak_rss_mib\n");
+        printf("%s,%.2f,%.2f,CPU,%u,%s,%.2f,%.2f,%.1f,%.1f,%.1f\n", name, size_mib, params_m,
+               in->n_threads, test, mean, sd, g, pct, peak_rss_mib());
     } else if (!strcmp(a->fmt, "json")) {
         printf("%s{\"model\": \"%s\", \"size_mib\": %.2f, \"params_m\": %.2f, \"backend\": \"CPU\", "
                "\"threads\": %u, \"test\": \"%s\", \"t_s\": %.2f, \"t_s_sd\": %.2f, "
-               "\"peak_rss_mib\": %.1f}", first ? "[\n  " : ",\n  ", name, size_mib, params_m,
-               in->n_threads, test, mean, sd, peak_rss_mib());
+               "\"gops\": %.1f, \"pct_peak\": %.1f, \"peak_rss_mib\": %.1f}",
+               first ? "[\n  " : ",\n  ", name, size_mib, params_m, in->n_threads, test, mean, sd,
+               g, pct, peak_rss_mib());
     } else {
         if (first) {
-            printf("| model | size | params | backend | threads | test | t/s | peak RSS |\n");
-            printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n");
+            printf("| model | size | params | backend | threads | test | t/s | GOP/s | %% peak "
+                   "| peak RSS |\n");
+            printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         }
-        printf("| %s %s | %.2f MiB | %.2f M | CPU | %u | %s | %.2f ± %.2f | %.1f MiB |\n",
-               in->arch, name, size_mib, params_m, in->n_threads, test, mean, sd, peak_rss_mib());
+        printf("| %s %s | %.2f MiB | %.2f M | CPU | %u | %s | %.2f ± %.2f | %.1f | %.1f%% | "
+               "%.1f MiB |\n",
+               in->arch, name, size_mib, params_m, in->n_threads, test, mean, sd, g, pct,
+               peak_rss_mib());
     }
     fflush(stdout);
 }
@@ -220,7 +249,7 @@ static int bench_threads(const bench_args *a, int threads, int *first, ts_sweep_
             double var = a->reps > 1 ? (sum2 - sum * mean) / (double)(a->reps - 1) : 0.0;
             char test[32];
             snprintf(test, sizeof(test), "%s%lld", pass ? "tg" : "pp", n);
-            print_row(a, name, &in, test, mean, var > 0 ? sqrt(var) : 0.0, *first);
+            print_row(a, name, &in, test, mean, var > 0 ? sqrt(var) : 0.0, peak_core(), *first);
             *first = 0;
             if (pt && i == 0) {
                 double *m = pass ? &pt->tg : &pt->pp, *sd = pass ? &pt->tg_sd : &pt->pp_sd;
@@ -300,6 +329,7 @@ int cmd_bench(int argc, char **argv)
         return rc;
     if (a.moe_audit)
         return moe_audit(&a);
+
     int first = 1;
     if (a.sweep.n) {
         ts_sweep_point pts[MAX_LIST];

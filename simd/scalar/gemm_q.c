@@ -336,6 +336,11 @@ N_GEMM_Q_DECL(ts_gemm_q4_0_r16_q8_0_scalar)
     tile_q32(dec_q4_0, sizeof(ts_block_q4_0), 0, TS_QTYPE_Q4_0_R16, k, n_rows, n_tok, w, w_stride,
              a, a_stride, y, y_stride);
 }
+N_GEMM_Q_DECL(ts_gemm_q5_0_r16_q8_0_scalar)
+{
+    tile_q32(dec_q5_0, sizeof(ts_block_q5_0), 0, TS_QTYPE_Q5_0_R16, k, n_rows, n_tok, w, w_stride,
+             a, a_stride, y, y_stride);
+}
 N_GEMM_Q_DECL(ts_gemm_q4_k_r16_q8_k_scalar)
 {
     tile_k(dec_q4_k, sizeof(ts_block_q4_k), 1, TS_QTYPE_Q4_K_R16, k, n_rows, n_tok, w, w_stride,

@@ -30,8 +30,12 @@ void ts_quant_act_q8_k_scalar(const float *restrict x, void *restrict y, int64_t
 
 void ts_simd_register_ops_scalar(ts_kernels *k); /* attention, per-token ops */
 
+uint64_t ts_peak_int8_scalar(uint64_t n_iter);
+
 void ts_simd_register_scalar(ts_kernels *k)
 {
+    k->peak_int8 = ts_peak_int8_scalar;
+    k->peak_name = "ts_peak_int8_scalar";
     ts_simd_register_ops_scalar(k);
     k->quant_act[TS_ACT_Q8_0] = ts_quant_act_q8_0_scalar;
     k->quant_act[TS_ACT_Q8_1] = ts_quant_act_q8_1_scalar;
@@ -61,4 +65,6 @@ void ts_simd_register_scalar(ts_kernels *k)
                                                 "ts_gemm_q4_k_r16_q8_k_scalar"};
     k->gemm[TS_QTYPE_Q6_K_R16] = (ts_gemm_slot){ts_gemm_q6_k_r16_q8_k_scalar, TS_ACT_Q8_K, 16, 1,
                                                 "ts_gemm_q6_k_r16_q8_k_scalar"};
+    k->gemm[TS_QTYPE_Q5_0_R16] = (ts_gemm_slot){ts_gemm_q5_0_r16_q8_0_scalar, TS_ACT_Q8_0, 16, 1,
+                                                "ts_gemm_q5_0_r16_q8_0_scalar"};
 }

@@ -22,6 +22,7 @@ static const r16_info *info(uint32_t rtype)
         {TS_QTYPE_Q4_0, sizeof(ts_block_q4_0), TS_QK4_0, 256, 32},
         {TS_QTYPE_Q4_K, sizeof(ts_block_q4_k), TS_QK_K, 2048, 320},
         {TS_QTYPE_Q6_K, sizeof(ts_block_q6_k), TS_QK_K, 3072, 288},
+        {TS_QTYPE_Q5_0, sizeof(ts_block_q5_0), TS_QK5_0, 320, 32},
     };
     if (rtype < TS_QTYPE_COUNT || rtype >= TS_GEMM_SLOTS)
         return NULL;
@@ -35,6 +36,7 @@ uint32_t ts_repack_type(uint32_t qtype)
     case TS_QTYPE_Q4_0: return TS_QTYPE_Q4_0_R16;
     case TS_QTYPE_Q4_K: return TS_QTYPE_Q4_K_R16;
     case TS_QTYPE_Q6_K: return TS_QTYPE_Q6_K_R16;
+    case TS_QTYPE_Q5_0: return TS_QTYPE_Q5_0_R16;
     default: return 0;
     }
 }
@@ -96,6 +98,22 @@ static void put(uint32_t rtype, const void *src, int r, uint8_t *q, uint8_t *m)
         const ts_block_q4_0 *b = src;
         for (int s = 0; s < 4; s++)
             memcpy(q + 64 * s + 4 * r, b->qs + 4 * s, 4);
+        memcpy(m + 2 * r, &b->d, 2);
+        break;
+    }
+    case TS_QTYPE_Q5_0_R16: {
+        const ts_block_q5_0 *b = src;
+        uint32_t qh;
+        memcpy(&qh, b->qh, 4);
+        for (int s = 0; s < 4; s++)
+            memcpy(q + 64 * s + 4 * r, b->qs + 4 * s, 4);
+        for (int i = 0; i < 4; i++) {
+            uint8_t hb = 0;
+            for (int s = 0; s < 4; s++)
+                hb |= (uint8_t)((((qh >> (4 * s + i)) & 1u) << (2 * s)) |
+                                (((qh >> (16 + 4 * s + i)) & 1u) << (2 * s + 1)));
+            q[256 + 4 * r + i] = hb;
+        }
         memcpy(m + 2 * r, &b->d, 2);
         break;
     }
@@ -195,6 +213,21 @@ void ts_repack_get_block(uint32_t rtype, const void *w, size_t row_stride, int64
         ts_block_q4_0 *b = out;
         for (int s = 0; s < 4; s++)
             memcpy(b->qs + 4 * s, q + 64 * s + 4 * r, 4);
+        memcpy(&b->d, m + 2 * r, 2);
+        break;
+    }
+    case TS_QTYPE_Q5_0_R16: {
+        ts_block_q5_0 *b = out;
+        uint32_t qh = 0;
+        for (int s = 0; s < 4; s++)
+            memcpy(b->qs + 4 * s, q + 64 * s + 4 * r, 4);
+        for (int i = 0; i < 4; i++) {
+            const uint32_t hb = q[256 + 4 * r + i];
+            for (int s = 0; s < 4; s++)
+                qh |= (((hb >> (2 * s)) & 1u) << (4 * s + i)) |
+                      (((hb >> (2 * s + 1)) & 1u) << (16 + 4 * s + i));
+        }
+        memcpy(b->qh, &qh, 4);
         memcpy(&b->d, m + 2 * r, 2);
         break;
     }

@@ -1,6 +1,6 @@
 /*
  * simd/x86/avx512/gemm_r16.c: AVX-512 VNNI zmm GEMM tiles for the load-time
- * repacked layouts (simd/repack.h): Q8_0_R16, Q4_0_R16 (x Q8_0), Q4_K_R16 and
+ * repacked layouts (simd/repack.h): Q8_0_R16, Q4_0_R16, Q5_0_R16 (x Q8_0), Q4_K_R16 and
  * Q6_K_R16 (x Q8_K).
  *
  * Register block: 16 rows (one row group, one zmm lane per row) x NY <= 8
@@ -48,6 +48,7 @@
               size_t y_stride)
 GEMM_DECL(ts_gemm_q8_0_r16_q8_0_avx512);
 GEMM_DECL(ts_gemm_q4_0_r16_q8_0_avx512);
+GEMM_DECL(ts_gemm_q5_0_r16_q8_0_avx512);
 GEMM_DECL(ts_gemm_q4_k_r16_q8_k_avx512);
 GEMM_DECL(ts_gemm_q6_k_r16_q8_k_avx512);
 void ts_simd_register_gemm_r16_avx512(ts_kernels *k);
@@ -102,14 +103,18 @@ INLINE __m512 acc_load(int first, const float *y, __mmask16 m)
 #define AROW(type, t) ((const type *)((const char *)a + (size_t)(t) * a_stride))
 
 /* One row group (16 rows at g) x ny tokens over blocks [b0, b0 + n) of nb.
- * Q8_0 (q4 = 0) or Q4_0 (q4 = 1) weights; y: the group's first row. */
-INLINE void q32_group(int ny, int q4, const uint8_t *g, int64_t nb, int64_t b0, int64_t n,
+ * Q8_0 (wt 0), Q4_0 (wt 1) or Q5_0 (wt 2) weights; y: the group's first row.
+ * Q5_0: per step the 5th bits come from the block's high-bit zmm (simd/repack.h)
+ * shifted so bit 2s (low nibble) or 2s + 1 (high nibble) lands on bit 4 of
+ * each byte (16-bit shifts by <= 4 never carry a bit across into bit 4 of the
+ * neighbouring byte), merged with vpternlogd: u = nibble | hb << 4 (0..31). */
+INLINE void q32_group(int ny, int wt, const uint8_t *g, int64_t nb, int64_t b0, int64_t n,
                       const void *a, size_t a_stride, const float *da, const int32_t *corr,
                       float *y, size_t y_stride, __mmask16 mask)
 {
-    const size_t qb = q4 ? 256 : 512;
+    const size_t qb = wt == 1 ? 256 : wt == 2 ? 320 : 512;
     const uint8_t *meta = g + (size_t)nb * qb;
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m10 = _mm512_set1_epi8(0x10);
     __m512 acc[NYMAX];
     UNROLL for (int t = 0; t < ny; t++)
         acc[t] = acc_load(b0 == 0, YROW(t), mask);
@@ -118,11 +123,23 @@ INLINE void q32_group(int ny, int q4, const uint8_t *g, int64_t nb, int64_t b0, 
         __m512i d[NYMAX];
         UNROLL for (int t = 0; t < ny; t++)
             d[t] = _mm512_setzero_si512();
-        if (q4) {
+        if (wt) {
+            const __m512i hv = wt == 2 ? _mm512_loadu_si512(q + 256) : _mm512_setzero_si512();
             UNROLL for (int s = 0; s < 4; s++) {
                 const __m512i wv = _mm512_loadu_si512(q + 64 * s);
-                const __m512i lo = _mm512_and_si512(wv, m4);
-                const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m4);
+                __m512i lo = _mm512_and_si512(wv, m4);
+                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m4);
+                if (wt == 2) {
+                    __m512i hl, hh; /* bit 2s, bit 2s + 1 -> bit 4 */
+                    switch (s) {
+                    case 0: hl = _mm512_slli_epi16(hv, 4); hh = _mm512_slli_epi16(hv, 3); break;
+                    case 1: hl = _mm512_slli_epi16(hv, 2); hh = _mm512_slli_epi16(hv, 1); break;
+                    case 2: hl = hv; hh = _mm512_srli_epi16(hv, 1); break;
+                    default: hl = _mm512_srli_epi16(hv, 2); hh = _mm512_srli_epi16(hv, 3); break;
+                    }
+                    lo = _mm512_ternarylogic_epi32(lo, hl, m10, 0xF8); /* lo | (hl & 0x10) */
+                    hi = _mm512_ternarylogic_epi32(hi, hh, m10, 0xF8);
+                }
                 UNROLL for (int t = 0; t < ny; t++) {
                     const int8_t *aq = AROW(ts_block_q8_0, t)[blk].qs;
                     d[t] = _mm512_dpbusd_epi32(d[t], lo, bcast32(aq + 4 * s));
@@ -150,7 +167,7 @@ INLINE void q32_group(int ny, int q4, const uint8_t *g, int64_t nb, int64_t b0, 
         _mm512_mask_storeu_ps(YROW(t), mask, acc[t]);
 }
 
-static void gemm_q32(int q4, int64_t k, int64_t n_rows, int64_t n_tok, const void *w,
+static void gemm_q32(int wt, int64_t k, int64_t n_rows, int64_t n_tok, const void *w,
                      size_t w_stride, const void *a, size_t a_stride, float *y, size_t y_stride)
 {
     const int64_t nb = k / 32;
@@ -166,7 +183,8 @@ static void gemm_q32(int q4, int64_t k, int64_t n_rows, int64_t n_tok, const voi
         for (int64_t b0 = 0; b0 < nb; b0 += NBC32) {
             const int64_t n = nb - b0 < NBC32 ? nb - b0 : NBC32;
             for (int t = 0; t < ny; t++)
-                pass_q8_0((const ts_block_q8_0 *)(at + (size_t)t * a_stride), b0, n, q4 ? 3 : 7,
+                pass_q8_0((const ts_block_q8_0 *)(at + (size_t)t * a_stride), b0, n,
+                          wt == 1 ? 3 : wt == 2 ? 4 : 7,
                           da + t * NBC32, corr + t * NBC32);
             for (int64_t row = r0; row < r1; row += 16) {
                 const int nv = r1 - row < 16 ? (int)(r1 - row) : 16;
@@ -174,8 +192,10 @@ static void gemm_q32(int q4, int64_t k, int64_t n_rows, int64_t n_tok, const voi
                 const uint8_t *g = (const uint8_t *)w + (size_t)row * w_stride;
 #define Q32_CASE(NY_)                                                                          \
     case NY_:                                                                                  \
-        if (q4)                                                                                \
+        if (wt == 1)                                                                           \
             q32_group(NY_, 1, g, nb, b0, n, at, a_stride, da, corr, yt + row, y_stride, mask); \
+        else if (wt == 2)                                                                      \
+            q32_group(NY_, 2, g, nb, b0, n, at, a_stride, da, corr, yt + row, y_stride, mask); \
         else                                                                                   \
             q32_group(NY_, 0, g, nb, b0, n, at, a_stride, da, corr, yt + row, y_stride, mask); \
         break;
@@ -200,6 +220,12 @@ GEMM_DECL(ts_gemm_q8_0_r16_q8_0_avx512)
 GEMM_DECL(ts_gemm_q4_0_r16_q8_0_avx512)
 {
     gemm_q32(1, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+}
+
+/* Contract: as above; Q5_0_R16 (isum = dot(u, a) - 16 * sum(a)). */
+GEMM_DECL(ts_gemm_q5_0_r16_q8_0_avx512)
+{
+    gemm_q32(2, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
 }
 
 /* ---- Q4_K_R16 x Q8_K ---- */
@@ -427,4 +453,6 @@ void ts_simd_register_gemm_r16_avx512(ts_kernels *k)
                                                 NYMAX, "ts_gemm_q4_k_r16_q8_k_avx512"};
     k->gemm[TS_QTYPE_Q6_K_R16] = (ts_gemm_slot){ts_gemm_q6_k_r16_q8_k_avx512, TS_ACT_Q8_K, 16,
                                                 NYMAX, "ts_gemm_q6_k_r16_q8_k_avx512"};
+    k->gemm[TS_QTYPE_Q5_0_R16] = (ts_gemm_slot){ts_gemm_q5_0_r16_q8_0_avx512, TS_ACT_Q8_0, 16,
+                                                NYMAX, "ts_gemm_q5_0_r16_q8_0_avx512"};
 }
