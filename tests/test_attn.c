@@ -16,19 +16,8 @@
 #include "test.h"
 #include "../quant/quant.h"
 #include "../simd/kernels.h"
+#include "levels.h"
 #include "../simd/scalar/exp_canon.h"
-
-static int levels(ts_isa *out)
-{
-    ts_isa det = ts_isa_detect();
-    int n = 0;
-    out[n++] = TS_ISA_SCALAR;
-    if (det >= TS_ISA_AVX2 && det < TS_ISA_NEON)
-        out[n++] = TS_ISA_AVX2;
-    if (det >= TS_ISA_AVX512 && det < TS_ISA_NEON)
-        out[n++] = TS_ISA_AVX512;
-    return n;
-}
 
 /* One attention case: a KV head's cache of n_pos positions in the kernel
  * layout (f16 or f32) plus the same values as f32 rows for the reference. */
@@ -158,7 +147,7 @@ TS_TEST(test_attn_levels_vs_scalar)
     static const int64_t hds[] = {64, 128, 8, 80};
     static const int64_t grps[] = {1, 4, 7};
     ts_isa lv[4];
-    int n_lv = levels(lv);
+    int n_lv = ts_test_levels(lv);
     ts_kernels ref, kt;
     ts_kernels_init(&ref, TS_ISA_SCALAR);
     for (size_t a = 0; a < sizeof(n_pos) / sizeof(n_pos[0]); a++)
@@ -198,7 +187,7 @@ TS_TEST(test_attn_query_alone_vs_block)
 {
     static const int64_t grps[] = {1, 4, 7};
     ts_isa lv[4];
-    int n_lv = levels(lv);
+    int n_lv = ts_test_levels(lv);
     for (int l = 0; l < n_lv; l++) {
         ts_kernels kt;
         ts_kernels_init(&kt, lv[l]);
@@ -255,7 +244,7 @@ TS_TEST(test_attn_elementwise_levels)
 {
     static const int64_t ns[] = {1, 7, 15, 16, 17, 64, 100, 2048};
     ts_isa lv[4];
-    int n_lv = levels(lv);
+    int n_lv = ts_test_levels(lv);
     ts_kernels ref, kt;
     ts_kernels_init(&ref, TS_ISA_SCALAR);
     uint64_t rng = 5;
@@ -320,7 +309,7 @@ TS_TEST(test_attn_rope_levels)
     static const struct { int64_t n_head, hd, n_rot; } sh[] = {
         {1, 64, 64}, {3, 128, 128}, {2, 80, 80}, {4, 64, 32}, {1, 8, 6}, {5, 128, 100}};
     ts_isa lv[4];
-    int n_lv = levels(lv);
+    int n_lv = ts_test_levels(lv);
     ts_kernels ref, kt;
     ts_kernels_init(&ref, TS_ISA_SCALAR);
     uint64_t rng = 11;

@@ -20,20 +20,9 @@
 #include "../core/matmul.h"
 #include "../quant/quant.h"
 #include "../simd/kernels.h"
+#include "levels.h"
 
 static const uint32_t ftypes[] = {TS_QTYPE_F32, TS_QTYPE_F16, TS_QTYPE_BF16};
-
-static int levels(ts_isa *out)
-{
-    ts_isa det = ts_isa_detect();
-    int n = 0;
-    out[n++] = TS_ISA_SCALAR;
-    if (det >= TS_ISA_AVX2 && det < TS_ISA_NEON)
-        out[n++] = TS_ISA_AVX2;
-    if (det >= TS_ISA_AVX512 && det < TS_ISA_NEON)
-        out[n++] = TS_ISA_AVX512;
-    return n;
-}
 
 static void *xalloc(size_t n)
 {
@@ -170,7 +159,7 @@ TS_TEST(test_dense_scalar_vs_reference)
 TS_TEST(test_dense_levels_vs_scalar)
 {
     ts_isa lv[4];
-    int n_lv = levels(lv);
+    int n_lv = ts_test_levels(lv);
     if (n_lv == 1) {
         ts_test_skip("host has only the scalar level");
         return;
@@ -214,7 +203,7 @@ TS_TEST(test_dense_levels_vs_scalar)
 TS_TEST(test_dense_tiling_deterministic)
 {
     ts_isa lv[4];
-    int n_lv = levels(lv);
+    int n_lv = ts_test_levels(lv);
     uint64_t rng = 23;
     for (int l = 0; l < n_lv; l++) {
         ts_kernels kt;

@@ -21,6 +21,7 @@
 #endif
 #include "../quant/quant.h"
 #include "../simd/kernels.h"
+#include "levels.h"
 #include "../simd/repack.h"
 
 static const uint32_t gemm_types[] = {
@@ -45,25 +46,6 @@ static void fill(float *v, int64_t n, int kind, uint64_t *rng)
         default: v[i] = ts_test_randf(rng) * 1e-5f; break;
         }
     }
-}
-
-/* Cached levels the host has: scalar .. detected (x86 ladder). */
-static int host_levels(ts_isa *out)
-{
-    ts_isa det = ts_isa_detect();
-    int n = 0;
-    out[n++] = TS_ISA_SCALAR;
-    if (det >= TS_ISA_AVX2 && det < TS_ISA_NEON)
-        out[n++] = TS_ISA_AVX2;
-    if (det >= TS_ISA_AVX512 && det < TS_ISA_NEON)
-        out[n++] = TS_ISA_AVX512;
-    if (det == TS_ISA_AMX) /* only where CPUID, XCR0 and arch_prctl allow it */
-        out[n++] = TS_ISA_AMX;
-    if (det >= TS_ISA_NEON) /* aarch64 ladder */
-        out[n++] = TS_ISA_NEON;
-    if (det >= TS_ISA_NEON_DOT)
-        out[n++] = TS_ISA_NEON_DOT;
-    return n;
 }
 
 static void *xalloc(size_t n)
@@ -179,7 +161,7 @@ static int64_t kblocks(uint32_t type, int64_t nb) { return nb * (blk_of(type) ==
 TS_TEST(test_kernels_table_complete)
 {
     ts_isa lv[5];
-    int n = host_levels(lv);
+    int n = ts_test_levels(lv);
     for (int i = 0; i < n; i++) {
         ts_kernels kt;
         ts_kernels_init(&kt, lv[i]);
@@ -217,7 +199,7 @@ TS_TEST(test_kernels_table_complete)
 TS_TEST(test_kernels_quant_act_bitexact)
 {
     ts_isa lv[5];
-    int n_lv = host_levels(lv);
+    int n_lv = ts_test_levels(lv);
     ts_kernels ref;
     ts_kernels_init(&ref, TS_ISA_SCALAR);
     uint64_t rng = 42;
@@ -327,7 +309,7 @@ TS_TEST(test_kernels_scalar_vs_reference)
 TS_TEST(test_kernels_levels_vs_scalar)
 {
     ts_isa lv[5];
-    int n_lv = host_levels(lv);
+    int n_lv = ts_test_levels(lv);
     if (n_lv == 1) {
         ts_test_skip("host has only the scalar level");
         return;
@@ -396,7 +378,7 @@ TS_TEST(test_kernels_levels_vs_scalar)
 TS_TEST(test_kernels_tiling_deterministic)
 {
     ts_isa lv[5];
-    int n_lv = host_levels(lv);
+    int n_lv = ts_test_levels(lv);
     uint64_t rng = 99;
     for (int l = 0; l < n_lv; l++) {
         ts_kernels kt;
@@ -499,7 +481,7 @@ TS_TEST(test_kernels_r16_vs_plain)
     const int64_t toks[] = {1, 2, 3, 5, 7, 8, 9, 31, 33, 63, 65, 127, 129};
     const int64_t rows_set[] = {1, 15, 16, 17, 31, 37};
     ts_isa lv[5];
-    int n_lv = host_levels(lv);
+    int n_lv = ts_test_levels(lv);
     ts_kernels ref;
     ts_kernels_init(&ref, TS_ISA_SCALAR);
     uint64_t rng = 77;

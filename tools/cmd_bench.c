@@ -61,25 +61,11 @@ static bool parse_list(const char *s, long long lo, long long hi, list *out)
     return out->n > 0;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double peak_rss_mib(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
-
 /* One timed run; returns seconds or < 0 on error. */
 static double run_once(ts_session *s, const int32_t *toks, long long n, bool pp, ts_err *err)
 {
     ts_session_reset(s);
-    double t0 = now_s();
+    double t0 = ts_cli_now_s();
     if (pp) {
         if (ts_session_prefill(s, toks, (int)n, NULL, err) != TS_OK)
             return -1.0;
@@ -88,7 +74,7 @@ static double run_once(ts_session *s, const int32_t *toks, long long n, bool pp,
             if (ts_session_decode(s, toks[i], err) != TS_OK)
                 return -1.0;
     }
-    return now_s() - t0;
+    return ts_cli_now_s() - t0;
 }
 
 typedef struct {
@@ -135,13 +121,13 @@ static void print_row(const bench_args *a, const char *name, const ts_engine_inf
             printf("model,size_mib,params_m,backend,threads,test,t_s,t_s_sd,gops,pct_peak,"
                    "peak_rss_mib\n");
         printf("%s,%.2f,%.2f,CPU,%u,%s,%.2f,%.2f,%.1f,%.1f,%.1f\n", name, size_mib, params_m,
-               in->n_threads, test, mean, sd, g, pct, peak_rss_mib());
+               in->n_threads, test, mean, sd, g, pct, ts_cli_peak_rss_mib());
     } else if (!strcmp(a->fmt, "json")) {
         printf("%s{\"model\": \"%s\", \"size_mib\": %.2f, \"params_m\": %.2f, \"backend\": \"CPU\", "
                "\"threads\": %u, \"test\": \"%s\", \"t_s\": %.2f, \"t_s_sd\": %.2f, "
                "\"gops\": %.1f, \"pct_peak\": %.1f, \"peak_rss_mib\": %.1f}",
                first ? "[\n  " : ",\n  ", name, size_mib, params_m, in->n_threads, test, mean, sd,
-               g, pct, peak_rss_mib());
+               g, pct, ts_cli_peak_rss_mib());
     } else {
         if (first) {
             printf("| model | size | params | backend | threads | test | t/s | GOP/s | %% peak "
@@ -151,7 +137,7 @@ static void print_row(const bench_args *a, const char *name, const ts_engine_inf
         printf("| %s %s | %.2f MiB | %.2f M | CPU | %u | %s | %.2f ± %.2f | %.1f | %.1f%% | "
                "%.1f MiB |\n",
                in->arch, name, size_mib, params_m, in->n_threads, test, mean, sd, g, pct,
-               peak_rss_mib());
+               ts_cli_peak_rss_mib());
     }
     fflush(stdout);
 }
@@ -305,7 +291,7 @@ static int moe_audit(const bench_args *a)
                                .log = audit_line};
         ts_moe_audit_result r;
         ts_err err = {0};
-        double t0 = now_s();
+        double t0 = ts_cli_now_s();
         if (ts_moe_audit(&o, &r, &err) != TS_OK) {
             ts_cli_error(CMD, "moe audit: %s", err.msg);
             return 1;
@@ -314,7 +300,7 @@ static int moe_audit(const bench_args *a)
         printf("%s %s: %d problems x %d configs: unwritten %d, out of tol %d, not identical %d, "
                "worst err/bound %.3f (%.1f s)\n", fail ? "FAIL" : "ok",
                ts_qtype_name(types[i].qtype), r.n_problems, r.n_configs / (r.n_problems ? r.n_problems : 1),
-               r.n_unwritten, r.n_out_of_tol, r.n_mismatch, r.worst, now_s() - t0);
+               r.n_unwritten, r.n_out_of_tol, r.n_mismatch, r.worst, ts_cli_now_s() - t0);
         bad += fail != 0;
     }
     printf("moe audit: %s\n", bad ? "FAILED" : "all configurations pass");

@@ -123,20 +123,6 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double peak_rss_mib(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
-
 /* Streams up to a->n_predict tokens; returns how many, or -1 on error. */
 static int generate(ts_engine *eng, ts_session *s, ts_sampler *smp, const run_args *a, bool bare,
                     ts_err *err)
@@ -212,22 +198,22 @@ int cmd_run(int argc, char **argv)
         goto done;
     for (size_t i = 0; i < n_ids; i++)
         ts_sampler_accept(smp, ids[i]);
-    double t0 = now_s();
+    double t0 = ts_cli_now_s();
     if (ts_session_prefill(s, ids, (int)n_ids, NULL, &err) != TS_OK)
         goto done;
-    double t_pp = now_s() - t0;
+    double t_pp = ts_cli_now_s() - t0;
     bool bare = n_ids == 1 && ids[0] == ts_engine_bos(eng);
-    t0 = now_s();
+    t0 = ts_cli_now_s();
     int n_tg = generate(eng, s, smp, &a, bare, &err);
     if (n_tg < 0)
         goto done;
-    double t_tg = now_s() - t0;
+    double t_tg = ts_cli_now_s() - t0;
     fputc('\n', stdout);
     fflush(stdout);
     fprintf(stderr, "prompt %zu tokens, prefill %.1f t/s, decode %.1f t/s (%d tokens), "
             "chunk %d, threads %u, peak RSS %.1f MiB\n",
             n_ids, t_pp > 0 ? (double)n_ids / t_pp : 0.0, t_tg > 0 ? n_tg / t_tg : 0.0, n_tg,
-            ts_session_chunk(s), info.n_threads, peak_rss_mib());
+            ts_session_chunk(s), info.n_threads, ts_cli_peak_rss_mib());
     rc = 0;
 done:
     if (rc)

@@ -20,6 +20,10 @@ TS_CMD(logits);
 TS_CMD(bench);
 #undef TS_CMD
 
+/* Monotonic seconds, and this process's peak RSS in MiB (getrusage), for the
+ * timing lines of run and bench. */
+double ts_cli_now_s(void);
+double ts_cli_peak_rss_mib(void);
 /* Prints "tessera <cmd>: <msg>" to stderr. */
 void ts_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* One line on the weight placement (mode, nodes, MiB per node; the total
