@@ -107,6 +107,8 @@ test: deps
 
 check: test
 
+asan: test
+
 tsan:
 	@$(MAKE) --no-print-directory MODE=tsan all
 	TSAN_OPTIONS=halt_on_error=1 TESSERA_BIN=build/tsan/tessera build/tsan/tessera-tests pool
