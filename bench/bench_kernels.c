@@ -57,6 +57,17 @@ static void prob_make(prob *p, const ts_kernels *ref, uint32_t type, int64_t m, 
             seed = seed * 6364136223846793005ull + 1442695040888963407ull;
             x[i] = (float)((int64_t)(seed >> 40) - (1 << 23)) / (float)(1 << 23);
         }
+        if (type == TS_QTYPE_IQ2_XXS) { /* no quantizer: random block bytes, sane d */
+            ts_block_iq2_xxs *bw = (ts_block_iq2_xxs *)((char *)p->w + (size_t)r * p->w_stride);
+            for (int64_t blk = 0; blk < k / TS_QK_K; blk++) {
+                for (int j = 0; j < TS_QK_K / 8; j++) {
+                    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                    bw[blk].qs[j] = (uint16_t)(seed >> 40);
+                }
+                bw[blk].d = ts_f32_to_f16(0.01f * x[blk % k]);
+            }
+            continue;
+        }
         ts_quantize_row(type, x, (char *)p->w + (size_t)r * p->w_stride, k);
     }
     int act = ref->gemm[type].act;
@@ -138,7 +149,7 @@ int main(int argc, char **argv)
     static const uint32_t types[] = {TS_QTYPE_Q8_0, TS_QTYPE_Q4_0, TS_QTYPE_Q4_K, TS_QTYPE_Q6_K,
                                      TS_QTYPE_Q4_1, TS_QTYPE_Q5_0, TS_QTYPE_Q5_1, TS_QTYPE_Q2_K,
                                      TS_QTYPE_Q3_K, TS_QTYPE_Q5_K, TS_QTYPE_F32, TS_QTYPE_F16,
-                                     TS_QTYPE_BF16};
+                                     TS_QTYPE_BF16, TS_QTYPE_IQ2_XXS};
     ts_kernels ref;
     ts_kernels_init(&ref, TS_ISA_SCALAR);
     ts_isa det = ts_isa_detect();

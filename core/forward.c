@@ -139,8 +139,10 @@ static void run_tok(ts_session *s, tok_ctx *c, int64_t n_tok)
 
 static void dense_ffn(ts_session *s, const ts_layer *L, int64_t n_tok)
 {
-    ts_mm_run(s->mm, &L->ffn_gate, s->xn, s->x_stride, n_tok, s->ffn_a, s->ffn_stride);
-    ts_mm_run(s->mm, &L->ffn_up, s->xn, s->x_stride, n_tok, s->ffn_b, s->ffn_stride);
+    const ts_qview *w[2] = {&L->ffn_gate, &L->ffn_up};
+    float *const y[2] = {s->ffn_a, s->ffn_b};
+    const size_t ys[2] = {s->ffn_stride, s->ffn_stride};
+    ts_mm_run_multi(s->mm, w, y, ys, 2, s->xn, s->x_stride, n_tok); /* one quantize, one grid */
     tok_ctx c = {.s = s, .op = OP_SWIGLU, .width = L->ffn_gate.rows};
     run_tok(s, &c, n_tok);
     ts_mm_run(s->mm, &L->ffn_down, s->ffn_a, s->ffn_stride, n_tok, s->xn, s->x_stride);
@@ -154,9 +156,10 @@ void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float
     run_tok(s, &c, n_tok);
     for (int64_t il = 0; il < hp->n_layer; il++) {
         const ts_layer *L = &m->layers[il];
-        ts_mm_run(s->mm, &L->wq, s->xn, s->x_stride, n_tok, s->q, s->q_stride);
-        ts_mm_run(s->mm, &L->wk, s->xn, s->x_stride, n_tok, s->k, s->kv_stride);
-        ts_mm_run(s->mm, &L->wv, s->xn, s->x_stride, n_tok, s->v, s->kv_stride);
+        const ts_qview *wqkv[3] = {&L->wq, &L->wk, &L->wv};
+        float *const yqkv[3] = {s->q, s->k, s->v};
+        const size_t sqkv[3] = {s->q_stride, s->kv_stride, s->kv_stride};
+        ts_mm_run_multi(s->mm, wqkv, yqkv, sqkv, 3, s->xn, s->x_stride, n_tok);
         c = (tok_ctx){.s = s, .op = OP_QKV_POST, .layer = il};
         run_tok(s, &c, n_tok);
         ts_attn_run(s, il, n_tok);

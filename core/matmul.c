@@ -10,8 +10,8 @@
  * a const pointer captured at create. Tiles write disjoint outputs; every tile
  * kernel follows its type's canonical per-output order, so y's bits do not
  * depend on n_tok, the tiling, the thread count or which worker ran a tile.
- * Weight types without a kernel slot (IQ2_XXS) take the reference path:
- * dequantize the row with quant/ into worker scratch, f32 dot in K order.
+ * Every type ts_mm_supports() accepts has a kernel slot at every level
+ * (simd/ ts_kernels_required(), IQ2_XXS included), so there is no fallback.
  */
 #include "matmul.h"
 
@@ -44,7 +44,6 @@ struct ts_mm {
     int64_t max_tok, max_k;
     void *act[TS_ACT_COUNT];        /* (max_tok, act_stride[f]) quantized rows */
     size_t act_stride[TS_ACT_COUNT];
-    float *ref_row;                 /* (max_k) reference path when pool == NULL */
     ts_tile *tiles;                 /* (MM_TILE_CAP) */
     ts_dense_blas_mode blas;        /* OFF unless TESSERA_BLAS / ts_mm_set_blas */
 };
@@ -78,14 +77,8 @@ ts_status ts_mm_create(ts_mm **out, ts_pool *pool, int64_t max_tok, int64_t max_
         mm->act[f] = aligned_alloc(64, mm->act_stride[f] * (size_t)max_tok);
         ok = ok && mm->act[f];
     }
-    mm->ref_row = aligned_alloc(64, pad64((size_t)max_k * sizeof(float)));
     mm->tiles = calloc(MM_TILE_CAP, sizeof(ts_tile));
-    ok = ok && mm->ref_row && mm->tiles;
-    if (ok && pool && ts_pool_reserve_scratch(pool, pad64((size_t)max_k * sizeof(float)), err)
-        != TS_OK) {
-        ts_mm_destroy(mm);
-        return err ? err->status : TS_E_NOMEM;
-    }
+    ok = ok && mm->tiles;
     if (!ok) {
         ts_mm_destroy(mm);
         return ts_err_set(err, TS_E_NOMEM, "ts_mm_create: out of memory (max_tok=%lld max_k=%lld)",
@@ -108,7 +101,6 @@ void ts_mm_destroy(ts_mm *mm)
         return;
     for (int f = 0; f < TS_ACT_COUNT; f++)
         free(mm->act[f]);
-    free(mm->ref_row);
     free(mm->tiles);
     free(mm);
 }
@@ -116,7 +108,8 @@ void ts_mm_destroy(ts_mm *mm)
 bool ts_mm_supports(uint32_t qtype)
 {
     const ts_qtraits *tr = ts_qtype_traits(qtype);
-    return tr && tr->supported && qtype != TS_QTYPE_Q8_K && qtype != TS_QTYPE_Q8_1;
+    /* Activation formats (Q8_K, Q8_1) are not required slots: excluded. */
+    return tr && tr->supported && ts_kernels_required(qtype);
 }
 
 typedef struct {
@@ -151,27 +144,7 @@ static void gemm_tile(void *vctx, const ts_tile *t, ts_scratch *s)
                 (float *)((char *)c->y + (size_t)t->tok0 * c->y_stride) + t->row0, c->y_stride);
 }
 
-/* Reference path (no kernel slot): per output, f32 acc in K order. */
-static void ref_tile(void *vctx, const ts_tile *t, ts_scratch *s)
-{
-    const run_ctx *c = vctx;
-    float *wrow = s ? (float *)s->buf : c->mm->ref_row;
-    const int64_t k = c->w->cols;
-    for (uint32_t row = t->row0; row < t->row0 + t->rows; row++) {
-        ts_dequantize_row(c->w->qtype,
-                          ts_qplace_rows(c->w, t, s) + (size_t)(row - t->row0) * c->w->row_stride,
-                          wrow, k);
-        for (uint32_t tok = t->tok0; tok < t->tok0 + t->toks; tok++) {
-            const float *xr = (const float *)((const char *)c->x + (size_t)tok * c->x_stride);
-            float acc = 0.0f;
-            for (int64_t i = 0; i < k; i++)
-                acc += wrow[i] * xr[i];
-            ((float *)((char *)c->y + (size_t)tok * c->y_stride))[row] = acc;
-        }
-    }
-}
-
-static void run_grid(ts_mm *mm, const ts_grid *g, ts_tile_fn fn, run_ctx *c)
+static void run_grid(ts_mm *mm, const ts_grid *g, ts_tile_fn fn, void *c)
 {
     if (mm->pool) {
         ts_grid_run(mm->pool, g, fn, c);
@@ -188,6 +161,61 @@ static void split(int64_t n, int64_t parts, int64_t b, int64_t align, int64_t *b
     int64_t lo = units * b / parts, hi = units * (b + 1) / parts;
     *b0 = lo * align;
     *bn = (hi * align < n ? hi * align : n) - *b0;
+}
+
+/* Appends w's GEMM tiles (matrix index e in ts_tile.expert) to g: token
+ * blocks of <= MM_TOK_BLOCK (nearly equal, multiples of the kernel's NY where
+ * possible), row blocks in multiples of MR; min_parts: the row blocks wanted
+ * at least (for every worker to have tiles when the matrices allow). */
+static void add_gemm_tiles(ts_mm *mm, ts_grid *g, const ts_qview *w, const ts_gemm_slot *slot,
+                           uint32_t e, int64_t n_tok, int64_t min_parts)
+{
+    const int64_t mr = slot && slot->fn ? slot->mr : 1;
+    const int64_t ny = slot && slot->fn ? slot->ny : 1;
+    int64_t tok_parts = (n_tok + MM_TOK_BLOCK - 1) / MM_TOK_BLOCK;
+    int64_t row_units = (w->rows + mr - 1) / mr;
+    /* Wide-MR kernels (_R16: 16 rows) get >= 8 row groups per tile, so their
+     * per-tile activation pass is amortized. */
+    const int64_t row_block = MM_ROW_BLOCK > 8 * mr ? MM_ROW_BLOCK : 8 * mr;
+    int64_t row_parts = (w->rows + row_block - 1) / row_block;
+    if (row_parts * tok_parts < min_parts)
+        row_parts = (min_parts + tok_parts - 1) / tok_parts;
+    if (row_parts > row_units)
+        row_parts = row_units;
+    const int64_t room = (int64_t)MM_TILE_CAP - g->n_tiles;
+    if (ts_qplace_n_blocks(w, row_parts) * tok_parts > room)
+        row_parts = room / tok_parts - ts_qplace_n_blocks(w, 0);
+    for (int64_t tb = 0; tb < tok_parts; tb++) {
+        int64_t t0, tn;
+        split(n_tok, tok_parts, tb, n_tok >= ny * tok_parts ? ny : 1, &t0, &tn);
+        for (int64_t rb = 0; rb < ts_qplace_n_blocks(w, row_parts); rb++) {
+            int64_t r0, rn;
+            uint16_t node; /* NUMA placement: blocks cut inside each node's rows */
+            ts_qplace_row_block(w, row_parts, rb, mr, &r0, &rn, &node);
+            if (rn <= 0 || tn <= 0)
+                continue;
+            mm->tiles[g->n_tiles++] = (ts_tile){.expert = e, .row0 = (uint32_t)r0,
+                                                .rows = (uint32_t)rn, .tok0 = (uint32_t)t0,
+                                                .toks = (uint32_t)tn, .node = node};
+        }
+    }
+}
+
+/* Quantizes x's n_tok rows into c->act (tiles over tokens). */
+static void quantize_act(ts_mm *mm, ts_grid *g, run_ctx *c, int64_t n_tok)
+{
+    const uint32_t n_workers = mm->pool ? ts_pool_n_workers(mm->pool) : 1;
+    /* 4 tiles per worker once there are 2 tokens per worker: the grid then
+     * runs on the pool instead of inline (sched runs < 2 per worker inline). */
+    int64_t want = n_tok >= 2 * (int64_t)n_workers ? 4 * (int64_t)n_workers : n_workers;
+    int64_t parts = n_tok < want ? n_tok : want;
+    g->n_tiles = 0;
+    for (int64_t b = 0; b < parts; b++) {
+        int64_t t0, tn;
+        split(n_tok, parts, b, 1, &t0, &tn);
+        mm->tiles[g->n_tiles++] = (ts_tile){.tok0 = (uint32_t)t0, .toks = (uint32_t)tn};
+    }
+    run_grid(mm, g, quant_tile, c);
 }
 
 void ts_mm_run(ts_mm *mm, const ts_qview *w, const float *x, size_t x_stride, int64_t n_tok,
@@ -210,57 +238,79 @@ void ts_mm_run(ts_mm *mm, const ts_qview *w, const float *x, size_t x_stride, in
     if (slot && slot->fn && slot->act != TS_ACT_F32) {
         c.act = mm->act[slot->act];
         c.act_stride = mm->act_stride[slot->act];
-        /* 4 tiles per worker once there are 2 tokens per worker: the grid then
-         * runs on the pool instead of inline (sched runs < 2 per worker inline). */
-        int64_t want = n_tok >= 2 * (int64_t)n_workers ? 4 * (int64_t)n_workers : n_workers;
-        int64_t parts = n_tok < want ? n_tok : want;
-        for (int64_t b = 0; b < parts; b++) {
-            int64_t t0, tn;
-            split(n_tok, parts, b, 1, &t0, &tn);
-            mm->tiles[g.n_tiles++] = (ts_tile){.tok0 = (uint32_t)t0, .toks = (uint32_t)tn};
-        }
-        run_grid(mm, &g, quant_tile, &c);
+        quantize_act(mm, &g, &c, n_tok);
     } else {
         c.act = x;
         c.act_stride = x_stride;
     }
-
-    /* 2. GEMM: token blocks of <= MM_TOK_BLOCK (nearly equal, multiples of the
-     * kernel's NY where possible), row blocks in multiples of MR, enough tiles
-     * for every worker when the matrix allows. */
-    const int64_t mr = slot && slot->fn ? slot->mr : 1;
-    const int64_t ny = slot && slot->fn ? slot->ny : 1;
-    int64_t tok_parts = (n_tok + MM_TOK_BLOCK - 1) / MM_TOK_BLOCK;
-    int64_t row_units = (w->rows + mr - 1) / mr;
-    /* Wide-MR kernels (_R16: 16 rows) get >= 8 row groups per tile, so their
-     * per-tile activation pass is amortized. */
-    const int64_t row_block = MM_ROW_BLOCK > 8 * mr ? MM_ROW_BLOCK : 8 * mr;
-    int64_t row_parts = (w->rows + row_block - 1) / row_block;
-    if (row_parts * tok_parts < 4 * (int64_t)n_workers)
-        row_parts = (4 * (int64_t)n_workers + tok_parts - 1) / tok_parts;
-    if (row_parts > row_units)
-        row_parts = row_units;
-    if (ts_qplace_n_blocks(w, row_parts) * tok_parts > MM_TILE_CAP)
-        row_parts = MM_TILE_CAP / tok_parts - ts_qplace_n_blocks(w, 0);
+    /* 2. GEMM: row blocks x token blocks. */
     g.n_tiles = 0;
-    for (int64_t tb = 0; tb < tok_parts; tb++) {
-        int64_t t0, tn;
-        split(n_tok, tok_parts, tb, n_tok >= ny * tok_parts ? ny : 1, &t0, &tn);
-        for (int64_t rb = 0; rb < ts_qplace_n_blocks(w, row_parts); rb++) {
-            int64_t r0, rn;
-            uint16_t node; /* NUMA placement: blocks cut inside each node's rows */
-            ts_qplace_row_block(w, row_parts, rb, mr, &r0, &rn, &node);
-            if (rn <= 0 || tn <= 0)
-                continue;
-            mm->tiles[g.n_tiles++] = (ts_tile){.row0 = (uint32_t)r0, .rows = (uint32_t)rn,
-                                               .tok0 = (uint32_t)t0, .toks = (uint32_t)tn,
-                                               .node = node};
-        }
-    }
-    run_grid(mm, &g, slot && slot->fn ? gemm_tile : ref_tile, &c);
+    add_gemm_tiles(mm, &g, w, slot, 0, n_tok, 4 * (int64_t)n_workers);
+    run_grid(mm, &g, gemm_tile, &c);
 }
 
-ts_status ts_mm_prepare(const ts_qview *w, ts_qview *out, void **owned, ts_err *err)
+typedef struct {
+    run_ctx c[TS_MM_MULTI_MAX];
+} multi_ctx;
+
+static void gemm_tile_multi(void *vctx, const ts_tile *t, ts_scratch *s)
+{
+    const multi_ctx *m = vctx;
+    gemm_tile((void *)&m->c[t->expert], t, s);
+}
+
+void ts_mm_run_multi(ts_mm *mm, const ts_qview *const *w, float *const *y,
+                     const size_t *y_stride, int n_w, const float *x, size_t x_stride,
+                     int64_t n_tok)
+{
+    if (n_tok <= 0 || n_w <= 0)
+        return;
+    /* Matrices the fused path does not cover (BLAS, too many) run one by
+     * one: same bits either way. */
+    bool fuse = n_w <= TS_MM_MULTI_MAX;
+    for (int i = 0; fuse && i < n_w; i++) {
+        const uint32_t qt = w[i]->qtype;
+        fuse = qt < TS_GEMM_SLOTS && mm->kern->gemm[qt].fn && w[i]->rows > 0 &&
+               !ts_dense_accepts(mm->blas, w[i], n_tok);
+    }
+    if (!fuse) {
+        for (int i = 0; i < n_w; i++)
+            ts_mm_run(mm, w[i], x, x_stride, n_tok, y[i], y_stride[i]);
+        return;
+    }
+    multi_ctx m;
+    ts_grid g = {.tiles = mm->tiles, .n_tiles = 0, .cap = MM_TILE_CAP};
+    const uint32_t n_workers = mm->pool ? ts_pool_n_workers(mm->pool) : 1;
+    bool done[TS_ACT_COUNT] = {false};
+    int64_t total_rows = 0;
+    /* 1. Activations: each format x needs is quantized once. */
+    for (int i = 0; i < n_w; i++) {
+        const ts_gemm_slot *slot = &mm->kern->gemm[w[i]->qtype];
+        m.c[i] = (run_ctx){.mm = mm, .w = w[i], .slot = slot, .x = x, .x_stride = x_stride,
+                           .y = y[i], .y_stride = y_stride[i]};
+        if (slot->act == TS_ACT_F32) {
+            m.c[i].act = x;
+            m.c[i].act_stride = x_stride;
+        } else {
+            m.c[i].act = mm->act[slot->act];
+            m.c[i].act_stride = mm->act_stride[slot->act];
+            if (!done[slot->act])
+                quantize_act(mm, &g, &m.c[i], n_tok);
+            done[slot->act] = true;
+        }
+        total_rows += w[i]->rows;
+    }
+    /* 2. One GEMM grid over every matrix's tiles; each matrix gets its share
+     * of the minimum tile count by rows. */
+    g.n_tiles = 0;
+    for (int i = 0; i < n_w; i++) {
+        int64_t want = 4 * (int64_t)n_workers * w[i]->rows / total_rows;
+        add_gemm_tiles(mm, &g, w[i], m.c[i].slot, (uint32_t)i, n_tok, want > 1 ? want : 1);
+    }
+    run_grid(mm, &g, gemm_tile_multi, &m);
+}
+
+ts_status ts_mm_prepare_alloc(const ts_qview *w, ts_qview *out, void **owned, ts_err *err)
 {
     *out = *w;
     *owned = NULL;
@@ -278,13 +328,29 @@ ts_status ts_mm_prepare(const ts_qview *w, ts_qview *out, void **owned, ts_err *
     void *buf = aligned_alloc(64, pad64(bytes));
     if (!buf)
         return ts_err_set(err, TS_E_NOMEM, "ts_mm_prepare: out of memory (%zu bytes)", bytes);
-    ts_repack_rows(rt, w->data, w->row_stride, w->rows, w->cols, buf);
     out->data = buf;
     out->qtype = rt;
     out->row_stride = ts_repack_row_stride(rt, w->cols);
     out->place = NULL; /* per-node copies hold the plain layout: place after preparing */
     *owned = buf;
     return TS_OK;
+}
+
+void ts_mm_prepare_fill(const ts_qview *w, const ts_qview *out, int64_t row0, int64_t rows)
+{
+    if (out->qtype == w->qtype || rows <= 0)
+        return;
+    ts_repack_rows(out->qtype, (const char *)w->data + (size_t)row0 * w->row_stride,
+                   w->row_stride, rows, w->cols,
+                   (char *)(void *)(uintptr_t)out->data + (size_t)row0 * out->row_stride);
+}
+
+ts_status ts_mm_prepare(const ts_qview *w, ts_qview *out, void **owned, ts_err *err)
+{
+    ts_status st = ts_mm_prepare_alloc(w, out, owned, err);
+    if (st == TS_OK)
+        ts_mm_prepare_fill(w, out, 0, w->rows);
+    return st;
 }
 
 void ts_mm_release(void *owned)

@@ -49,10 +49,24 @@ void ts_mm_set_blas(ts_mm *mm, int mode);
  * The view is for ts_mm_run only (not ts_dequantize_row / row lookups). */
 ts_status ts_mm_prepare(const ts_qview *w, ts_qview *out, void **owned, ts_err *err);
 void ts_mm_release(void *owned);
+/* ts_mm_prepare in two steps, so one matrix's repack can be split across
+ * threads: _alloc sets *out and *owned as ts_mm_prepare (buffer not filled);
+ * _fill repacks rows [row0, row0 + rows) (row0 a multiple of 16; disjoint
+ * ranges may run concurrently); a no-op when out is w's own layout. */
+ts_status ts_mm_prepare_alloc(const ts_qview *w, ts_qview *out, void **owned, ts_err *err);
+void ts_mm_prepare_fill(const ts_qview *w, const ts_qview *out, int64_t row0, int64_t rows);
 /* x: (n_tok, w->cols) f32 rows, x_stride bytes apart; y: (n_tok, w->rows),
  * y_stride bytes apart. n_tok <= max_tok, w->cols <= max_k (checked at plan
  * time by the caller). */
 void ts_mm_run(ts_mm *mm, const ts_qview *w, const float *x, size_t x_stride, int64_t n_tok,
                float *y, size_t y_stride);
+/* n_w (<= TS_MM_MULTI_MAX) matrices that share the input x (same cols): x is
+ * quantized once per activation format and one grid runs every matrix's
+ * tiles; y[i] (y_stride[i]) gets w[i]'s output. Same bits as n_w ts_mm_run
+ * calls (a BLAS-routed matrix makes it fall back to exactly those calls). */
+#define TS_MM_MULTI_MAX 4
+void ts_mm_run_multi(ts_mm *mm, const ts_qview *const *w, float *const *y,
+                     const size_t *y_stride, int n_w, const float *x, size_t x_stride,
+                     int64_t n_tok);
 
 #endif

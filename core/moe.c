@@ -572,21 +572,24 @@ static void combine_tile(void *vc, const ts_tile *t, ts_scratch *scr)
     ts_session *s = c->s;
     const ts_hparams *hp = &s->m->hp;
     int64_t nu = hp->n_expert_used;
-    const float *ys[64];
-    double ws[64];
-    (void)scr;
+    const int64_t n = hp->n_embd;
+    double *restrict acc = scr->buf; /* (n_embd): scratch holds 2 * 128 rows of max_k floats */
     for (int64_t i = t->tok0; i < (int64_t)t->tok0 + t->toks; i++) {
         float *out = row(s->xn, s->x_stride, i);
-        for (int64_t k = 0; k < nu; k++) {
-            ys[k] = row(s->ex_out, s->x_stride, c->inv[i * nu + k]);
-            ws[k] = s->sel_w[i * nu + k];
+        /* Slot by slot over the whole row (streams, vectorizes): each value
+         * is still ((w0 y0 + w1 y1) + w2 y2) + ... in double, rounded once. */
+        const float *y0 = row(s->ex_out, s->x_stride, c->inv[i * nu]);
+        const double w0 = s->sel_w[i * nu];
+        for (int64_t d = 0; d < n; d++)
+            acc[d] = w0 * y0[d];
+        for (int64_t k = 1; k < nu; k++) {
+            const float *yk = row(s->ex_out, s->x_stride, c->inv[i * nu + k]);
+            const double wk = s->sel_w[i * nu + k];
+            for (int64_t d = 0; d < n; d++)
+                acc[d] = acc[d] + wk * yk[d];
         }
-        for (int64_t d = 0; d < hp->n_embd; d++) {
-            double acc = ws[0] * ys[0][d];
-            for (int64_t k = 1; k < nu; k++)
-                acc = acc + ws[k] * ys[k][d];
-            out[d] = (float)acc;
-        }
+        for (int64_t d = 0; d < n; d++)
+            out[d] = (float)acc[d];
         if (c->sh) {
             const float *y = row((float *)c->sh, s->x_stride, i);
             for (int64_t d = 0; d < hp->n_embd; d++)

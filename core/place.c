@@ -210,10 +210,20 @@ out:
     return st;
 }
 
+/* Repack work: item i covers rows [row0, row0 + rows) of matrix mat, about
+ * PREP_ITEM_BYTES each (multiples of 16 rows), so a large matrix (the output
+ * head) is spread over the pool instead of landing on one thread. */
+#define PREP_ITEM_BYTES ((size_t)2 << 20)
+
+typedef struct {
+    uint32_t mat;
+    int64_t row0, rows;
+} prep_item;
+
 typedef struct {
     ts_qview **mats;
-    void **owned;
-    ts_status *st;
+    const ts_qview *nv;
+    const prep_item *items;
 } prep_ctx;
 
 static void prep_range(void *ctx, uint32_t i0, uint32_t i1, ts_scratch *s)
@@ -221,38 +231,73 @@ static void prep_range(void *ctx, uint32_t i0, uint32_t i1, ts_scratch *s)
     prep_ctx *c = ctx;
     (void)s;
     for (uint32_t i = i0; i < i1; i++) {
-        ts_qview *w = c->mats[i], nv;
-        /* A tied output shares token_embd's bytes: repack it, but the mapping
-         * stays readable for embedding lookups (dropped pages fault back in). */
-        c->st[i] = ts_mm_prepare(w, &nv, &c->owned[i], NULL);
-        if (c->st[i] != TS_OK || !c->owned[i])
-            continue;
-        ts_mem_drop_mapped(w->data, (size_t)w->rows * w->row_stride);
-        *w = nv;
+        const prep_item *it = &c->items[i];
+        ts_mm_prepare_fill(c->mats[it->mat], &c->nv[it->mat], it->row0, it->rows);
     }
 }
 
 static ts_status prepare_stacks(ts_model *m, ts_pool *pool, ts_err *err); /* below */
+
+/* Allocates every matrix's repacked buffer, fills them in row ranges on the
+ * pool, then switches each view and drops its source pages. A tied output
+ * shares token_embd's bytes: repacked, but the mapping stays readable for
+ * embedding lookups (dropped pages fault back in). */
+static ts_status prepare_split(ts_qview **mats, void **owned, uint32_t n, ts_pool *pool,
+                               ts_err *err)
+{
+    ts_qview *nv = calloc(n ? n : 1, sizeof(*nv));
+    size_t n_items = 0, cap = 0;
+    prep_item *items = NULL;
+    ts_status rc = nv ? TS_OK : ts_err_set(err, TS_E_NOMEM, "repack: out of memory");
+    for (uint32_t i = 0; i < n && rc == TS_OK; i++) {
+        rc = ts_mm_prepare_alloc(mats[i], &nv[i], &owned[i], err);
+        if (rc != TS_OK || !owned[i])
+            continue;
+        const size_t row_bytes = nv[i].row_stride ? nv[i].row_stride : 1;
+        int64_t step = (int64_t)(PREP_ITEM_BYTES / row_bytes) / 16 * 16;
+        step = step < 16 ? 16 : step;
+        for (int64_t r0 = 0; r0 < mats[i]->rows && rc == TS_OK; r0 += step) {
+            if (n_items == cap) {
+                cap = cap ? 2 * cap : 256;
+                prep_item *ni = realloc(items, cap * sizeof(*items));
+                if (!ni) {
+                    rc = ts_err_set(err, TS_E_NOMEM, "repack: out of memory");
+                    break;
+                }
+                items = ni;
+            }
+            int64_t rn = mats[i]->rows - r0 < step ? mats[i]->rows - r0 : step;
+            items[n_items++] = (prep_item){i, r0, rn};
+        }
+    }
+    if (rc == TS_OK) {
+        prep_ctx c = {mats, nv, items};
+        ts_pool_for(pool, (uint32_t)n_items, prep_range, &c); /* disjoint row ranges */
+        for (uint32_t i = 0; i < n; i++) {
+            if (!owned[i])
+                continue;
+            ts_mem_drop_mapped(mats[i]->data, (size_t)mats[i]->rows * mats[i]->row_stride);
+            *mats[i] = nv[i];
+        }
+    }
+    free(items);
+    free(nv);
+    return rc;
+}
 
 ts_status ts_place_prepare(ts_model *m, ts_pool *pool, ts_err *err)
 {
     uint32_t n = list_mats(m, NULL);
     ts_qview **mats = calloc(n ? n : 1, sizeof(*mats));
     void **owned = calloc(n ? n : 1, sizeof(*owned));
-    ts_status *st = calloc(n ? n : 1, sizeof(*st));
     ts_status rc = TS_OK;
-    if (!mats || !owned || !st) {
+    if (!mats || !owned) {
         rc = ts_err_set(err, TS_E_NOMEM, "repack: out of memory");
     } else {
         list_mats(m, mats);
-        prep_ctx c = {mats, owned, st};
-        ts_pool_for(pool, n, prep_range, &c); /* one matrix per index: any split is fine */
-        for (uint32_t i = 0; i < n && rc == TS_OK; i++)
-            if (st[i] != TS_OK)
-                rc = ts_err_set(err, st[i], "repack: matrix %u of %u failed", i, n);
+        rc = prepare_split(mats, owned, n, pool, err);
     }
     free(mats);
-    free(st);
     m->repacked = owned;
     m->n_repacked = owned ? n : 0;
     if (rc == TS_OK)

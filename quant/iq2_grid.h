@@ -1,5 +1,6 @@
 /*
- * quant/iq2_grid.h: the IQ2_XXS codebook, private to quant/iq2.c.
+ * quant/iq2_grid.h: the IQ2_XXS codebook (a layout header): used by
+ * quant/kdequant.c and the IQ2_XXS GEMM kernels under simd/.
  *
  * Format data, not code: the 256 entries of iq2xxs_grid from ggml-common.h
  * of ggml-org/llama.cpp (v0.5.0). Entry k packs 8 unsigned magnitudes, one

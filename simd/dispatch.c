@@ -133,7 +133,7 @@ int ts_kernels_required(uint32_t qtype)
     case TS_QTYPE_F32: case TS_QTYPE_F16: case TS_QTYPE_BF16:
     case TS_QTYPE_Q4_0: case TS_QTYPE_Q4_1: case TS_QTYPE_Q5_0: case TS_QTYPE_Q5_1:
     case TS_QTYPE_Q8_0: case TS_QTYPE_Q2_K: case TS_QTYPE_Q3_K: case TS_QTYPE_Q4_K:
-    case TS_QTYPE_Q5_K: case TS_QTYPE_Q6_K:
+    case TS_QTYPE_Q5_K: case TS_QTYPE_Q6_K: case TS_QTYPE_IQ2_XXS:
         return 1;
     default:
         return 0;

@@ -24,6 +24,12 @@
  * per block than the integer-only types. */
 #define TS_TOL_Q8_1_RTOL 6e-7
 
+/* IQ2_XXS x Q8_K (scalar kernel vs quant/'s dequantizer): the kernel's
+ * integer sum is exact and scaled once per super-block by d/8 (exact), while
+ * the dequantizer rounds d * (0.5 + ls) and then * mag: two roundings per
+ * weight on top of the integer types' per-block ones. */
+#define TS_TOL_IQ2_XXS_RTOL 5e-7
+
 /* F32/F16/BF16 x F32: sequential f32 multiply-add, one rounding each. */
 #define TS_TOL_FDOT_RTOL 1.2e-7
 

@@ -192,10 +192,12 @@ static int bench_threads(const bench_args *a, int threads, int *first, ts_sweep_
     int32_t *toks = NULL;
     int rc = 1;
     const char *name = strrchr(a->model, '/') ? strrchr(a->model, '/') + 1 : a->model;
+    const double t_load = ts_cli_now_s();
     if (ts_engine_create(&eng, &(ts_engine_opts){.model_path = a->model, .n_threads = threads,
                                                  .numa = a->numa, .cpu_range = a->cpu_range},
                          &err) != TS_OK)
         goto done;
+    fprintf(stderr, "load: %.0f ms (open + repack + placement)\n", 1e3 * (ts_cli_now_s() - t_load));
     ts_engine_info in;
     ts_engine_get_info(eng, &in);
     ts_cli_print_numa(stderr, eng, &in);

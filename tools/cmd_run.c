@@ -167,8 +167,11 @@ int cmd_run(int argc, char **argv)
     rc = 1;
     ts_engine_opts eo = {.model_path = a.model, .n_threads = (int)a.threads, .numa = a.numa,
                          .cpu_range = a.cpu_range};
-    if (ts_engine_create(&eng, &eo, &err) != TS_OK ||
-        ts_engine_tokenize(eng, prompt, plen, true, NULL, 0, &n_ids, &err) != TS_OK)
+    double t_load = ts_cli_now_s();
+    if (ts_engine_create(&eng, &eo, &err) != TS_OK)
+        goto done;
+    t_load = ts_cli_now_s() - t_load; /* printed on success only (errors stay one line) */
+    if (ts_engine_tokenize(eng, prompt, plen, true, NULL, 0, &n_ids, &err) != TS_OK)
         goto done;
     ids = malloc((n_ids + 1) * sizeof(*ids));
     if (!ids || ts_engine_tokenize(eng, prompt, plen, true, ids, n_ids, &n_ids, &err) != TS_OK)
@@ -218,6 +221,8 @@ int cmd_run(int argc, char **argv)
 done:
     if (rc)
         ts_cli_error(CMD, "%s", err.msg);
+    else
+        fprintf(stderr, "load: %.0f ms (open + repack + placement)\n", 1e3 * t_load);
     free(ids);
     free(text);
     ts_sampler_destroy(smp);

@@ -11,8 +11,7 @@
  *                                                          Q2_K/Q4_K/Q5_K: -(dmin*da) * msum)
  * The running acc lives in y itself (a float store/load is exact), so the loop
  * order row -> block -> token keeps one decode per block.
- * Does not own: IQ2_XXS (needs the grid tables that live in quant/; core falls
- * back to dequantize + f32 dot for it).
+ * Does not own: IQ2_XXS (simd/scalar/gemm_iq2.c, with the grid of quant/).
  */
 #include <math.h>
 #include <string.h>

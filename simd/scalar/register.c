@@ -22,6 +22,7 @@ GEMM_DECL(ts_gemm_q3_k_q8_k_scalar);
 GEMM_DECL(ts_gemm_q4_k_q8_k_scalar);
 GEMM_DECL(ts_gemm_q5_k_q8_k_scalar);
 GEMM_DECL(ts_gemm_q6_k_q8_k_scalar);
+GEMM_DECL(ts_gemm_iq2_xxs_q8_k_scalar); /* gemm_iq2.c */
 void ts_quant_act_q8_0_scalar(const float *restrict x, void *restrict y, int64_t k);
 void ts_quant_act_q8_1_scalar(const float *restrict x, void *restrict y, int64_t k);
 void ts_quant_act_q8_k_scalar(const float *restrict x, void *restrict y, int64_t k);
@@ -56,6 +57,7 @@ void ts_simd_register_scalar(ts_kernels *k)
     SET(TS_QTYPE_Q4_K, ts_gemm_q4_k_q8_k_scalar, TS_ACT_Q8_K);
     SET(TS_QTYPE_Q5_K, ts_gemm_q5_k_q8_k_scalar, TS_ACT_Q8_K);
     SET(TS_QTYPE_Q6_K, ts_gemm_q6_k_q8_k_scalar, TS_ACT_Q8_K);
+    SET(TS_QTYPE_IQ2_XXS, ts_gemm_iq2_xxs_q8_k_scalar, TS_ACT_Q8_K);
     /* _R16 twins: row tiles must start at multiples of 16 (mr = 16). */
     k->gemm[TS_QTYPE_Q8_0_R16] = (ts_gemm_slot){ts_gemm_q8_0_r16_q8_0_scalar, TS_ACT_Q8_0, 16, 1,
                                                 "ts_gemm_q8_0_r16_q8_0_scalar"};

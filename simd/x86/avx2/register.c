@@ -6,6 +6,7 @@
 #include "../../kernels.h"
 
 void ts_simd_register_gemm_q_avx2(ts_kernels *k);
+void ts_simd_register_gemm_q_more_avx2(ts_kernels *k); /* gemm_q_more.c */
 void ts_simd_register_gemm_f_avx2(ts_kernels *k); /* F32 F16 BF16: gemm_f.c */
 
 void ts_simd_register_ops_avx2(ts_kernels *k); /* attention, per-token: elementwise.c */
@@ -18,5 +19,6 @@ void ts_simd_register_avx2(ts_kernels *k)
     k->peak_name = "ts_peak_int8_avx2";
     ts_simd_register_ops_avx2(k);
     ts_simd_register_gemm_q_avx2(k);
+    ts_simd_register_gemm_q_more_avx2(k);
     ts_simd_register_gemm_f_avx2(k);
 }

@@ -7,6 +7,7 @@
 #include "../../kernels.h"
 
 void ts_simd_register_gemm_q_avx512(ts_kernels *k);
+void ts_simd_register_gemm_q_more_avx512(ts_kernels *k); /* gemm_q_more.c */
 void ts_simd_register_gemm_r16_avx512(ts_kernels *k);
 void ts_simd_register_gemm_f_avx512(ts_kernels *k); /* F32 F16 BF16: gemm_f.c */
 
@@ -20,6 +21,7 @@ void ts_simd_register_avx512(ts_kernels *k)
     k->peak_name = "ts_peak_int8_avx512";
     ts_simd_register_ops_avx512(k);
     ts_simd_register_gemm_q_avx512(k);
+    ts_simd_register_gemm_q_more_avx512(k);
     ts_simd_register_gemm_r16_avx512(k);
     ts_simd_register_gemm_f_avx512(k);
 }
