@@ -33,6 +33,11 @@ static const char *const re_gpt2[] = {
     "|[" WS "]*[\\r\\n]+" WS_RUNS
 static const char *const re_llama3[] = {CONTRACTIONS_ANYCASE LLAMA3_TAIL("{1,3}"), NULL};
 static const char *const re_qwen2[] = {CONTRACTIONS_ANYCASE LLAMA3_TAIL(""), NULL};
+/* qwen35: qwen2's split, but combining marks (\p{M}) stay inside words. */
+static const char *const re_qwen35[] = {
+    CONTRACTIONS_ANYCASE "|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}"
+                         "| ?[^" WS "\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|[" WS "]*[\\r\\n]+" WS_RUNS,
+    NULL};
 
 /* Cased letters as listed by DeepSeek's tokenizer.json (a fixed set, not \p{L&} of today). */
 #define DS_LETTERS                                                                              \
@@ -91,6 +96,7 @@ static const pre_def pre_table[] = {
     {"llama3|llama-v3|llama-bpe|falcon3|falcon-h1|pixtral|midm-2.0|lfm2", re_llama3, {true, true}},
     {"dbrx|smaug-bpe|chatglm-bpe|glm4", re_llama3, {false, false}},
     {"qwen2|deepseek-r1-qwen|stablelm2|hunyuan|megrez", re_qwen2, {false, false}},
+    {"qwen35", re_qwen35, {false, false}},
     {"deepseek-llm", re_deepseek_llm, {false, false}},
     {"deepseek-coder", re_deepseek_coder, {false, false}},
     {"falcon", re_falcon, {false, false}},
