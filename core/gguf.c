@@ -580,34 +580,37 @@ ts_status ts_gguf_get_f32(const ts_gguf *g, const char *key, float *out, bool *f
     return TS_OK;
 }
 
+/* Finds key and checks its type: *kv = NULL (and TS_OK) when absent. */
+static ts_status find_typed(const ts_gguf *g, const char *key, ts_gguf_type want,
+                            const ts_gguf_kv **kv, bool *found, ts_err *err)
+{
+    *kv = ts_gguf_kv_find(g, key);
+    if (found)
+        *found = *kv != NULL;
+    if (*kv && (*kv)->type != want)
+        return ts_err_set(err, TS_E_FORMAT, "%s has type %s, want %s", key,
+                          gtype_name((*kv)->type), want == TS_GGUF_BOOL ? "bool" : "string");
+    return TS_OK;
+}
+
 ts_status ts_gguf_get_bool(const ts_gguf *g, const char *key, bool *out, bool *found,
                            ts_err *err)
 {
-    const ts_gguf_kv *kv = ts_gguf_kv_find(g, key);
-    if (found)
-        *found = kv != NULL;
-    if (!kv)
-        return TS_OK;
-    if (kv->type != TS_GGUF_BOOL)
-        return ts_err_set(err, TS_E_FORMAT, "%s has type %s, want bool", key,
-                          gtype_name(kv->type));
-    *out = kv->val[0] != 0;
-    return TS_OK;
+    const ts_gguf_kv *kv;
+    ts_status st = find_typed(g, key, TS_GGUF_BOOL, &kv, found, err);
+    if (st == TS_OK && kv)
+        *out = kv->val[0] != 0;
+    return st;
 }
 
 ts_status ts_gguf_get_str(const ts_gguf *g, const char *key, ts_str *out, bool *found,
                           ts_err *err)
 {
-    const ts_gguf_kv *kv = ts_gguf_kv_find(g, key);
-    if (found)
-        *found = kv != NULL;
-    if (!kv)
-        return TS_OK;
-    if (kv->type != TS_GGUF_STR)
-        return ts_err_set(err, TS_E_FORMAT, "%s has type %s, want string", key,
-                          gtype_name(kv->type));
-    *out = kv->str;
-    return TS_OK;
+    const ts_gguf_kv *kv;
+    ts_status st = find_typed(g, key, TS_GGUF_STR, &kv, found, err);
+    if (st == TS_OK && kv)
+        *out = kv->str;
+    return st;
 }
 
 ts_status ts_gguf_get_arr(const ts_gguf *g, const char *key, ts_gguf_type elem,
