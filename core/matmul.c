@@ -39,6 +39,12 @@ static void kernels_init_once(void)
     ts_kernels_init(&g_kernels, ts_isa_from_env());
 }
 
+const ts_kernels *ts_mm_kernels(void)
+{
+    pthread_once(&g_kernels_once, kernels_init_once);
+    return &g_kernels;
+}
+
 struct ts_mm {
     ts_pool *pool;
     const ts_kernels *kern;
@@ -334,15 +340,8 @@ ts_status ts_mm_prepare_alloc(const ts_qview *w, ts_qview *out, void **owned, ts
 {
     *out = *w;
     *owned = NULL;
-    pthread_once(&g_kernels_once, kernels_init_once);
-    const uint32_t rt = ts_repack_type(w->qtype);
+    const uint32_t rt = ts_kernels_repack_type(ts_mm_kernels(), w->qtype);
     if (!rt || w->rows <= 0 || w->cols <= 0)
-        return TS_OK;
-    /* Only where this process's level has a kernel of its own for the layout:
-     * the scalar twin is an oracle, slower than the plain scalar kernel. */
-    ts_kernels scalar;
-    ts_kernels_init(&scalar, TS_ISA_SCALAR);
-    if (!g_kernels.gemm[rt].fn || g_kernels.gemm[rt].fn == scalar.gemm[rt].fn)
         return TS_OK;
     const size_t bytes = ts_repack_bytes(rt, w->rows, w->cols);
     void *buf = repack_buf_alloc(bytes);

@@ -17,6 +17,7 @@
 
 #include "tessera.h"
 #include "../sched/sched.h"
+#include "../simd/kernels.h"
 
 struct ts_qplace; /* core/place.h */
 
@@ -30,6 +31,10 @@ typedef struct {
 } ts_qview;
 
 typedef struct ts_mm ts_mm;
+
+/* The process's kernel table: filled once (TESSERA_ISA caps the level),
+ * read-only afterwards. Every core/ user captures this pointer at plan time. */
+const ts_kernels *ts_mm_kernels(void);
 
 /* Workspace for activations of up to max_tok tokens of up to max_k inputs. */
 ts_status ts_mm_create(ts_mm **out, ts_pool *pool, int64_t max_tok, int64_t max_k, ts_err *err);

@@ -35,7 +35,7 @@
 
 struct ts_moe {
     ts_pool *pool;
-    ts_kernels kern;
+    const ts_kernels *kern; /* the process table (ts_mm_kernels) */
     uint32_t n_workers;
     int tile_max;
     ts_moe_dims d;
@@ -96,7 +96,7 @@ void ts_moe_set_tile_max(ts_moe *mo, int tile_max)
 
 int ts_moe_get_tile_max(const ts_moe *mo) { return mo->tile_max; }
 
-const ts_kernels *ts_moe_kernels(const ts_moe *mo) { return &mo->kern; }
+const ts_kernels *ts_moe_kernels(const ts_moe *mo) { return mo->kern; }
 
 /* Scratch of one tile: two gathered activation blocks (gate and up may read
  * different formats), the up rows of a fused sub-block, one dequantized row. */
@@ -144,7 +144,7 @@ ts_status ts_moe_create(ts_moe **out, ts_pool *pool, const ts_moe_dims *d, ts_er
     mo->n_workers = ts_pool_n_workers(pool);
     mo->d = *d;
     mo->tile_max = tile_max_env();
-    ts_kernels_init(&mo->kern, ts_isa_from_env());
+    mo->kern = ts_mm_kernels();
     bool ok = true;
     for (int f = TS_ACT_Q8_0; f < TS_ACT_COUNT; f++) {
         if (d->x_acts & (1u << f)) {
@@ -291,7 +291,7 @@ static void quant_tile(void *vc, const ts_tile *t, ts_scratch *s)
 static void quantize_rows(ts_moe *mo, int f, const float *src, size_t src_stride, int64_t n,
                           int64_t k, void *dst, size_t dst_stride)
 {
-    quant_ctx c = {mo->kern.quant_act[f], src, src_stride, dst, dst_stride, k};
+    quant_ctx c = {mo->kern->quant_act[f], src, src_stride, dst, dst_stride, k};
     ts_grid g = row_grid(mo, n);
     ts_grid_run(mo->pool, &g, quant_tile, &c);
 }
@@ -319,16 +319,6 @@ typedef struct {
 /* ---- repacked stacks ---- */
 
 static bool is_r16(uint32_t qtype) { return ts_repack_base(qtype) != qtype; }
-
-uint32_t ts_moe_repack_type(const ts_kernels *k, uint32_t qtype)
-{
-    uint32_t rt = ts_repack_type(qtype);
-    if (!rt || rt >= TS_GEMM_SLOTS || !k->gemm[rt].fn)
-        return 0;
-    ts_kernels scalar;
-    ts_kernels_init(&scalar, TS_ISA_SCALAR);
-    return k->gemm[rt].fn != scalar.gemm[rt].fn ? rt : 0;
-}
 
 size_t ts_moe_expert_bytes(const ts_qview *w)
 {
@@ -439,7 +429,7 @@ static void proj_tile(void *vc, const ts_tile *t, ts_scratch *s)
 static operand make_operand(ts_moe *mo, const ts_qview *w, const float *src, size_t src_stride,
                             int64_t n, void *const *buf, const size_t *buf_stride, bool *done)
 {
-    operand o = {.w = w, .slot = slot_of(&mo->kern, w->qtype)};
+    operand o = {.w = w, .slot = slot_of(mo->kern, w->qtype)};
     int f = o.slot ? o.slot->act : TS_ACT_F32;
     o.act_row = act_row_bytes(f, w->cols);
     if (f == TS_ACT_F32) {
@@ -491,7 +481,7 @@ static void expert_ffn(ts_moe *mo, const ts_qview *gate, const ts_qview *up, con
     if (n_pairs <= 0)
         return;
     proj_ctx c = {.off = off, .tok = tok, .y = mo->h, .y_stride = mo->h_stride, .k = gate->cols,
-                  .swiglu = mo->kern.ops.swiglu};
+                  .swiglu = mo->kern->ops.swiglu};
     c.a = make_operand(mo, gate, x, x_stride, n_x, mo->xq, mo->xq_stride, xq_done);
     c.b = make_operand(mo, up, x, x_stride, n_x, mo->xq, mo->xq_stride, xq_done);
     run_proj(mo, &c, n_expert, gate->rows);
@@ -624,8 +614,7 @@ ts_status ts_moe_plan(ts_session *s, ts_err *err)
     if (hp->n_expert_used > 64)
         return ts_err_set(err, TS_E_UNSUPPORTED, "moe: %lld experts per token (max 64)",
                           (long long)hp->n_expert_used);
-    ts_kernels k;
-    ts_kernels_init(&k, ts_isa_from_env());
+    const ts_kernels *k = ts_mm_kernels();
     ts_moe_dims d = {.max_tok = s->chunk, .max_pairs = s->chunk * hp->n_expert_used,
                      .n_expert = hp->n_expert};
     int64_t dims[3] = {hp->n_embd, hp->n_ff_exp, hp->n_ff_shexp};
@@ -636,13 +625,13 @@ ts_status ts_moe_plan(ts_session *s, ts_err *err)
         d.max_pairs = d.max_tok;
     for (int64_t il = 0; il < hp->n_layer; il++) {
         const ts_layer *L = &s->m->layers[il];
-        d.x_acts |= 1u << ts_moe_act_of(&k, L->gate_exps.qtype);
-        d.x_acts |= 1u << ts_moe_act_of(&k, L->up_exps.qtype);
-        d.h_acts |= 1u << ts_moe_act_of(&k, L->down_exps.qtype);
+        d.x_acts |= 1u << ts_moe_act_of(k, L->gate_exps.qtype);
+        d.x_acts |= 1u << ts_moe_act_of(k, L->up_exps.qtype);
+        d.h_acts |= 1u << ts_moe_act_of(k, L->down_exps.qtype);
         if (L->gate_inp_shexp) {
-            d.x_acts |= 1u << ts_moe_act_of(&k, L->gate_shexp.qtype);
-            d.x_acts |= 1u << ts_moe_act_of(&k, L->up_shexp.qtype);
-            d.h_acts |= 1u << ts_moe_act_of(&k, L->down_shexp.qtype);
+            d.x_acts |= 1u << ts_moe_act_of(k, L->gate_shexp.qtype);
+            d.x_acts |= 1u << ts_moe_act_of(k, L->up_shexp.qtype);
+            d.h_acts |= 1u << ts_moe_act_of(k, L->down_shexp.qtype);
         }
     }
     return ts_moe_create(&s->moe, s->eng->pool, &d, err);

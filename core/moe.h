@@ -53,13 +53,9 @@ int ts_moe_act_of(const ts_kernels *k, uint32_t qtype);
  * qtype / row_stride are the _R16 ones. The R16 kernels give the plain
  * kernels' bits, so the repack never changes an output bit. */
 
-/* The _R16 id to repack an expert stack of qtype to at kernel level k: only
- * where k has a kernel of its own for the layout (as ts_mm_prepare decides;
- * the scalar twin is an oracle, slower than the plain kernel), else 0. */
-uint32_t ts_moe_repack_type(const ts_kernels *k, uint32_t qtype);
 /* Bytes from one expert of the stack w (plain or repacked) to the next. */
 size_t ts_moe_expert_bytes(const ts_qview *w);
-/* The repacked view of the plain stack src (rt from ts_moe_repack_type),
+/* The repacked view of the plain stack src (rt from ts_kernels_repack_type),
  * stored at buf (n_expert * ts_moe_expert_bytes(result) bytes). */
 ts_qview ts_moe_repacked_view(const ts_qview *src, uint32_t rt, void *buf);
 /* Repacks experts [e0, e1) of the plain stack src into dst (the data of the
@@ -110,7 +106,7 @@ typedef struct {
  * NaN before each run, every value of the first configuration of a count is
  * checked against dequantize + double dot, and every other configuration is
  * compared byte for byte with it. When the kernel level repacks stacks of
- * the type (ts_moe_repack_type), the stack is then repacked per expert as
+ * the type (ts_kernels_repack_type), the stack is then repacked per expert as
  * core/place.c does at load (in two expert ranges) and every configuration
  * runs again on it, compared byte for byte with the plain first. Errors (memory, pool, type): TS_E_*. */
 ts_status ts_moe_audit(const ts_moe_audit_opts *o, ts_moe_audit_result *r, ts_err *err);

@@ -241,7 +241,7 @@ ts_status ts_moe_audit(const ts_moe_audit_opts *o, ts_moe_audit_result *r, ts_er
             }
         /* The engine's load-time repack (core/place.c): per expert, in two
          * expert ranges; every configuration again, byte for byte vs y0. */
-        uint32_t rt = o->no_repack ? 0 : ts_moe_repack_type(&kt, o->qtype);
+        uint32_t rt = o->no_repack ? 0 : ts_kernels_repack_type(&kt, o->qtype);
         int n_rep = 0;
         if (rt && st == TS_OK) {
             ts_qview rv = ts_moe_repacked_view(&w, rt, NULL);

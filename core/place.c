@@ -345,8 +345,7 @@ static ts_status prepare_stacks(ts_model *m, ts_pool *pool, ts_err *err)
         return TS_OK;
     if ((uint64_t)cap * (uint64_t)ne > UINT32_MAX)
         return ts_err_set(err, TS_E_UNSUPPORTED, "repack: %lld experts", (long long)ne);
-    ts_kernels k;
-    ts_kernels_init(&k, ts_isa_from_env());
+    const ts_kernels *k = ts_mm_kernels();
     stack_prep *sp = calloc(cap, sizeof(*sp));
     ts_qview **views = calloc(cap, sizeof(*views));
     void **owned = realloc(m->repacked, ((size_t)m->n_repacked + cap) * sizeof(void *));
@@ -359,7 +358,7 @@ static ts_status prepare_stacks(ts_model *m, ts_pool *pool, ts_err *err)
         ts_layer *L = &m->layers[il];
         ts_qview *v[] = {&L->gate_exps, &L->up_exps, &L->down_exps};
         for (int i = 0; i < 3 && rc == TS_OK; i++) {
-            uint32_t rt = v[i]->data && v[i]->rows > 0 ? ts_moe_repack_type(&k, v[i]->qtype) : 0;
+            uint32_t rt = v[i]->data && v[i]->rows > 0 ? ts_kernels_repack_type(k, v[i]->qtype) : 0;
             if (!rt)
                 continue;
             ts_qview dst = ts_moe_repacked_view(v[i], rt, NULL);

@@ -186,13 +186,6 @@ bool ts_engine_is_eog(const ts_engine *eng, int32_t id)
 
 /* ---- session ---- */
 
-/* The attention / per-token kernels: a table filled once (TESSERA_ISA caps
- * the level, as for the matmul table), read-only afterwards. */
-static ts_kernels g_kernels;
-static pthread_once_t g_kernels_once = PTHREAD_ONCE_INIT;
-
-static void kernels_init_once(void) { ts_kernels_init(&g_kernels, ts_isa_from_env()); }
-
 static size_t pad_stride(int64_t n) { return ((size_t)n * sizeof(float) + 63) & ~(size_t)63; }
 
 static void *alloc64(size_t bytes, bool *ok)
@@ -248,8 +241,6 @@ static bool alloc_buffers(ts_session *s)
         s->sel = alloc64(c * nu * sizeof(int32_t), &ok);
         s->sel_w = alloc64(c * nu * sizeof(double), &ok);
         s->mix_acc = alloc64((size_t)hp->n_embd * sizeof(double), &ok);
-        s->ex_tok = alloc64(c * sizeof(int32_t), &ok);
-        s->ex_x = alloc64(c * s->x_stride, &ok);
         s->ex_out = alloc64(c * (nu + 1) * s->x_stride, &ok); /* + shared expert */
         s->shexp_gate = alloc64(c * sizeof(float), &ok);
     }
@@ -278,8 +269,7 @@ ts_status ts_session_create(ts_session **out, ts_engine *eng, const ts_session_o
     s->m = eng->model;
     s->n_ctx = n_ctx;
     s->chunk = pick_chunk(opts, n_ctx);
-    pthread_once(&g_kernels_once, kernels_init_once);
-    s->ops = &g_kernels.ops;
+    s->ops = &ts_mm_kernels()->ops;
     ts_status st = TS_OK;
     if (hp->head_k > TS_ATTN_MAX_HD)
         st = ts_err_set(err, TS_E_UNSUPPORTED, "head dim %lld > %d", (long long)hp->head_k,
@@ -313,7 +303,7 @@ void ts_session_destroy(ts_session *s)
     ts_moe_destroy(s->moe);
     ts_kv_fini(&s->kv);
     void *bufs[] = {s->x, s->xn, s->q, s->k, s->v, s->att, s->ffn_a, s->ffn_b, s->rope_cs,
-                    s->logits, s->router, s->sel, s->sel_w, s->ex_tok, s->ex_x, s->ex_out,
+                    s->logits, s->router, s->sel, s->sel_w, s->ex_out,
                     s->shexp_gate, s->mix_acc, s->tiles};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);

@@ -61,9 +61,8 @@ struct ts_session {
     int32_t *sel;          /* (chunk, n_used) selected experts */
     double *sel_w;         /* (chunk, n_used) their weights */
     double *mix_acc;       /* (n_embd) mixture accumulator */
-    int32_t *ex_tok;       /* (chunk) token list of one expert */
-    float *ex_x, *ex_out;  /* ex_x unused; ex_out: (chunk * n_used) expert outputs in
-                              expert-sorted pair order, then (chunk) shared-expert rows */
+    float *ex_out;         /* (chunk * n_used) expert outputs in expert-sorted pair
+                              order, then (chunk) shared-expert rows */
     float *shexp_gate;     /* (chunk) qwen2moe shared-expert gate */
     struct ts_moe *moe;    /* routed-matmul plan and buffers (core/moe.c) */
     ts_tile *tiles;

@@ -10,6 +10,7 @@
  * without that permission the first tile instruction faults.
  */
 #include "kernels.h"
+#include "repack.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,17 @@ ts_isa ts_isa_from_env(void)
     if ((want >= TS_ISA_NEON) != (det >= TS_ISA_NEON) && det != TS_ISA_SCALAR)
         return TS_ISA_SCALAR;
     return (ts_isa)want < det ? (ts_isa)want : det;
+}
+
+uint32_t ts_kernels_repack_type(const ts_kernels *k, uint32_t qtype)
+{
+    const uint32_t rt = ts_repack_type(qtype);
+    if (!rt || rt >= TS_GEMM_SLOTS || !k->gemm[rt].fn)
+        return 0;
+    ts_kernels scalar;
+    memset(&scalar, 0, sizeof(scalar));
+    ts_simd_register_scalar(&scalar);
+    return k->gemm[rt].fn != scalar.gemm[rt].fn ? rt : 0;
 }
 
 int ts_kernels_required(uint32_t qtype)

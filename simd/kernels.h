@@ -117,6 +117,10 @@ const char *ts_isa_name(ts_isa isa);
 int ts_isa_from_name(const char *name);
 /* Weight types that must have a kernel at every level (the completeness set). */
 int ts_kernels_required(uint32_t qtype);
+/* The repacked (_R16) layout of qtype that table k has a kernel of its own
+ * for, or 0: the scalar twin of a repacked layout is an oracle, slower than
+ * the plain scalar kernel, so only levels that overwrite the slot repack. */
+uint32_t ts_kernels_repack_type(const ts_kernels *k, uint32_t qtype);
 
 /* Per-level registration (each defined in its ISA dir's register.c). */
 void ts_simd_register_scalar(ts_kernels *k);

@@ -44,7 +44,7 @@ static void audit_type(uint32_t qtype, int64_t k, int64_t rows, double rtol)
      * the per-expert repacked stack, byte for byte against the plain one. */
     ts_kernels kt;
     ts_kernels_init(&kt, ts_isa_from_env());
-    int rep = ts_moe_repack_type(&kt, qtype) ? 13 * 9 : 0;
+    int rep = ts_kernels_repack_type(&kt, qtype) ? 13 * 9 : 0;
     TS_CHECK(r.n_problems == 13 && r.n_configs == 13 * 9 + rep && r.n_repacked_configs == rep,
              "%s: %d problems, %d configs (%d repacked, %d expected)", ts_qtype_name(qtype),
              r.n_problems, r.n_configs, r.n_repacked_configs, rep);

@@ -30,7 +30,8 @@
  * weight on top of the integer types' per-block ones. */
 #define TS_TOL_IQ2_XXS_RTOL 5e-7
 
-/* F32/F16/BF16 x F32: sequential f32 multiply-add, one rounding each. */
+/* F32/F16/BF16 x F32: 16 lane-partial fmaf sums over k mod 16, combined in a fixed
+ * halving tree (simd/kernels.h); the bound is that of a sequential sum. */
 #define TS_TOL_FDOT_RTOL 1.2e-7
 
 /* Across ISA levels (vs the scalar level): the x86 kernels follow the same
