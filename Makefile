@@ -57,6 +57,8 @@ tools: $(TOOL)
 $(BUILD)/simd/x86/avx2/%.o: EXTRA := $(AVX2_FLAGS)
 $(BUILD)/simd/x86/avx512/%.o: EXTRA := $(AVX512_FLAGS)
 $(BUILD)/simd/x86/amx/%.o: EXTRA := $(AVX512_FLAGS) -mamx-tile -mamx-int8 -mamx-bf16
+# The amx kernels on emulated tiles (simd/x86/amx/tile.h), for hosts without AMX.
+$(BUILD)/tests/amx_emul.o: EXTRA := $(AVX512_FLAGS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

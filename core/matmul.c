@@ -171,15 +171,18 @@ static void split(int64_t n, int64_t parts, int64_t b, int64_t align, int64_t *b
 }
 
 /* Appends w's GEMM tiles (matrix index e in ts_tile.expert) to g: token
- * blocks of <= MM_TOK_BLOCK (nearly equal, multiples of the kernel's NY where
- * possible), row blocks in multiples of MR; min_parts: the row blocks wanted
+ * blocks of <= MM_TOK_BLOCK or the slot's gemm_tok_block (nearly equal,
+ * multiples of the kernel's NY where possible), row blocks in multiples of MR; min_parts: the row blocks wanted
  * at least (for every worker to have tiles when the matrices allow). */
 static void add_gemm_tiles(ts_mm *mm, ts_grid *g, const ts_qview *w, const ts_gemm_slot *slot,
                            uint32_t e, int64_t n_tok, int64_t min_parts)
 {
     const int64_t mr = slot && slot->fn ? slot->mr : 1;
     const int64_t ny = slot && slot->fn ? slot->ny : 1;
-    int64_t tok_parts = (n_tok + MM_TOK_BLOCK - 1) / MM_TOK_BLOCK;
+    const uint16_t want = slot && slot->fn && w->qtype < TS_GEMM_SLOTS
+                              ? mm->kern->gemm_tok_block[w->qtype] : 0;
+    const int64_t tok_block = want ? want : MM_TOK_BLOCK;
+    int64_t tok_parts = (n_tok + tok_block - 1) / tok_block;
     int64_t row_units = (w->rows + mr - 1) / mr;
     /* Wide-MR kernels (_R16: 16 rows) get >= 8 row groups per tile, so their
      * per-tile activation pass is amortized. */

@@ -97,6 +97,9 @@ typedef struct {
     ts_quant_act_fn quant_act[TS_ACT_COUNT];  /* [TS_ACT_F32] stays NULL */
     const char *quant_act_name[TS_ACT_COUNT];
     ts_gemm_slot gemm[TS_GEMM_SLOTS];           /* by qtype, then the _R16 ids */
+    /* Tokens per tile a slot's kernel wants at most; 0: the engine's default
+     * (the amx K-quant kernels amortize a per-tile weight expansion). */
+    uint16_t gemm_tok_block[TS_GEMM_SLOTS];
     ts_ops ops;                               /* attention, per-token ops (ops.h) */
     /* Peak probe: n_iter iterations of an unrolled block of independent int8
      * dot-product instructions, the ones this level's GEMMs are built on.

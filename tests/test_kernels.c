@@ -474,14 +474,26 @@ TS_TEST(test_kernels_mm_threads_deterministic)
  * every level the _R16 kernel equals the plain scalar kernel bit for bit, on
  * row tails (1, 15..17, 31, prime), token edges and K chunk crossings; any
  * split of rows at multiples of 16 and of tokens is memcmp-equal too. */
+#if defined(__x86_64__) && !defined(TS_TEST_SIMD_ONLY)
+void ts_test_amx_emul_register(ts_kernels *k); /* tests/amx_emul.c */
+#define AMX_EMUL_AVAILABLE 1
+#define AMX_EMUL_REGISTER(k) ts_test_amx_emul_register(k)
+#else
+#define AMX_EMUL_AVAILABLE 0
+#define AMX_EMUL_REGISTER(k) ((void)(k))
+#endif
+
 TS_TEST(test_kernels_r16_vs_plain)
 {
     static const uint32_t rtypes[] = {TS_QTYPE_Q8_0_R16, TS_QTYPE_Q4_0_R16, TS_QTYPE_Q4_K_R16,
                                       TS_QTYPE_Q6_K_R16, TS_QTYPE_Q5_0_R16};
-    const int64_t toks[] = {1, 2, 3, 5, 7, 8, 9, 31, 33, 63, 65, 127, 129};
+    const int64_t toks[] = {1, 2, 3, 5, 7, 8, 9, 31, 33, 63, 65, 127, 129, 300};
     const int64_t rows_set[] = {1, 15, 16, 17, 31, 37};
     ts_isa lv[5];
     int n_lv = ts_test_levels(lv);
+    /* Hosts with AVX-512 but no AMX also run the amx kernels on emulated
+     * tiles (simd/x86/amx/tile.h), so their logic is checked on CI. */
+    const int amx_emul = AMX_EMUL_AVAILABLE && ts_isa_detect() == TS_ISA_AVX512;
     ts_kernels ref;
     ts_kernels_init(&ref, TS_ISA_SCALAR);
     uint64_t rng = 77;
@@ -513,9 +525,14 @@ TS_TEST(test_kernels_r16_vs_plain)
             size_t ys;
             float *y0 = y_poisoned(&p, &ys), *y1 = y_poisoned(&p, &ys);
             run_slot(&ref, &p, y0, ys);
-            for (int l = 0; l < n_lv; l++) {
+            for (int l = 0; l < n_lv + amx_emul; l++) {
                 ts_kernels kt;
-                ts_kernels_init(&kt, lv[l]);
+                if (l < n_lv) {
+                    ts_kernels_init(&kt, lv[l]);
+                } else { /* the amx kernels on emulated tiles (tests/amx_emul.c) */
+                    ts_kernels_init(&kt, TS_ISA_AVX512);
+                    AMX_EMUL_REGISTER(&kt);
+                }
                 const ts_gemm_slot *sl = &kt.gemm[rt];
                 TS_REQUIRE(sl->fn && sl->mr == TS_R16_ROWS, "no _R16 slot for %s",
                            ts_qtype_name(base));

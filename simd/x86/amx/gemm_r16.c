@@ -1,33 +1,34 @@
 /*
- * simd/x86/amx/gemm_r16.c: AMX-INT8 GEMM tile for the Q8_0_R16 layout
- * (simd/repack.h) x Q8_0 activations.
+ * simd/x86/amx/gemm_r16.c: AMX-INT8 GEMM tiles for the repacked layouts
+ * (simd/repack.h): Q8_0_R16 x Q8_0, Q4_K_R16 and Q6_K_R16 x Q8_K.
  *
- * The _R16 quant region of one block is already AMX's VNNI "B" layout: 8
- * rows (4-byte steps) of 64 bytes (16 weight rows x 4 bytes), so it loads as
- * a B tile as it lies. The A tile is 16 tokens x 32 activation bytes, packed
- * per K chunk into a stack buffer (zero rows for missing tokens, so tile
- * loads never read past the caller's activations). One TDPBSUD per block
- * (s8 activations x u8 weights = q + 128) into a zeroed C tile gives the 16 x
- * 16 exact int32 block dots, C[tok][row] = dot + 128 * sum(a); after a
- * tilestored, per token on AVX-512 (lanes = rows):
+ * Q8_0_R16: the _R16 quant region of one block is already AMX's VNNI "B"
+ * layout: 8 rows (4-byte steps) of 64 bytes (16 weight rows x 4 bytes), so it
+ * loads as a B tile as it lies. The A tile is 16 tokens x 32 activation
+ * bytes, packed per K chunk into a stack buffer (zero rows for missing
+ * tokens, so tile loads never read past the caller's activations). One
+ * TDPBSUD per block (s8 activations x u8 weights = q + 128) into a zeroed C
+ * tile gives the 16 x 16 exact int32 block dots, C[tok][row] = dot + 128 *
+ * sum(a); after a tilestored, per token on AVX-512 (lanes = rows):
  *   acc = fma(dw * da, (float)(C - 128 * sum(a)), acc)
  * block by block in K order: kernels.h's canonical order, so the same bits as
- * the scalar and avx512 levels (tested with memcmp where AMX exists).
- * Tiles: 0 = C (16 x 64 B), 1 = A (16 x 32 B), 2 = B (8 x 64 B). The palette
- * is loaded once per thread (thread-local flag) from static storage: GCC 12's
- * _tile_loadconfig tells the compiler it reads only 8 bytes, so a local
- * config's other stores could be dropped. _tile_loadd has no memory operand
- * either, hence the compiler barrier before tile loads of our stores.
- * Loop order: sweep of RB rows, token group of 16, K chunk (activation pack),
- * row group; the running acc crosses K chunks through y (exact).
+ * the scalar and avx512 levels (tested with memcmp where AMX exists, and under
+ * tile.h's emulation elsewhere). Tiles: 0 = C (16 x 64 B), 1 = A (16 x 32 B),
+ * 2 = B (8 x 64 B). Loop order: sweep of RB rows, token group of 16, K chunk
+ * (activation pack), row group; the running acc crosses K chunks through y.
+ *
+ * Q4_K_R16 / Q6_K_R16: see the comment above kq_expand_q4k.
  */
 #include <immintrin.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "../../kernels.h"
 #include "../../repack.h"
+#include "tile.h"
 
 #define INLINE static inline __attribute__((always_inline))
+#define UNROLL_KQ _Pragma("GCC unroll 8")
 #define NT 16  /* tokens per A / C tile */
 #define NBC 64 /* blocks per K chunk: 32 KiB of packed activations */
 #define RB 128 /* rows per sweep (weights stay in L2 across token groups) */
@@ -40,25 +41,9 @@ GEMM_DECL(ts_gemm_q8_0_r16_q8_0_amx);
 GEMM_DECL(ts_gemm_q8_0_r16_q8_0_avx512); /* simd/x86/avx512/gemm_r16.c */
 void ts_simd_register_gemm_r16_amx(ts_kernels *k);
 
-typedef struct {
-    uint8_t palette, start_row, rsvd[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tilecfg;
-
-static const tilecfg g_cfg __attribute__((aligned(64))) = {
+static const ts_tile_cfg g_cfg_q8 __attribute__((aligned(64))) = {
     .palette = 1, .colsb = {64, 32, 64}, .rows = {NT, NT, 8}};
-static _Thread_local int t_tiles_ready;
 
-static void tiles_config(void)
-{
-    if (!t_tiles_ready) {
-        _tile_loadconfig(&g_cfg);
-        t_tiles_ready = 1;
-    }
-}
-
-#define BARRIER() __asm__ volatile("" ::: "memory")
 #define YROW(t) ((float *)((char *)y + (size_t)(t) * y_stride))
 
 /* Packs blocks [b0, b0 + n) of ny tokens: ab[(b * 16 + t) * 32] = qs, da, and
@@ -98,12 +83,12 @@ INLINE void q8_group(int ny, const uint8_t *g, int64_t nb, int64_t b0, int64_t n
         acc[t] = b0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, YROW(t));
     for (int64_t blk = b0; blk < b0 + n; blk++) {
         const size_t i0 = (size_t)(blk - b0) * NT;
-        _tile_zero(0);
-        _tile_loadd(1, ab + 32 * i0, 32);
-        _tile_loadd(2, g + (size_t)blk * 512, 64);
-        _tile_dpbsud(0, 1, 2);
-        _tile_stored(0, cb, 64);
-        BARRIER();
+        TILE_ZERO(0);
+        TILE_LOAD(1, ab + 32 * i0, 32);
+        TILE_LOAD(2, g + (size_t)blk * 512, 64);
+        TILE_DPBSUD(0, 1, 2);
+        TILE_STORE(0, cb, 64);
+        TILE_BARRIER();
         const __m512 dw =
             _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + (size_t)blk * 32)));
         for (int t = 0; t < ny; t++) {
@@ -135,7 +120,7 @@ GEMM_DECL(ts_gemm_q8_0_r16_q8_0_amx)
     int8_t ab[NBC * NT * 32] __attribute__((aligned(64)));
     float da[NBC * NT];
     int32_t corr[NBC * NT];
-    tiles_config();
+    tile_config(&g_cfg_q8);
     const int64_t n_tg = (n_tok + NT - 1) / NT;
     for (int64_t sw = 0; sw < (n_rows + RB - 1) / RB * n_tg; sw++) {
         const int64_t r0 = sw / n_tg * RB, tok = sw % n_tg * NT;
@@ -146,7 +131,7 @@ GEMM_DECL(ts_gemm_q8_0_r16_q8_0_amx)
         for (int64_t b0 = 0; b0 < nb; b0 += NBC) {
             const int64_t n = nb - b0 < NBC ? nb - b0 : NBC;
             pack_q8_0(at, a_stride, ny, b0, n, ab, da, corr);
-            BARRIER(); /* the packed bytes are read by tile loads only */
+            TILE_BARRIER(); /* the packed bytes are read by tile loads only */
             for (int64_t row = r0; row < r1; row += 16) {
                 const int nv = r1 - row < 16 ? (int)(r1 - row) : 16;
                 const __mmask16 mask = (__mmask16)((1u << nv) - 1u);
@@ -166,8 +151,348 @@ GEMM_DECL(ts_gemm_q8_0_r16_q8_0_amx)
     }
 }
 
+/* ---- Q4_K_R16 / Q6_K_R16 x Q8_K ----
+ *
+ * The K-quants carry an integer scale per 32 (Q4_K) or 16 (Q6_K) weights
+ * inside a 256-weight super-block, and the canonical order (kernels.h) wants
+ * the super-block's exact integer sum before its one float step. AMX cannot
+ * scale inside a tile product, so each row group's weights are expanded, per
+ * K chunk into a stack buffer, to w' = sc * q + off and split into bytes,
+ * w' = 256 * hi + lo:
+ *   Q4_K: w' = sc * q (q 0..15, sc 0..63: 0..945), off 0;
+ *   Q6_K: w' = sc * (u - 32) + 4096 (u = stored 0..63, sc -128..127: 128..8192),
+ *         computed as sc * u + (4096 - 32 sc).
+ * Two u8 B tiles per 64 weights (lo, hi) against one s8 A tile of 16 tokens'
+ * activations, loaded straight from the Q8_K rows, give
+ *   C_lo = sum lo * a,  C_hi = sum hi * a,  sum w' * a = 256 * C_hi + C_lo,
+ * so per super-block and token (lanes = the 16 rows):
+ *   Q4_K: isum = 256 C_hi + C_lo (= sum_j sc_j dot_j), then as avx512:
+ *         acc = fma(dw * da, (float)isum, acc); acc = fma(-dm * da, (float)msum, acc)
+ *   Q6_K: isum = 256 C_hi + C_lo - 4096 sum(a) (= sum_g sc_g (dot_g - 32 bsum_g)),
+ *         acc = fma(dw * da, (float)isum, acc)
+ * The integers are the scalar twin's, exactly (int32 wraps are modular and
+ * the final sum fits), so the bits are the same at every level.
+ * The B tile rows follow the R16 steps: K tile c (elements 64c..64c+63) is
+ * R16 chunk c, whose step s gives B row s (low nibbles, elements 64c + 4s..)
+ * and row 8 + s (high nibbles, elements 64c + 32 + 4s..), so A loads a token's
+ * 64 activation bytes as they lie. Tiles: 0..3 = C (lo, hi) x 2 token tiles,
+ * 4, 5 = A (16 tokens x 64 B) of the two token tiles, 6, 7 = B (lo, hi).
+ * Loop order: token group of <= KQ_TG, super-block (per-token da, min pairs
+ * or sum(a), and the group's activations packed into aligned 1 KiB A tiles:
+ * 32 KiB that stay in L1 across every row group), then steps (row group,
+ * token tile pair). Measured on the Xeon device: with A tiles loaded from
+ * the Q8_K rows themselves (strided, unaligned, from L2) the tile loads, not
+ * TDPBSUD, bounded the kernel. The steps are software-pipelined: step s + 1's
+ * tile products (and, at a row group change, the next group's expansion into
+ * the other buffer) are issued before step s's float work, so the AMX unit
+ * and the vector ports overlap. acc goes through y between super-blocks (a
+ * float store/load is exact). The expansion costs about as much as a few
+ * token tiles of products, so the slot asks the engine for KQ_TG-token blocks. */
+#define KQ_TG 128 /* tokens per group: 32 KiB of packed A tiles per super-block */
+
+static const ts_tile_cfg g_cfg_kq __attribute__((aligned(64))) = {
+    .palette = 1,
+    .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+    .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
+
+GEMM_DECL(ts_gemm_q4_k_r16_q8_k_amx);
+GEMM_DECL(ts_gemm_q6_k_r16_q8_k_amx);
+GEMM_DECL(ts_gemm_q4_k_r16_q8_k_avx512); /* simd/x86/avx512/gemm_r16.c */
+GEMM_DECL(ts_gemm_q6_k_r16_q8_k_avx512);
+
+/* One row group's super-block as B tiles: [lo, hi][K tile][16 x 64 B]. */
+typedef uint8_t kq_expanded[2][4][1024];
+
+/* Per token of the group, for the current super-block. */
+typedef struct {
+    float da[KQ_TG];
+    int32_t mp[KQ_TG][4]; /* Q4_K: (S_2i, S_2i+1) int16 pairs */
+    int32_t nas[KQ_TG];   /* Q6_K: -4096 * sum(a) */
+} kq_tokens;
+
+/* w' = x * scw + off (words) split into its low and high bytes, byte
+ * positions kept: x holds u8 values, scw the row's scale and off the row's
+ * offset, each in both words of each dword lane. */
+INLINE void kq_split(__m512i x, __m512i scw, __m512i off, int has_off, __m512i *lo,
+                     __m512i *hi)
+{
+    const __m512i m_lo = _mm512_set1_epi16(0x00ff), m_hi = _mm512_set1_epi16((short)0xff00);
+    __m512i pe = _mm512_mullo_epi16(_mm512_and_si512(x, m_lo), scw);
+    __m512i po = _mm512_mullo_epi16(_mm512_srli_epi16(x, 8), scw);
+    if (has_off) {
+        pe = _mm512_add_epi16(pe, off);
+        po = _mm512_add_epi16(po, off);
+    }
+    /* (a & b) | c = ternlog 0xEA */
+    *lo = _mm512_ternarylogic_epi32(pe, m_lo, _mm512_slli_epi16(po, 8), 0xEA);
+    *hi = _mm512_ternarylogic_epi32(po, m_hi, _mm512_srli_epi16(pe, 8), 0xEA);
+}
+
+/* An int32 lane value v (a small scale) in both words of the lane. */
+INLINE __m512i kq_words(__m512i v)
+{
+    return _mm512_or_si512(_mm512_and_si512(v, _mm512_set1_epi32(0xffff)),
+                           _mm512_slli_epi32(v, 16));
+}
+
+/* Expands super-block blk of the Q4_K_R16 row group g. */
+static void kq_expand_q4k(const uint8_t *g, int64_t nb, int64_t blk, kq_expanded ex)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0f), zero = _mm512_setzero_si512();
+    {
+        const uint8_t *q = g + (size_t)blk * 2048;
+        const uint8_t *meta = g + (size_t)nb * 2048 + (size_t)blk * 320;
+        for (int c = 0; c < 4; c++) {
+            const __m512i sc0 = kq_words(
+                _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(meta + 32 * c))));
+            const __m512i sc1 = kq_words(
+                _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(meta + 32 * c + 16))));
+            uint8_t *lo = ex[0][c], *hi = ex[1][c];
+            UNROLL_KQ for (int s = 0; s < 8; s++) {
+                const __m512i v = _mm512_loadu_si512(q + 512 * c + 64 * s);
+                __m512i l, h;
+                kq_split(_mm512_and_si512(v, m4), sc0, zero, 0, &l, &h);
+                _mm512_store_si512(lo + 64 * s, l);
+                _mm512_store_si512(hi + 64 * s, h);
+                kq_split(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), sc1, zero, 0, &l, &h);
+                _mm512_store_si512(lo + 64 * (8 + s), l);
+                _mm512_store_si512(hi + 64 * (8 + s), h);
+            }
+        }
+    }
+}
+
+/* Expands super-block blk of the Q6_K_R16 row group g (layout in
+ * simd/repack.h; the same 6-bit assembly as the avx512 kernel). */
+static void kq_expand_q6k(const uint8_t *g, int64_t nb, int64_t blk, kq_expanded ex)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    const __m512i k4096 = _mm512_set1_epi16(4096);
+    {
+        const uint8_t *q = g + (size_t)blk * 3072;
+        const uint8_t *meta = g + (size_t)nb * 3072 + (size_t)blk * 288;
+        for (int c = 0; c < 4; c++) {
+            uint8_t *lo = ex[0][c], *hi = ex[1][c];
+            const uint8_t *qh = q + 2048 + 512 * (c / 2);
+            for (int nib = 0; nib < 2; nib++) { /* sub-block j = 2c + nib */
+                const int j = 2 * c + nib;
+                /* (sc 2j, sc 2j+1) of row r: groups 2j (steps 0..3), 2j+1 (4..7). */
+                const __m512i scp =
+                    _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(meta + 32 * j)));
+                const __m512i scw[2] = {
+                    kq_words(_mm512_srai_epi32(_mm512_slli_epi32(scp, 16), 16)),
+                    kq_words(_mm512_srai_epi32(scp, 16))};
+                const __m512i off[2] = {
+                    _mm512_sub_epi16(k4096, _mm512_slli_epi16(scw[0], 5)),
+                    _mm512_sub_epi16(k4096, _mm512_slli_epi16(scw[1], 5))};
+                UNROLL_KQ for (int s = 0; s < 8; s++) {
+                    __m512i v = _mm512_loadu_si512(q + 512 * c + 64 * s);
+                    __m512i hb = _mm512_loadu_si512(qh + 64 * s);
+                    if (nib)
+                        v = _mm512_srli_epi16(v, 4);
+                    switch (j % 4) {
+                    case 0: hb = _mm512_slli_epi16(hb, 4); break;
+                    case 1: hb = _mm512_slli_epi16(hb, 2); break;
+                    case 2: break;
+                    default: hb = _mm512_srli_epi16(hb, 2); break;
+                    }
+                    /* u = (v & 0x0f) | (hb & 0x30) */
+                    const __m512i u =
+                        _mm512_ternarylogic_epi32(_mm512_and_si512(v, m4), hb, m30, 0xF8);
+                    __m512i l, h;
+                    kq_split(u, scw[s / 4], off[s / 4], 1, &l, &h);
+                    _mm512_store_si512(lo + 64 * (8 * nib + s), l);
+                    _mm512_store_si512(hi + 64 * (8 * nib + s), h);
+                }
+            }
+        }
+    }
+}
+
+/* Per-token data of the group's tokens [t0, t0 + nt) for super-block blk,
+ * and their activation bytes packed as A tiles: ap[tile][K tile c][row][64]
+ * (rows past nt zero, so tile loads never read past the caller's rows). da;
+ * Q4_K: the min pairs (S_2i, S_2i+1), S_j = bsums[2j] + bsums[2j+1], as
+ * pass_q8_k in the avx512 level; Q6_K: -4096 * sum(a). */
+static void kq_token_pass(int is_q6, const void *a, size_t a_stride, int64_t t0, int64_t nt,
+                          int64_t blk, kq_tokens *td, int8_t *ap)
+{
+    for (int64_t t = 0; t < nt; t++) {
+        const ts_block_q8_k *ab =
+            (const ts_block_q8_k *)((const char *)a + (size_t)(t0 + t) * a_stride) + blk;
+        td->da[t] = ab->d;
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)ab->bsums);
+        const __m256i s32 = _mm256_madd_epi16(bs, _mm256_set1_epi16(1));
+        if (is_q6) {
+            const __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s32),
+                                            _mm256_extracti128_si256(s32, 1));
+            const __m128i h2 = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+            const __m128i h1 = _mm_add_epi32(h2, _mm_shuffle_epi32(h2, 0xb1));
+            td->nas[t] = -4096 * _mm_cvtsi128_si32(h1);
+        } else {
+            _mm_storeu_si128((__m128i *)td->mp[t],
+                             _mm_packs_epi32(_mm256_castsi256_si128(s32),
+                                             _mm256_extracti128_si256(s32, 1)));
+        }
+        int8_t *dst = ap + (size_t)(t / 16) * 4096 + (size_t)(t % 16) * 64;
+        for (int c = 0; c < 4; c++)
+            _mm512_store_si512(dst + 1024 * c, _mm512_loadu_si512(ab->qs + 64 * c));
+    }
+    const int64_t end = (nt + 15) / 16 * 16;
+    for (int64_t t = nt; t < end; t++) {
+        int8_t *dst = ap + (size_t)(t / 16) * 4096 + (size_t)(t % 16) * 64;
+        for (int c = 0; c < 4; c++)
+            _mm512_store_si512(dst + 1024 * c, _mm512_setzero_si512());
+    }
+}
+
+/* One step's tile products: the expanded super-block ex of one row group x
+ * token tiles tt and tt + 1 (when two) of the packed group ap, into cb. */
+INLINE void kq_tiles(const kq_expanded ex, const int8_t *ap, int64_t tt, int two,
+                     int32_t (*cb)[16][16])
+{
+    TILE_ZERO(0);
+    TILE_ZERO(1);
+    if (two) {
+        TILE_ZERO(2);
+        TILE_ZERO(3);
+    }
+    for (int c = 0; c < 4; c++) {
+        /* Tile numbers are immediates: each load spelled out. */
+        TILE_LOAD(6, ex[0][c], 64);
+        TILE_LOAD(7, ex[1][c], 64);
+        TILE_LOAD(4, ap + (size_t)tt * 4096 + 1024 * (size_t)c, 64);
+        TILE_DPBSUD(0, 4, 6);
+        TILE_DPBSUD(1, 4, 7);
+        if (two) {
+            TILE_LOAD(5, ap + (size_t)(tt + 1) * 4096 + 1024 * (size_t)c, 64);
+            TILE_DPBSUD(2, 5, 6);
+            TILE_DPBSUD(3, 5, 7);
+        }
+    }
+    TILE_STORE(0, cb[0], 64);
+    TILE_STORE(1, cb[1], 64);
+    if (two) {
+        TILE_STORE(2, cb[2], 64);
+        TILE_STORE(3, cb[3], 64);
+    }
+}
+
+/* One step's float work: tokens [tok0, tok1) of the group, super-block blk
+ * (meta: its row group's metadata), from cb; acc in y (zero at blk 0). */
+INLINE void kq_float(int is_q6, const kq_tokens *td, int64_t blk, const uint8_t *meta,
+                     int64_t tok0, int64_t tok1, int32_t (*cb)[16][16], float *y,
+                     size_t y_stride, __mmask16 mask)
+{
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + 256)));
+    __m512 ndm = _mm512_setzero_ps();
+    __m512i mn[4];
+    if (!is_q6) {
+        /* -(dm * da) == (-dm) * da exactly (IEEE multiply is sign-symmetric). */
+        ndm = _mm512_xor_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + 288))),
+                            _mm512_set1_ps(-0.0f));
+        for (int m = 0; m < 4; m++)
+            mn[m] = _mm512_cvtepu8_epi16(
+                _mm256_loadu_si256((const __m256i *)(meta + 128 + 32 * m)));
+    }
+    for (int64_t t = tok0; t < tok1; t++) {
+        const int h = (int)((t - tok0) / 16), r = (int)((t - tok0) % 16);
+        __m512i isum = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(cb[2 * h + 1][r]), 8),
+                                        _mm512_load_si512(cb[2 * h][r]));
+        if (is_q6)
+            isum = _mm512_add_epi32(isum, _mm512_set1_epi32(td->nas[t]));
+        float *yr = (float *)((char *)y + (size_t)t * y_stride);
+        __m512 acc = blk == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, yr);
+        const __m512 da = _mm512_set1_ps(td->da[t]);
+        acc = _mm512_fmadd_ps(_mm512_mul_ps(dw, da), _mm512_cvtepi32_ps(isum), acc);
+        if (!is_q6) {
+            const int32_t *mp = td->mp[t];
+            __m512i msum = _mm512_madd_epi16(mn[0], _mm512_set1_epi32(mp[0]));
+            for (int m = 1; m < 4; m++)
+                msum = _mm512_dpwssd_epi32(msum, mn[m], _mm512_set1_epi32(mp[m]));
+            acc = _mm512_fmadd_ps(_mm512_mul_ps(ndm, da), _mm512_cvtepi32_ps(msum), acc);
+        }
+        _mm512_mask_storeu_ps(yr, mask, acc);
+    }
+}
+
+INLINE void kq_expand(int is_q6, const uint8_t *g, int64_t nb, int64_t blk, kq_expanded ex)
+{
+    if (is_q6)
+        kq_expand_q6k(g, nb, blk, ex);
+    else
+        kq_expand_q4k(g, nb, blk, ex);
+}
+
+/* The two K-quant kernels: contract as the Q8_0_R16 one, k % 256 == 0. */
+INLINE void kq_gemm(int is_q6, int64_t k, int64_t n_rows, int64_t n_tok, const void *w,
+                    size_t w_stride, const void *a, size_t a_stride, float *y, size_t y_stride)
+{
+    const int64_t nb = k / TS_QK_K, n_rg = (n_rows + 15) / 16;
+    const size_t qb = is_q6 ? 3072 : 2048, mb = is_q6 ? 288 : 320;
+    kq_expanded ex[2] __attribute__((aligned(64)));
+    kq_tokens td;
+    int8_t ap[KQ_TG / 16 * 4096] __attribute__((aligned(64)));
+    int32_t cb[2][4][16][16] __attribute__((aligned(64)));
+    tile_config(&g_cfg_kq);
+    for (int64_t t0 = 0; t0 < n_tok; t0 += KQ_TG) {
+        const int64_t nt = n_tok - t0 < KQ_TG ? n_tok - t0 : KQ_TG;
+        const int64_t ntt = (nt + 15) / 16, n_pairs = (ntt + 1) / 2, n_steps = n_rg * n_pairs;
+        float *yg = (float *)((char *)y + (size_t)t0 * y_stride);
+        for (int64_t blk = 0; blk < nb; blk++) {
+            kq_token_pass(is_q6, a, a_stride, t0, nt, blk, &td, ap);
+            kq_expand(is_q6, (const uint8_t *)w, nb, blk, ex[0]);
+            TILE_BARRIER(); /* the packed and expanded bytes are read by tile loads */
+            kq_tiles(ex[0], ap, 0, ntt > 1, cb[0]);
+            for (int64_t st = 0; st < n_steps; st++) {
+                const int64_t rg = st / n_pairs, tt = 2 * (st % n_pairs);
+                if (st + 1 < n_steps) {
+                    const int64_t rg1 = (st + 1) / n_pairs, tt1 = 2 * ((st + 1) % n_pairs);
+                    if (rg1 != rg) {
+                        kq_expand(is_q6, (const uint8_t *)w + (size_t)(16 * rg1) * w_stride, nb,
+                                  blk, ex[rg1 & 1]);
+                        TILE_BARRIER();
+                    }
+                    kq_tiles(ex[rg1 & 1], ap, tt1, tt1 + 1 < ntt, cb[(st + 1) & 1]);
+                }
+                TILE_BARRIER(); /* cb is written by tile stores */
+                const int nv = n_rows - 16 * rg < 16 ? (int)(n_rows - 16 * rg) : 16;
+                const uint8_t *g = (const uint8_t *)w + (size_t)(16 * rg) * w_stride;
+                kq_float(is_q6, &td, blk, g + (size_t)nb * qb + (size_t)blk * mb, 16 * tt,
+                         16 * tt + 32 < nt ? 16 * tt + 32 : nt, cb[st & 1], yg + 16 * rg,
+                         y_stride, (__mmask16)((1u << nv) - 1u));
+            }
+        }
+    }
+}
+
+GEMM_DECL(ts_gemm_q4_k_r16_q8_k_amx)
+{
+    if (n_tok < AMX_MIN_TOK) {
+        ts_gemm_q4_k_r16_q8_k_avx512(k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+        return;
+    }
+    kq_gemm(0, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+}
+
+GEMM_DECL(ts_gemm_q6_k_r16_q8_k_amx)
+{
+    if (n_tok < AMX_MIN_TOK) {
+        ts_gemm_q6_k_r16_q8_k_avx512(k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+        return;
+    }
+    kq_gemm(1, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+}
+
 void ts_simd_register_gemm_r16_amx(ts_kernels *k)
 {
     k->gemm[TS_QTYPE_Q8_0_R16] = (ts_gemm_slot){ts_gemm_q8_0_r16_q8_0_amx, TS_ACT_Q8_0, 16, NT,
                                                 "ts_gemm_q8_0_r16_q8_0_amx"};
+    /* Wide token blocks: each tile expands its rows' weights once (above). */
+    k->gemm[TS_QTYPE_Q4_K_R16] = (ts_gemm_slot){ts_gemm_q4_k_r16_q8_k_amx, TS_ACT_Q8_K, 16, NT,
+                                                "ts_gemm_q4_k_r16_q8_k_amx"};
+    k->gemm[TS_QTYPE_Q6_K_R16] = (ts_gemm_slot){ts_gemm_q6_k_r16_q8_k_amx, TS_ACT_Q8_K, 16, NT,
+                                                "ts_gemm_q6_k_r16_q8_k_amx"};
+    k->gemm_tok_block[TS_QTYPE_Q4_K_R16] = KQ_TG;
+    k->gemm_tok_block[TS_QTYPE_Q6_K_R16] = KQ_TG;
 }
