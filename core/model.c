@@ -407,6 +407,7 @@ void ts_model_destroy(ts_model *m)
     for (uint32_t i = 0; i < m->n_repacked; i++)
         ts_mm_release(m->repacked[i]);
     free(m->repacked);
+    free(m->lazy_exps);
     for (size_t i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);

@@ -64,6 +64,10 @@ typedef struct ts_model {
     struct ts_placement *place; /* NUMA copies of the matrices (core/place.c), or NULL */
     void **repacked;    /* ts_mm_prepare buffers, one per matrix (NULL = kept as mapped) */
     uint32_t n_repacked;
+    /* (n_layer x 3: gate, up, down) expert stacks repacked per expert on first
+     * use (core/place.c sets them up, ts_moe_run fills them), or NULL. One
+     * allocation with their ready flags. */
+    struct ts_moe_lazy *lazy_exps;
 } ts_model;
 
 /* Opens and validates a GGUF model. Unsupported architecture, tensor type or

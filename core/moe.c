@@ -7,7 +7,9 @@
  * sort of (token, slot) pairs by expert, the routed matmul grids (expert-major
  * token tiles of 32/64/128 x output-row blocks, see moe.h), the fused
  * gate/up + SwiGLU tiles, qwen2moe's sigmoid-gated shared expert (a stack of
- * one expert routed to every token), and the weighted combination.
+ * one expert routed to every token), the weighted combination, and the
+ * first-use repack of lazily repacked expert stacks (ts_moe_lazy: an expert
+ * is repacked when a chunk first routes to it, before any tile reads it).
  * Does not own: GEMM kernels and SwiGLU (simd/, read through our own copy of
  * the table filled at the same ISA cap as ts_mm's and the session's ops, so
  * the same functions as the dense FFN), threads (sched/), the router matmul
@@ -27,6 +29,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "mem.h"
 #include "session.h"
 #include "../quant/quant.h"
 #include "../simd/repack.h"
@@ -50,6 +53,7 @@ struct ts_moe {
     int32_t *tok;              /* (max_pairs) token of each sorted pair */
     int32_t *inv;              /* (max_pairs) sorted position of pair t * n_used + k */
     int32_t *ident;            /* (max_tok) 0, 1, 2, ... (the shared expert's list) */
+    uint32_t *pending;         /* (3 * n_expert) stack * n_expert + expert to repack */
     ts_tile *tiles;
     uint32_t tile_cap;
 };
@@ -118,7 +122,7 @@ void ts_moe_destroy(ts_moe *mo)
         free(mo->xq[f]);
         free(mo->hq[f]);
     }
-    void *bufs[] = {mo->h, mo->off, mo->cur, mo->tok, mo->inv, mo->ident, mo->tiles};
+    void *bufs[] = {mo->h, mo->off, mo->cur, mo->tok, mo->inv, mo->ident, mo->pending, mo->tiles};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
     free(mo);
@@ -165,6 +169,7 @@ ts_status ts_moe_create(ts_moe **out, ts_pool *pool, const ts_moe_dims *d, ts_er
     mo->tok = alloc64((size_t)d->max_pairs * sizeof(int32_t), &ok);
     mo->inv = alloc64((size_t)d->max_pairs * sizeof(int32_t), &ok);
     mo->ident = alloc64((size_t)d->max_tok * sizeof(int32_t), &ok);
+    mo->pending = alloc64(3 * (size_t)d->n_expert * sizeof(uint32_t), &ok);
     /* Worst case: every expert's tiles hold >= 32 tokens but one per expert,
      * and small grids get at most 2x the 4-per-worker target (see build_grid). */
     int64_t act = d->n_expert < d->max_pairs ? d->n_expert : d->max_pairs;
@@ -637,6 +642,67 @@ ts_status ts_moe_plan(ts_session *s, ts_err *err)
     return ts_moe_create(&s->moe, s->eng->pool, &d, err);
 }
 
+/* ---- experts repacked on first use (ts_moe_lazy) ---- */
+
+typedef struct {
+    const ts_moe_lazy *lz;   /* the layer's stacks: gate, up, down */
+    const ts_qview *dst[3];  /* their repacked views */
+    const uint32_t *pending; /* stack * n_expert + expert */
+    int64_t n_expert;
+} lazy_ctx;
+
+static void lazy_range(void *vc, uint32_t i0, uint32_t i1, ts_scratch *s)
+{
+    const lazy_ctx *c = vc;
+    (void)s;
+    for (uint32_t i = i0; i < i1; i++) {
+        const ts_moe_lazy *z = &c->lz[c->pending[i] / c->n_expert];
+        int64_t e = (int64_t)(c->pending[i] % c->n_expert);
+        ts_moe_repack_experts(&z->src, c->dst[c->pending[i] / c->n_expert], e, e + 1);
+        /* Its source pages go at once, so one pass over many new experts
+         * (a layer's first prefill chunk) never holds them twice. */
+        if (z->drop) {
+            size_t eb = ts_moe_expert_bytes(&z->src);
+            ts_mem_drop_mapped((const char *)z->src.data + (size_t)e * eb, eb);
+        }
+    }
+}
+
+/* Repacks, once, the experts of the layer's lazy stacks that the chunk routes
+ * to (off: pairs per expert), on the pool, before any kernel reads them. */
+static void repack_routed(ts_moe *mo, const ts_model *m, int64_t layer, const int32_t *off)
+{
+    if (!m->lazy_exps)
+        return;
+    /* The flags are the model's, shared by its sessions: written here by the
+     * engine pool's caller, of which there is one at a time (sched.h), so
+     * no two sessions ever repack at once. */
+    ts_moe_lazy *lz = &m->lazy_exps[layer * 3];
+    const ts_layer *L = &m->layers[layer];
+    int64_t ne = m->hp.n_expert;
+    uint32_t n = 0;
+    bool touched[3] = {false};
+    for (int i = 0; i < 3; i++)
+        for (int64_t e = 0; lz[i].src.data && e < ne; e++)
+            if (off[e + 1] > off[e] && !lz[i].ready[e]) {
+                mo->pending[n++] = (uint32_t)(i * ne + e);
+                touched[i] = true;
+            }
+    if (!n)
+        return;
+    lazy_ctx c = {lz, {&L->gate_exps, &L->up_exps, &L->down_exps}, mo->pending, ne};
+    ts_pool_for(mo->pool, n, lazy_range, &c); /* independent experts */
+    for (uint32_t i = 0; i < n; i++)
+        lz[mo->pending[i] / ne].ready[mo->pending[i] % ne] = 1;
+    /* Pages two experts share, and neighbours' pages the repack's faults
+     * mapped around its own: only the repack reads a lazy stack's source,
+     * and none runs now, so the whole stack's mapping can go (a later repack
+     * faults back what it reads). */
+    for (int i = 0; i < 3; i++)
+        if (touched[i] && lz[i].drop)
+            ts_mem_drop_mapped(lz[i].src.data, (size_t)ne * ts_moe_expert_bytes(&lz[i].src));
+}
+
 void ts_moe_run(ts_session *s, int64_t layer, int64_t n_tok)
 {
     const ts_hparams *hp = &s->m->hp;
@@ -650,6 +716,7 @@ void ts_moe_run(ts_session *s, int64_t layer, int64_t n_tok)
     ts_grid g = row_grid(mo, n_tok);
     ts_grid_run(mo->pool, &g, route_tile, &tc);
     sort_pairs(mo, s->sel, n_tok, nu, ne);
+    repack_routed(mo, s->m, layer, mo->off);
     bool xq_done[TS_ACT_COUNT] = {false};
     expert_ffn(mo, &L->gate_exps, &L->up_exps, &L->down_exps, ne, mo->off, mo->tok, s->xn,
                s->x_stride, n_tok, xq_done, s->ex_out, s->x_stride);

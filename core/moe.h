@@ -46,7 +46,7 @@ int ts_moe_get_tile_max(const ts_moe *mo);
 /* The activation format of qtype's kernel (TS_ACT_F32 for types without one). */
 int ts_moe_act_of(const ts_kernels *k, uint32_t qtype);
 
-/* ---- repacked expert stacks (load time: core/place.c; the audit) ----
+/* ---- repacked expert stacks (core/place.c at load, ts_moe_run per expert; the audit) ----
  * A stack may be repacked per expert into an _R16 layout (simd/repack.h):
  * expert e's rows are repacked on their own (rows padded to whole 16-row
  * groups) at e * ts_moe_expert_bytes(view) in one buffer, and the view's
@@ -61,6 +61,16 @@ ts_qview ts_moe_repacked_view(const ts_qview *src, uint32_t rt, void *buf);
 /* Repacks experts [e0, e1) of the plain stack src into dst (the data of the
  * view ts_moe_repacked_view gave). Disjoint ranges may run concurrently. */
 void ts_moe_repack_experts(const ts_qview *src, const ts_qview *dst, int64_t e0, int64_t e1);
+
+/* A model's stack repacked per expert on first use (ts_model.lazy_exps): the
+ * layer's view is already the repacked one (its buffer allocated, untouched),
+ * and ts_moe_run repacks expert e from src the first time a token routes to
+ * it, so only routed experts ever take memory, as in the plain mapping. */
+typedef struct ts_moe_lazy {
+    ts_qview src;   /* the plain stack as loaded; data NULL: not repacked */
+    uint8_t *ready; /* (n_expert) 1 once expert e is in the repacked view */
+    bool drop;      /* src lies in the read-only file mapping: drop its pages */
+} ts_moe_lazy;
 
 /* y row j = W_{e(j)} x row tok[j] for every pair j < off[n_expert].
  * stack: rows x cols per expert, expert e at data + e * ts_moe_expert_bytes

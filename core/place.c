@@ -232,11 +232,18 @@ static void prep_range(void *ctx, uint32_t i0, uint32_t i1, ts_scratch *s)
     (void)s;
     for (uint32_t i = i0; i < i1; i++) {
         const prep_item *it = &c->items[i];
-        ts_mm_prepare_fill(c->mats[it->mat], &c->nv[it->mat], it->row0, it->rows);
+        const ts_qview *w = c->mats[it->mat];
+        ts_mm_prepare_fill(w, &c->nv[it->mat], it->row0, it->rows);
+        /* Its source rows' pages go now, not after the whole pass: that held
+         * every matrix twice at its peak (a dense model's load peaked at twice
+         * its weights). Only whole pages inside these rows go here; a page
+         * shared with the next item's rows goes with the matrix after the pass. */
+        ts_mem_drop_mapped((const char *)w->data + (size_t)it->row0 * w->row_stride,
+                           (size_t)it->rows * w->row_stride);
     }
 }
 
-static ts_status prepare_stacks(ts_model *m, ts_pool *pool, ts_err *err); /* below */
+static ts_status prepare_stacks(ts_model *m, ts_err *err); /* below */
 
 /* Allocates every matrix's repacked buffer, fills them in row ranges on the
  * pool, then switches each view and drops its source pages. A tied output
@@ -301,92 +308,61 @@ ts_status ts_place_prepare(ts_model *m, ts_pool *pool, ts_err *err)
     m->repacked = owned;
     m->n_repacked = owned ? n : 0;
     if (rc == TS_OK)
-        rc = prepare_stacks(m, pool, err);
+        rc = prepare_stacks(m, err);
     return rc;
 }
 
-/* ---- MoE expert stacks: repacked per expert (core/moe.h) ----
+/* ---- MoE expert stacks: repacked per expert on first use (core/moe.h) ----
  * Each stack the MoE kernel level has an _R16 kernel for gets one buffer,
- * expert e at e * ts_moe_expert_bytes; one pool index per (stack, expert),
- * whose worker repacks it and drops its source pages from the mapping (pages
- * straddling two experts go once the whole pass is done). The buffers join
- * m->repacked (freed with ts_mm_release, i.e. free). */
-
-typedef struct {
-    ts_qview src, dst; /* the plain stack (as loaded) and its repacked view */
-    bool drop;         /* src lies in the read-only file mapping */
-} stack_prep;
-
-typedef struct {
-    const stack_prep *s;
-    int64_t n_expert;
-} stacks_ctx;
-
-static void stacks_range(void *ctx, uint32_t i0, uint32_t i1, ts_scratch *sc)
+ * expert e at e * ts_moe_expert_bytes, and its view switches to it here; an
+ * expert is repacked (and its source pages dropped) by ts_moe_run when a
+ * token is first routed to it. Repacking all of them here made RSS hold every
+ * expert, where the plain mapping only faults in the routed ones: on
+ * qwen3-moe-small (64 experts, top-8) a pp8 bench routes to 1/3 of the expert
+ * bytes, pp512 to 3/4, and the eager repack's peak RSS was 2.5 GiB (pp8) and
+ * 0.9 GiB (pp512) above the plain stacks' (2-core box, 2026-11). The buffers
+ * join m->repacked (freed with ts_mm_release, i.e. free); far above glibc's
+ * mmap threshold, their untouched pages cost nothing. */
+static ts_status prepare_stacks(ts_model *m, ts_err *err)
 {
-    const stacks_ctx *c = ctx;
-    (void)sc;
-    for (uint32_t i = i0; i < i1; i++) {
-        const stack_prep *p = &c->s[i / c->n_expert];
-        int64_t e = (int64_t)(i % c->n_expert);
-        ts_moe_repack_experts(&p->src, &p->dst, e, e + 1);
-        if (p->drop) {
-            size_t eb = ts_moe_expert_bytes(&p->src);
-            ts_mem_drop_mapped((const char *)p->src.data + (size_t)e * eb, eb);
-        }
-    }
-}
-
-static ts_status prepare_stacks(ts_model *m, ts_pool *pool, ts_err *err)
-{
-    int64_t ne = m->hp.n_expert;
-    uint32_t cap = (uint32_t)m->hp.n_layer * 3, n = 0;
-    if (ne <= 0 || cap == 0)
+    int64_t ne = m->hp.n_expert, n_stacks = m->hp.n_layer * 3;
+    if (ne <= 0 || n_stacks == 0)
         return TS_OK;
-    if ((uint64_t)cap * (uint64_t)ne > UINT32_MAX)
+    if ((uint64_t)ne * 3 > UINT32_MAX)
         return ts_err_set(err, TS_E_UNSUPPORTED, "repack: %lld experts", (long long)ne);
     const ts_kernels *k = ts_mm_kernels();
-    stack_prep *sp = calloc(cap, sizeof(*sp));
-    ts_qview **views = calloc(cap, sizeof(*views));
-    void **owned = realloc(m->repacked, ((size_t)m->n_repacked + cap) * sizeof(void *));
+    /* The stacks' records then their ready flags, in one block. */
+    ts_moe_lazy *lz = calloc(1, (size_t)n_stacks * (sizeof(*lz) + (size_t)ne));
+    void **owned = realloc(m->repacked, (m->n_repacked + (size_t)n_stacks) * sizeof(void *));
     if (owned)
         m->repacked = owned;
-    ts_status rc = TS_OK;
-    if (!sp || !views || !owned)
-        rc = ts_err_set(err, TS_E_NOMEM, "repack: out of memory");
-    for (int64_t il = 0; il < m->hp.n_layer && rc == TS_OK; il++) {
+    if (!lz || !owned) {
+        free(lz);
+        return ts_err_set(err, TS_E_NOMEM, "repack: out of memory");
+    }
+    m->lazy_exps = lz;
+    uint8_t *flags = (uint8_t *)(lz + n_stacks);
+    for (int64_t il = 0; il < m->hp.n_layer; il++) {
         ts_layer *L = &m->layers[il];
         ts_qview *v[] = {&L->gate_exps, &L->up_exps, &L->down_exps};
-        for (int i = 0; i < 3 && rc == TS_OK; i++) {
+        for (int i = 0; i < 3; i++) {
             uint32_t rt = v[i]->data && v[i]->rows > 0 ? ts_kernels_repack_type(k, v[i]->qtype) : 0;
             if (!rt)
                 continue;
             ts_qview dst = ts_moe_repacked_view(v[i], rt, NULL);
             size_t bytes = ts_moe_expert_bytes(&dst) * (size_t)ne;
             void *buf = aligned_alloc(64, pad64(bytes));
-            if (!buf) {
-                rc = ts_err_set(err, TS_E_NOMEM, "repack: out of memory (%zu bytes)", bytes);
-                break;
-            }
+            if (!buf)
+                return ts_err_set(err, TS_E_NOMEM, "repack: out of memory (%zu bytes)", bytes);
             m->repacked[m->n_repacked++] = buf;
             dst.data = buf;
             size_t src_bytes = ts_moe_expert_bytes(v[i]) * (size_t)ne;
-            sp[n] = (stack_prep){*v[i], dst, in_file(m, v[i]->data, src_bytes)};
-            views[n++] = v[i];
+            lz[il * 3 + i] = (ts_moe_lazy){*v[i], flags + (size_t)(il * 3 + i) * (size_t)ne,
+                                           in_file(m, v[i]->data, src_bytes)};
+            *v[i] = dst;
         }
     }
-    if (rc == TS_OK && n) {
-        stacks_ctx c = {sp, ne};
-        ts_pool_for(pool, n * (uint32_t)ne, stacks_range, &c); /* independent experts */
-        for (uint32_t i = 0; i < n; i++) {
-            if (sp[i].drop)
-                ts_mem_drop_mapped(sp[i].src.data, ts_moe_expert_bytes(&sp[i].src) * (size_t)ne);
-            *views[i] = sp[i].dst;
-        }
-    }
-    free(sp);
-    free(views);
-    return rc;
+    return TS_OK;
 }
 
 ts_status ts_place_model(ts_model *m, ts_pool *pool, int mode, ts_err *err)

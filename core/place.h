@@ -59,8 +59,11 @@ typedef struct ts_placement {
 ts_status ts_place_model(struct ts_model *m, ts_pool *pool, int mode, ts_err *err);
 /* Repacks every matrix the forward pass multiplies by into the layout this
  * CPU's kernels stream best (ts_mm_prepare), in parallel on the pool, and
- * drops the source pages from the file mapping. Call before ts_place_model.
- * Output bits do not change: repacked kernels equal the plain ones. */
+ * drops the source pages from the file mapping. Expert stacks only get their
+ * repacked views and buffers here: ts_moe_run repacks each expert the first
+ * time it is routed to (m->lazy_exps), so unrouted experts take no memory.
+ * Call before ts_place_model. Output bits do not change: repacked kernels
+ * equal the plain ones. */
 ts_status ts_place_prepare(struct ts_model *m, ts_pool *pool, ts_err *err);
 void ts_place_destroy(ts_placement *pl);
 

@@ -15,6 +15,9 @@
  *    MoE models when ../shared exists, generated qwen3moe / qwen2moe
  *    always), the same logits with TESSERA_NO_REPACK (plain expert stacks),
  *    and stories260K-moe-ident-4x2 == stories260K for every cap.
+ * 3. Stacks repacked per expert on first use (ts_moe_lazy): none at load,
+ *    exactly the routed experts after one token, and a partly repacked
+ *    engine gives a fresh engine's logits.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +26,7 @@
 #include "test.h"
 #include "tolerances.h"
 #include "../core/moe.h"
+#include "../core/session.h"
 #include "../core/tessera.h"
 #include "../quant/quant.h"
 
@@ -228,6 +232,64 @@ TS_TEST(test_moe_ident_equals_dense)
         free(got);
     }
     ts_engine_destroy(eng);
+    free(ref);
+    free(toks);
+}
+
+/* Expert stacks are repacked per expert on first use (core/place.c, core/moe.c):
+ * none at load, after one token exactly its top-k experts in every layer (the
+ * same ones in gate, up and down), and a prompt on the partly repacked engine
+ * gives a fresh engine's logits bit for bit. */
+TS_TEST(test_moe_lazy_repack)
+{
+    char path[512], out[1024];
+    snprintf(path, sizeof(path), "%s/moe-lazy-qwen3moe.gguf", ts_test_tmpdir());
+    int rc = ts_test_sh(out, sizeof(out), 120,
+                        "%s gen --shape tiny --arch qwen3moe --type q4_k_m -o %s", ts_test_bin(),
+                        path);
+    TS_CHECK(rc == 0, "tessera gen: exit %d: %s", rc, out);
+    ts_engine *eng = rc == 0 ? engine(path, 2) : NULL;
+    if (!eng)
+        return;
+    const ts_model *m = eng->model;
+    const int64_t ne = m->hp.n_expert, nl = m->hp.n_layer;
+    int n_lazy = 0, n_ready = 0;
+    for (int64_t i = 0; m->lazy_exps && i < nl * 3; i++)
+        for (int64_t e = 0; m->lazy_exps[i].src.data && e < ne; e++) {
+            n_lazy += e == 0;
+            n_ready += m->lazy_exps[i].ready[e];
+        }
+    TS_CHECK(n_ready == 0, "%d experts repacked at load", n_ready);
+    int32_t *toks = tokens(40, 0x1a2);
+    float *got = NULL, *ref = NULL;
+    if (n_lazy)
+        free(logits(eng, path, toks, 1, (config){0, 0}, 2));
+    for (int64_t il = 0; n_lazy && il < nl; il++) {
+        const ts_moe_lazy *lz = &m->lazy_exps[il * 3], *first = NULL;
+        for (int i = 0; i < 3; i++) {
+            if (!lz[i].src.data)
+                continue;
+            int n = 0;
+            for (int64_t e = 0; e < ne; e++)
+                n += lz[i].ready[e];
+            TS_CHECK(n == m->hp.n_expert_used, "layer %lld stack %d: %d experts repacked after "
+                     "one token (top-%lld)", (long long)il, i, n, (long long)m->hp.n_expert_used);
+            TS_CHECK(!first || !memcmp(first->ready, lz[i].ready, (size_t)ne),
+                     "layer %lld: stacks repacked different experts", (long long)il);
+            first = first ? first : &lz[i];
+        }
+    }
+    if (n_lazy)
+        got = logits(eng, path, toks, 40, (config){0, 7}, 2);
+    ts_engine_destroy(eng);
+    eng = got ? engine(path, 2) : NULL;
+    ref = eng ? logits(eng, path, toks, 40, (config){0, 7}, 2) : NULL;
+    TS_CHECK(!got || (ref && !memcmp(ref, got, (size_t)40 * (size_t)vocab(eng) * sizeof(float))),
+             "logits of a partly repacked engine differ from a fresh one's");
+    if (!n_lazy)
+        ts_test_skip("no _R16 expert kernel at this level");
+    ts_engine_destroy(eng);
+    free(got);
     free(ref);
     free(toks);
 }
