@@ -1,23 +1,11 @@
 /*
  * simd/x86/amx/gemm_r16.c: AMX-INT8 GEMM tiles for the repacked layouts
- * (simd/repack.h): Q8_0_R16 x Q8_0, Q4_K_R16 and Q6_K_R16 x Q8_K.
- *
- * Q8_0_R16: the _R16 quant region of one block is already AMX's VNNI "B"
- * layout: 8 rows (4-byte steps) of 64 bytes (16 weight rows x 4 bytes), so it
- * loads as a B tile as it lies. The A tile is 16 tokens x 32 activation
- * bytes, packed per K chunk into a stack buffer (zero rows for missing
- * tokens, so tile loads never read past the caller's activations). One
- * TDPBSUD per block (s8 activations x u8 weights = q + 128) into a zeroed C
- * tile gives the 16 x 16 exact int32 block dots, C[tok][row] = dot + 128 *
- * sum(a); after a tilestored, per token on AVX-512 (lanes = rows):
- *   acc = fma(dw * da, (float)(C - 128 * sum(a)), acc)
- * block by block in K order: kernels.h's canonical order, so the same bits as
- * the scalar and avx512 levels (tested with memcmp where AMX exists, and under
- * tile.h's emulation elsewhere). Tiles: 0 = C (16 x 64 B), 1 = A (16 x 32 B),
- * 2 = B (8 x 64 B). Loop order: sweep of RB rows, token group of 16, K chunk
- * (activation pack), row group; the running acc crosses K chunks through y.
- *
- * Q4_K_R16 / Q6_K_R16: see the comment above kq_expand_q4k.
+ * (simd/repack.h): Q8_0_R16, Q4_0_R16, Q5_0_R16 x Q8_0 and Q4_K_R16,
+ * Q6_K_R16 x Q8_K. Every kernel gives the scalar twin's bits (kernels.h's
+ * canonical order: exact integer block or super-block sums, then the float
+ * steps in K order), tested with memcmp where AMX exists and under tile.h's
+ * emulation elsewhere. The two families are described above their code:
+ * "Block-32 types" and "Q4_K_R16 / Q6_K_R16".
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -29,126 +17,222 @@
 
 #define INLINE static inline __attribute__((always_inline))
 #define UNROLL_KQ _Pragma("GCC unroll 8")
+#define UNROLL _Pragma("GCC unroll 16")
+#define YROW(t) ((float *)((char *)y + (size_t)(t) * y_stride))
 #define NT 16  /* tokens per A / C tile */
-#define NBC 64 /* blocks per K chunk: 32 KiB of packed activations */
-#define RB 128 /* rows per sweep (weights stay in L2 across token groups) */
 
 #define GEMM_DECL(name)                                                                       \
     void name(int64_t k, int64_t n_rows, int64_t n_tok, const void *restrict w,               \
               size_t w_stride, const void *restrict a, size_t a_stride, float *restrict y,     \
               size_t y_stride)
 GEMM_DECL(ts_gemm_q8_0_r16_q8_0_amx);
+GEMM_DECL(ts_gemm_q4_0_r16_q8_0_amx);
+GEMM_DECL(ts_gemm_q5_0_r16_q8_0_amx);
 GEMM_DECL(ts_gemm_q8_0_r16_q8_0_avx512); /* simd/x86/avx512/gemm_r16.c */
+GEMM_DECL(ts_gemm_q4_0_r16_q8_0_avx512);
+GEMM_DECL(ts_gemm_q5_0_r16_q8_0_avx512);
 void ts_simd_register_gemm_r16_amx(ts_kernels *k);
 
-static const ts_tile_cfg g_cfg_q8 __attribute__((aligned(64))) = {
-    .palette = 1, .colsb = {64, 32, 64}, .rows = {NT, NT, 8}};
+/* ---- Block-32 types: Q8_0_R16, Q4_0_R16, Q5_0_R16 x Q8_0 ----
+ *
+ * The canonical order (kernels.h) has one float step per 32-element block,
+ * so each TDPBSSD covers one block (K = 32) and its C tile is read out every
+ * block: these kernels are bound by that readout and float work, not by the
+ * tile unit. Weights are expanded per row group and K chunk into signed bytes
+ * q (Q8_0: the stored q + 128 ^ 0x80; Q4_0: nibble - 8; Q5_0: (nibble | hb <<
+ * 4) - 16), laid out as the block's B tile: 8 rows (4-element steps) x 64
+ * bytes (16 weight rows x 4 bytes), row kk = elements 4kk..4kk+3 (Q4_0/Q5_0:
+ * rows 0..3 the low nibbles of R16 step kk, rows 4..7 the high nibbles of step
+ * kk - 4). TDPBSSD (s8 x s8) of a token tile's 32 activation bytes gives the
+ * exact block dots with no correction term, and per token (lanes = rows):
+ *   acc = fma(dw * da, (float)dot, acc)
+ * block by block: the scalar twin's bits. Loop order: token group of <=
+ * B32_TG, K chunk of B32_NBK blocks (the group's activations packed into
+ * aligned A tiles, 32 KiB, and da), row group (expand the chunk), token tile:
+ * its 16 accumulators stay in zmm registers across the chunk's blocks (a first
+ * version kept them in y, storing every block, and ran slower than avx512 on
+ * the Xeon device), and block i + 1's product is issued before block i's
+ * float work (C, A and B tiles double-buffered: 0/1, 4/5, 6/7). */
+#define B32_TG 128 /* tokens per group */
+#define B32_NBK 8  /* blocks per K chunk */
 
-#define YROW(t) ((float *)((char *)y + (size_t)(t) * y_stride))
+static const ts_tile_cfg g_cfg_b32 __attribute__((aligned(64))) = {
+    .palette = 1,
+    .colsb = {64, 64, 0, 0, 32, 32, 64, 64},
+    .rows = {16, 16, 0, 0, 16, 16, 8, 8}};
 
-/* Packs blocks [b0, b0 + n) of ny tokens: ab[(b * 16 + t) * 32] = qs, da, and
- * corr = 128 * sum(qs); tokens ny..15 get zeros. */
-static void pack_q8_0(const void *a, size_t a_stride, int ny, int64_t b0, int64_t n, int8_t *ab,
-                      float *da, int32_t *corr)
+/* Expands blocks [b0, b0 + n) of row group g (wt 0 Q8_0, 1 Q4_0, 2 Q5_0; qb
+ * bytes per block's quant region) into ex[block][8 x 64 B]. Q5_0's 5th bit:
+ * bit 2s (low nibble) or 2s + 1 (high) of the block's high-bit vector moved
+ * to bit 4 of each byte, as the avx512 kernel does. */
+INLINE void b32_expand(int wt, const uint8_t *g, int64_t b0, int64_t n, uint8_t *ex)
 {
-    const __m256i ones = _mm256_set1_epi8(1);
-    for (int64_t b = 0; b < n; b++)
-        for (int t = 0; t < NT; t++) {
-            const size_t i = (size_t)b * NT + (size_t)t;
-            if (t >= ny) {
-                memset(ab + 32 * i, 0, 32);
-                da[i] = 0.0f;
-                corr[i] = 0;
-                continue;
-            }
-            const ts_block_q8_0 *blk =
-                (const ts_block_q8_0 *)((const char *)a + (size_t)t * a_stride) + b0 + b;
-            const __m256i v = _mm256_loadu_si256((const __m256i *)blk->qs);
-            _mm256_storeu_si256((__m256i *)(ab + 32 * i), v);
-            const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, v);
-            corr[i] = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(s)) * 128;
-            da[i] = _cvtsh_ss(blk->d);
+    const size_t qb = wt == 1 ? 256 : wt == 2 ? 320 : 512;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m10 = _mm512_set1_epi8(0x10);
+    const __m512i x80 = _mm512_set1_epi8((char)0x80);
+    const __m512i bias = _mm512_set1_epi8(wt == 2 ? 16 : 8);
+    for (int64_t i = 0; i < n; i++) {
+        const uint8_t *q = g + (size_t)(b0 + i) * qb;
+        uint8_t *o = ex + (size_t)i * 512;
+        if (wt == 0) {
+            for (int s = 0; s < 8; s++)
+                _mm512_store_si512(o + 64 * s,
+                                   _mm512_xor_si512(_mm512_loadu_si512(q + 64 * s), x80));
+            continue;
         }
-}
-
-/* One row group (16 rows at g) x ny tokens over blocks [b0, b0 + n) of nb. */
-INLINE void q8_group(int ny, const uint8_t *g, int64_t nb, int64_t b0, int64_t n, const int8_t *ab,
-                     const float *da, const int32_t *corr, float *y, size_t y_stride,
-                     __mmask16 mask)
-{
-    const uint8_t *meta = g + (size_t)nb * 512;
-    int32_t cb[NT * 16] __attribute__((aligned(64)));
-    __m512 acc[NT];
-    for (int t = 0; t < ny; t++)
-        acc[t] = b0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, YROW(t));
-    for (int64_t blk = b0; blk < b0 + n; blk++) {
-        const size_t i0 = (size_t)(blk - b0) * NT;
-        TILE_ZERO(0);
-        TILE_LOAD(1, ab + 32 * i0, 32);
-        TILE_LOAD(2, g + (size_t)blk * 512, 64);
-        TILE_DPBSUD(0, 1, 2);
-        TILE_STORE(0, cb, 64);
-        TILE_BARRIER();
-        const __m512 dw =
-            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + (size_t)blk * 32)));
-        for (int t = 0; t < ny; t++) {
-            const __m512i isum =
-                _mm512_sub_epi32(_mm512_load_si512(cb + 16 * t), _mm512_set1_epi32(corr[i0 + t]));
-            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(da[i0 + t])),
-                                     _mm512_cvtepi32_ps(isum), acc[t]);
+        const __m512i hv = wt == 2 ? _mm512_loadu_si512(q + 256) : _mm512_setzero_si512();
+        for (int s = 0; s < 4; s++) {
+            const __m512i wv = _mm512_loadu_si512(q + 64 * s);
+            __m512i lo = _mm512_and_si512(wv, m4);
+            __m512i hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m4);
+            if (wt == 2) {
+                __m512i hl, hh; /* bit 2s, bit 2s + 1 -> bit 4 */
+                switch (s) {
+                case 0: hl = _mm512_slli_epi16(hv, 4); hh = _mm512_slli_epi16(hv, 3); break;
+                case 1: hl = _mm512_slli_epi16(hv, 2); hh = _mm512_slli_epi16(hv, 1); break;
+                case 2: hl = hv; hh = _mm512_srli_epi16(hv, 1); break;
+                default: hl = _mm512_srli_epi16(hv, 2); hh = _mm512_srli_epi16(hv, 3); break;
+                }
+                lo = _mm512_ternarylogic_epi32(lo, hl, m10, 0xF8); /* lo | (hl & 0x10) */
+                hi = _mm512_ternarylogic_epi32(hi, hh, m10, 0xF8);
+            }
+            _mm512_store_si512(o + 64 * s, _mm512_sub_epi8(lo, bias));
+            _mm512_store_si512(o + 64 * (4 + s), _mm512_sub_epi8(hi, bias));
         }
     }
-    for (int t = 0; t < ny; t++)
-        _mm512_mask_storeu_ps(YROW(t), mask, acc[t]);
 }
 
-/* Contract: ts_gemm_fn over a Q8_0_R16 matrix (simd/repack.h); w at a row
- * group start (tile row0 % 16 == 0); k % 32 == 0; any n_rows, n_tok >= 1; row
- * tails compute the group's padding lanes and store only the valid rows; only
- * the calling thread's tile state is used (configured on first call). Below
- * AMX_MIN_TOK tokens (decode) a 16-token tile is mostly padding: the avx512
- * kernel runs instead (same canonical order, same bits; measured on the
- * device box at n = 1: 51.6 vs 35.9 GOP/s). */
+/* Packs the group's tokens [t0, t0 + nt), blocks [b0, b0 + n), as A tiles
+ * ap[tile][block][16 rows][32 B] and da[block][token] (rows past nt zero). */
+static void b32_pack(const void *a, size_t a_stride, int64_t t0, int64_t nt, int64_t b0,
+                     int64_t n, int8_t *ap, float *da)
+{
+    const int64_t end = (nt + 15) / 16 * 16;
+    for (int64_t t = 0; t < end; t++) {
+        const ts_block_q8_0 *ab =
+            t < nt ? (const ts_block_q8_0 *)((const char *)a + (size_t)(t0 + t) * a_stride) + b0
+                   : NULL;
+        for (int64_t i = 0; i < n; i++) {
+            int8_t *dst = ap + ((size_t)(t / 16) * B32_NBK + (size_t)i) * 512 + (size_t)(t % 16) * 32;
+            if (ab) {
+                _mm256_store_si256((__m256i *)dst, _mm256_loadu_si256((const __m256i *)ab[i].qs));
+                da[i * B32_TG + t] = _cvtsh_ss(ab[i].d);
+            } else {
+                _mm256_store_si256((__m256i *)dst, _mm256_setzero_si256());
+                da[i * B32_TG + t] = 0.0f;
+            }
+        }
+    }
+}
+
+/* Block i's product for one token tile (A tiles at at, B at ex) into cb,
+ * on tile set i & 1. */
+INLINE void b32_tile(const uint8_t *ex, const int8_t *at, int64_t i, int32_t (*cb)[16])
+{
+    if (i & 1) {
+        TILE_ZERO(1);
+        TILE_LOAD(5, at + (size_t)i * 512, 32);
+        TILE_LOAD(7, ex + (size_t)i * 512, 64);
+        TILE_DPBSSD(1, 5, 7);
+        TILE_STORE(1, cb, 64);
+    } else {
+        TILE_ZERO(0);
+        TILE_LOAD(4, at + (size_t)i * 512, 32);
+        TILE_LOAD(6, ex + (size_t)i * 512, 64);
+        TILE_DPBSSD(0, 4, 6);
+        TILE_STORE(0, cb, 64);
+    }
+}
+
+/* One row group (metadata meta) x token tile tt (ntok valid tokens, the
+ * rest padding with da 0) over the chunk's n blocks from matrix block b0:
+ * acc in registers, from y (or 0 at b0 == 0), back to y at the end. */
+INLINE void b32_tile_run(const uint8_t *ex, const int8_t *ap, const float *da, int64_t tt,
+                         int ntok, int64_t b0, int64_t n, const uint8_t *meta, float *y,
+                         size_t y_stride, __mmask16 mask)
+{
+    const int8_t *at = ap + (size_t)tt * B32_NBK * 512;
+    int32_t cb[2][16][16] __attribute__((aligned(64)));
+    __m512 acc[16];
+    UNROLL for (int t = 0; t < 16; t++)
+        acc[t] = b0 == 0 || t >= ntok ? _mm512_setzero_ps()
+                                      : _mm512_maskz_loadu_ps(mask, YROW(16 * tt + t));
+    b32_tile(ex, at, 0, cb[0]);
+    for (int64_t i = 0; i < n; i++) {
+        if (i + 1 < n)
+            b32_tile(ex, at, i + 1, cb[(i + 1) & 1]);
+        TILE_BARRIER(); /* cb is written by tile stores */
+        const __m512 dw =
+            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + (size_t)(b0 + i) * 32)));
+        const float *dai = da + i * B32_TG + 16 * tt;
+        UNROLL for (int t = 0; t < 16; t++)
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(dai[t])),
+                                     _mm512_cvtepi32_ps(_mm512_load_si512(cb[i & 1][t])), acc[t]);
+    }
+    for (int t = 0; t < ntok; t++)
+        _mm512_mask_storeu_ps(YROW(16 * tt + t), mask, acc[t]);
+}
+
+/* Contract: ts_gemm_fn over a Q8_0_R16 / Q4_0_R16 / Q5_0_R16 matrix
+ * (simd/repack.h); w at a row group start (tile row0 % 16 == 0); k % 32 == 0;
+ * any n_rows, n_tok >= 1; row tails compute the group's padding lanes and
+ * store only the valid rows; only the calling thread's tile state is used
+ * (configured on first call). Below AMX_MIN_TOK tokens (decode) a 16-token
+ * tile is mostly padding: the avx512 kernel runs instead (same canonical
+ * order, same bits). */
+INLINE void b32_gemm(int wt, int64_t k, int64_t n_rows, int64_t n_tok, const void *w,
+                     size_t w_stride, const void *a, size_t a_stride, float *y, size_t y_stride)
+{
+    const int64_t nb = k / 32;
+    const size_t qb = wt == 1 ? 256 : wt == 2 ? 320 : 512;
+    uint8_t ex[B32_NBK * 512] __attribute__((aligned(64)));
+    int8_t ap[B32_TG / 16 * B32_NBK * 512] __attribute__((aligned(64)));
+    float da[B32_NBK * B32_TG];
+    tile_config(&g_cfg_b32);
+    for (int64_t t0 = 0; t0 < n_tok; t0 += B32_TG) {
+        const int64_t nt = n_tok - t0 < B32_TG ? n_tok - t0 : B32_TG;
+        const int64_t ntt = (nt + 15) / 16;
+        float *yg = (float *)((char *)y + (size_t)t0 * y_stride);
+        for (int64_t b0 = 0; b0 < nb; b0 += B32_NBK) {
+            const int64_t n = nb - b0 < B32_NBK ? nb - b0 : B32_NBK;
+            b32_pack(a, a_stride, t0, nt, b0, n, ap, da);
+            for (int64_t row = 0; row < n_rows; row += 16) {
+                const int nv = n_rows - row < 16 ? (int)(n_rows - row) : 16;
+                const uint8_t *g = (const uint8_t *)w + (size_t)row * w_stride;
+                b32_expand(wt, g, b0, n, ex);
+                TILE_BARRIER(); /* the packed and expanded bytes are read by tile loads */
+                for (int64_t tt = 0; tt < ntt; tt++)
+                    b32_tile_run(ex, ap, da, tt, nt - 16 * tt < 16 ? (int)(nt - 16 * tt) : 16,
+                                 b0, n, g + (size_t)nb * qb, yg + row, y_stride,
+                                 (__mmask16)((1u << nv) - 1u));
+            }
+        }
+    }
+}
+
 #define AMX_MIN_TOK 8
 GEMM_DECL(ts_gemm_q8_0_r16_q8_0_amx)
 {
-    if (n_tok < AMX_MIN_TOK) {
+    if (n_tok < AMX_MIN_TOK)
         ts_gemm_q8_0_r16_q8_0_avx512(k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
-        return;
-    }
-    const int64_t nb = k / 32;
-    int8_t ab[NBC * NT * 32] __attribute__((aligned(64)));
-    float da[NBC * NT];
-    int32_t corr[NBC * NT];
-    tile_config(&g_cfg_q8);
-    const int64_t n_tg = (n_tok + NT - 1) / NT;
-    for (int64_t sw = 0; sw < (n_rows + RB - 1) / RB * n_tg; sw++) {
-        const int64_t r0 = sw / n_tg * RB, tok = sw % n_tg * NT;
-        const int64_t r1 = n_rows - r0 < RB ? n_rows : r0 + RB;
-        const int ny = n_tok - tok < NT ? (int)(n_tok - tok) : NT;
-        const char *at = (const char *)a + (size_t)tok * a_stride;
-        float *yt = (float *)((char *)y + (size_t)tok * y_stride);
-        for (int64_t b0 = 0; b0 < nb; b0 += NBC) {
-            const int64_t n = nb - b0 < NBC ? nb - b0 : NBC;
-            pack_q8_0(at, a_stride, ny, b0, n, ab, da, corr);
-            TILE_BARRIER(); /* the packed bytes are read by tile loads only */
-            for (int64_t row = r0; row < r1; row += 16) {
-                const int nv = r1 - row < 16 ? (int)(r1 - row) : 16;
-                const __mmask16 mask = (__mmask16)((1u << nv) - 1u);
-                const uint8_t *g = (const uint8_t *)w + (size_t)row * w_stride;
-#define AMX_CASE(NY_)                                                                          \
-    case NY_:                                                                                  \
-        q8_group(NY_, g, nb, b0, n, ab, da, corr, yt + row, y_stride, mask);                   \
-        break;
-                switch (ny) {
-                    AMX_CASE(1) AMX_CASE(2) AMX_CASE(3) AMX_CASE(4) AMX_CASE(5) AMX_CASE(6)
-                    AMX_CASE(7) AMX_CASE(8) AMX_CASE(9) AMX_CASE(10) AMX_CASE(11)
-                    AMX_CASE(12) AMX_CASE(13) AMX_CASE(14) AMX_CASE(15) default: AMX_CASE(16)
-                }
-#undef AMX_CASE
-            }
-        }
-    }
+    else
+        b32_gemm(0, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+}
+
+GEMM_DECL(ts_gemm_q4_0_r16_q8_0_amx)
+{
+    if (n_tok < AMX_MIN_TOK)
+        ts_gemm_q4_0_r16_q8_0_avx512(k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+    else
+        b32_gemm(1, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+}
+
+GEMM_DECL(ts_gemm_q5_0_r16_q8_0_amx)
+{
+    if (n_tok < AMX_MIN_TOK)
+        ts_gemm_q5_0_r16_q8_0_avx512(k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+    else
+        b32_gemm(2, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
 }
 
 /* ---- Q4_K_R16 / Q6_K_R16 x Q8_K ----
@@ -488,6 +572,13 @@ void ts_simd_register_gemm_r16_amx(ts_kernels *k)
 {
     k->gemm[TS_QTYPE_Q8_0_R16] = (ts_gemm_slot){ts_gemm_q8_0_r16_q8_0_amx, TS_ACT_Q8_0, 16, NT,
                                                 "ts_gemm_q8_0_r16_q8_0_amx"};
+    k->gemm[TS_QTYPE_Q4_0_R16] = (ts_gemm_slot){ts_gemm_q4_0_r16_q8_0_amx, TS_ACT_Q8_0, 16, NT,
+                                                "ts_gemm_q4_0_r16_q8_0_amx"};
+    k->gemm[TS_QTYPE_Q5_0_R16] = (ts_gemm_slot){ts_gemm_q5_0_r16_q8_0_amx, TS_ACT_Q8_0, 16, NT,
+                                                "ts_gemm_q5_0_r16_q8_0_amx"};
+    k->gemm_tok_block[TS_QTYPE_Q8_0_R16] = B32_TG;
+    k->gemm_tok_block[TS_QTYPE_Q4_0_R16] = B32_TG;
+    k->gemm_tok_block[TS_QTYPE_Q5_0_R16] = B32_TG;
     /* Wide token blocks: each tile expands its rows' weights once (above). */
     k->gemm[TS_QTYPE_Q4_K_R16] = (ts_gemm_slot){ts_gemm_q4_k_r16_q8_k_amx, TS_ACT_Q8_K, 16, NT,
                                                 "ts_gemm_q4_k_r16_q8_k_amx"};

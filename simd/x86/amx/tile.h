@@ -47,6 +47,7 @@ static inline void tile_config(const ts_tile_cfg *cfg)
 #define TILE_LOAD(t, p, stride) _tile_loadd(t, p, stride)
 #define TILE_STORE(t, p, stride) _tile_stored(t, p, stride)
 #define TILE_DPBSUD(c, a, b) _tile_dpbsud(c, a, b)
+#define TILE_DPBSSD(c, a, b) _tile_dpbssd(c, a, b)
 
 #else /* TS_AMX_EMULATE */
 
@@ -76,8 +77,9 @@ static inline void emu_tile_store(int t, void *p, size_t stride)
         memcpy((char *)p + (size_t)r * stride, t_tile[t][r], t_tile_cfg->colsb[t]);
 }
 
-/* C (M x N int32) += A (M x K s8) . B (K/4 x N*4 u8, VNNI layout). */
-static inline void emu_tile_dpbsud(int c, int a, int b)
+/* C (M x N int32) += A (M x K s8) . B (K/4 x N*4, VNNI layout), B bytes u8
+ * (TDPBSUD) or s8 (TDPBSSD). */
+static inline void emu_tile_dp(int c, int a, int b, int b_signed)
 {
     const int m_rows = t_tile_cfg->rows[c], n_cols = t_tile_cfg->colsb[c] / 4;
     const int k4 = t_tile_cfg->colsb[a] / 4;
@@ -88,7 +90,8 @@ static inline void emu_tile_dpbsud(int c, int a, int b)
             for (int kk = 0; kk < k4; kk++)
                 for (int i = 0; i < 4; i++)
                     acc += (int32_t)(int8_t)t_tile[a][m][4 * kk + i] *
-                           (int32_t)t_tile[b][kk][4 * n + i];
+                           (b_signed ? (int32_t)(int8_t)t_tile[b][kk][4 * n + i]
+                                     : (int32_t)t_tile[b][kk][4 * n + i]);
             memcpy(&t_tile[c][m][4 * n], &acc, 4);
         }
 }
@@ -96,7 +99,8 @@ static inline void emu_tile_dpbsud(int c, int a, int b)
 #define TILE_ZERO(t) emu_tile_zero(t)
 #define TILE_LOAD(t, p, stride) emu_tile_load(t, p, stride)
 #define TILE_STORE(t, p, stride) emu_tile_store(t, p, stride)
-#define TILE_DPBSUD(c, a, b) emu_tile_dpbsud(c, a, b)
+#define TILE_DPBSUD(c, a, b) emu_tile_dp(c, a, b, 0)
+#define TILE_DPBSSD(c, a, b) emu_tile_dp(c, a, b, 1)
 
 #endif /* TS_AMX_EMULATE */
 
