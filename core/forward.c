@@ -15,6 +15,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "prof.h"
 #include "session.h"
 #include "../quant/quant.h"
 
@@ -142,10 +143,12 @@ static void dense_ffn(ts_session *s, const ts_layer *L, int64_t n_tok)
     const ts_qview *w[2] = {&L->ffn_gate, &L->ffn_up};
     float *const y[2] = {s->ffn_a, s->ffn_b};
     const size_t ys[2] = {s->ffn_stride, s->ffn_stride};
-    ts_mm_run_multi(s->mm, w, y, ys, 2, s->xn, s->x_stride, n_tok); /* one quantize, one grid */
+    /* one quantize, one grid */
+    TS_PROF(TS_PROF_FFN_UP, ts_mm_run_multi(s->mm, w, y, ys, 2, s->xn, s->x_stride, n_tok));
     tok_ctx c = {.s = s, .op = OP_SWIGLU, .width = L->ffn_gate.rows};
-    run_tok(s, &c, n_tok);
-    ts_mm_run(s->mm, &L->ffn_down, s->ffn_a, s->ffn_stride, n_tok, s->xn, s->x_stride);
+    TS_PROF(TS_PROF_SWIGLU, run_tok(s, &c, n_tok));
+    TS_PROF(TS_PROF_FFN_DOWN, ts_mm_run(s->mm, &L->ffn_down, s->ffn_a, s->ffn_stride, n_tok,
+                                        s->xn, s->x_stride));
 }
 
 void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float *logits_out)
@@ -153,35 +156,38 @@ void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float
     const ts_model *m = s->m;
     const ts_hparams *hp = &m->hp;
     tok_ctx c = {.s = s, .op = OP_EMBED, .tokens = tokens};
-    run_tok(s, &c, n_tok);
+    TS_PROF(TS_PROF_EMBED, run_tok(s, &c, n_tok));
     for (int64_t il = 0; il < hp->n_layer; il++) {
         const ts_layer *L = &m->layers[il];
         const ts_qview *wqkv[3] = {&L->wq, &L->wk, &L->wv};
         float *const yqkv[3] = {s->q, s->k, s->v};
         const size_t sqkv[3] = {s->q_stride, s->kv_stride, s->kv_stride};
-        ts_mm_run_multi(s->mm, wqkv, yqkv, sqkv, 3, s->xn, s->x_stride, n_tok);
+        TS_PROF(TS_PROF_QKV,
+                ts_mm_run_multi(s->mm, wqkv, yqkv, sqkv, 3, s->xn, s->x_stride, n_tok));
         c = (tok_ctx){.s = s, .op = OP_QKV_POST, .layer = il};
-        run_tok(s, &c, n_tok);
-        ts_attn_run(s, il, n_tok);
-        ts_mm_run(s->mm, &L->wo, s->att, s->att_stride, n_tok, s->xn, s->x_stride);
+        TS_PROF(TS_PROF_QKV_POST, run_tok(s, &c, n_tok));
+        TS_PROF(TS_PROF_ATTN, ts_attn_run(s, il, n_tok));
+        TS_PROF(TS_PROF_WO, ts_mm_run(s->mm, &L->wo, s->att, s->att_stride, n_tok, s->xn,
+                                      s->x_stride));
         c = (tok_ctx){.s = s, .op = OP_RESID_NORM, .norm_w = L->ffn_norm, .add = true};
-        run_tok(s, &c, n_tok);
+        TS_PROF(TS_PROF_NORM, run_tok(s, &c, n_tok));
         if (hp->n_expert)
-            ts_moe_run(s, il, n_tok);
+            TS_PROF(TS_PROF_MOE, ts_moe_run(s, il, n_tok));
         else
             dense_ffn(s, L, n_tok);
         const float *next = il + 1 < hp->n_layer ? m->layers[il + 1].attn_norm : m->output_norm;
         c = (tok_ctx){.s = s, .op = OP_RESID_NORM, .norm_w = next, .add = true};
-        run_tok(s, &c, n_tok);
+        TS_PROF(TS_PROF_NORM, run_tok(s, &c, n_tok));
     }
     if (logits_out) {
-        ts_mm_run(s->mm, &m->output, s->xn, s->x_stride, n_tok, logits_out,
-                  (size_t)hp->n_vocab * sizeof(float));
+        TS_PROF(TS_PROF_OUTPUT, ts_mm_run(s->mm, &m->output, s->xn, s->x_stride, n_tok,
+                                          logits_out, (size_t)hp->n_vocab * sizeof(float)));
         memcpy(s->logits, logits_out + (n_tok - 1) * hp->n_vocab,
                (size_t)hp->n_vocab * sizeof(float));
     } else {
-        ts_mm_run(s->mm, &m->output, row(s->xn, s->x_stride, n_tok - 1), s->x_stride, 1,
-                  s->logits, (size_t)hp->n_vocab * sizeof(float));
+        TS_PROF(TS_PROF_OUTPUT,
+                ts_mm_run(s->mm, &m->output, row(s->xn, s->x_stride, n_tok - 1), s->x_stride,
+                          1, s->logits, (size_t)hp->n_vocab * sizeof(float)));
     }
     s->pos += n_tok;
 }

@@ -26,6 +26,7 @@
 #include "bench_sweep.h"
 #include "cmds.h"
 #include "moe.h"
+#include "prof.h"
 #include "tessera.h"
 #include "../quant/quant.h"
 #include "../tests/tolerances.h"
@@ -225,6 +226,7 @@ static int bench_threads(const bench_args *a, int threads, int *first, ts_sweep_
             double sum = 0.0, sum2 = 0.0;
             if (run_once(s, toks, n, !pass, &err) < 0) /* warm-up */
                 goto done;
+            ts_prof_reset(); /* TESSERA_PROFILE: the timed runs only */
             for (long long r = 0; r < a->reps; r++) {
                 double dt = run_once(s, toks, n, !pass, &err);
                 if (dt < 0)
@@ -335,5 +337,6 @@ int cmd_bench(int argc, char **argv)
             return 1;
     if (!strcmp(a.fmt, "json") && !first)
         printf("\n]\n");
+    ts_prof_report(stderr); /* the last test's timed runs */
     return 0;
 }
