@@ -33,6 +33,7 @@
 
 #define CMD "bench"
 #define MAX_LIST 16
+#define MAX_REPS 1000 /* -r limit */
 
 typedef struct {
     long long v[MAX_LIST];
@@ -110,8 +111,24 @@ static void gops(const ts_engine_info *in, double tps, double peak_core, double 
     *pct = peak_core > 0 ? 100.0 * *g / (peak_core * in->n_threads) : 0.0;
 }
 
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* Median of n samples (sorted in place). */
+static double median(double *v, long long n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* samples: the n per-run t/s in run order (json lists them, as llama-bench's
+ * samples_ts); med: their median. */
 static void print_row(const bench_args *a, const char *name, const ts_engine_info *in,
-                      const char *test, double mean, double sd, double peak_core, int first)
+                      const char *test, double mean, double sd, double med, const double *samples,
+                      long long n, double peak_core, int first)
 {
     double size_mib = (double)in->n_bytes / (1024.0 * 1024.0);
     double params_m = (double)in->n_params / 1e6;
@@ -120,24 +137,29 @@ static void print_row(const bench_args *a, const char *name, const ts_engine_inf
     if (!strcmp(a->fmt, "csv")) {
         if (first)
             printf("model,size_mib,params_m,backend,threads,test,t_s,t_s_sd,gops,pct_peak,"
-                   "peak_rss_mib\n");
-        printf("%s,%.2f,%.2f,CPU,%u,%s,%.2f,%.2f,%.1f,%.1f,%.1f\n", name, size_mib, params_m,
-               in->n_threads, test, mean, sd, g, pct, ts_cli_peak_rss_mib());
+                   "peak_rss_mib,t_s_median\n");
+        printf("%s,%.2f,%.2f,CPU,%u,%s,%.2f,%.2f,%.1f,%.1f,%.1f,%.2f\n", name, size_mib,
+               params_m, in->n_threads, test, mean, sd, g, pct, ts_cli_peak_rss_mib(), med);
     } else if (!strcmp(a->fmt, "json")) {
         printf("%s{\"model\": \"%s\", \"size_mib\": %.2f, \"params_m\": %.2f, \"backend\": \"CPU\", "
                "\"threads\": %u, \"test\": \"%s\", \"t_s\": %.2f, \"t_s_sd\": %.2f, "
-               "\"gops\": %.1f, \"pct_peak\": %.1f, \"peak_rss_mib\": %.1f}",
+               "\"gops\": %.1f, \"pct_peak\": %.1f, \"peak_rss_mib\": %.1f, "
+               "\"t_s_median\": %.2f, \"samples_ts\": [",
                first ? "[\n  " : ",\n  ", name, size_mib, params_m, in->n_threads, test, mean, sd,
-               g, pct, ts_cli_peak_rss_mib());
+               g, pct, ts_cli_peak_rss_mib(), med);
+        for (long long i = 0; i < n; i++)
+            printf("%s%.2f", i ? ", " : "", samples[i]);
+        printf("]}");
     } else {
         if (first) {
-            printf("| model | size | params | backend | threads | test | t/s | GOP/s | %% peak "
-                   "| peak RSS |\n");
-            printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+            printf("| model | size | params | backend | threads | test | t/s | median t/s "
+                   "| GOP/s | %% peak | peak RSS |\n");
+            printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+                   "|\n");
         }
-        printf("| %s %s | %.2f MiB | %.2f M | CPU | %u | %s | %.2f ± %.2f | %.1f | %.1f%% | "
-               "%.1f MiB |\n",
-               in->arch, name, size_mib, params_m, in->n_threads, test, mean, sd, g, pct,
+        printf("| %s %s | %.2f MiB | %.2f M | CPU | %u | %s | %.2f ± %.2f | %.2f | %.1f | "
+               "%.1f%% | %.1f MiB |\n",
+               in->arch, name, size_mib, params_m, in->n_threads, test, mean, sd, med, g, pct,
                ts_cli_peak_rss_mib());
     }
     fflush(stdout);
@@ -163,7 +185,7 @@ static int parse(int argc, char **argv, bench_args *a)
         else if (!strcmp(o, "--sweep-svg")) a->sweep_svg = v;
         else if (!strcmp(o, "--cpu-range")) a->cpu_range = v;
         else if (!strcmp(o, "--numa")) ok = ok && (a->numa = ts_numa_parse(v)) >= 0;
-        else if (!strcmp(o, "-r")) ok = ok && ts_cli_parse_i64(v, 1, 1000, &a->reps);
+        else if (!strcmp(o, "-r")) ok = ok && ts_cli_parse_i64(v, 1, MAX_REPS, &a->reps);
         else if (!strcmp(o, "--chunk")) ok = ok && ts_cli_parse_i64(v, 0, 1 << 24, &a->chunk);
         else if (!strcmp(o, "-o")) {
             ok = ok && (!strcmp(v, "md") || !strcmp(v, "csv") || !strcmp(v, "json"));
@@ -217,6 +239,7 @@ static int bench_threads(const bench_args *a, int threads, int *first, ts_sweep_
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
         toks[i] = (int32_t)((rng >> 33) % (uint64_t)in.n_vocab);
     }
+    double samples[MAX_REPS];
     for (int pass = 0; pass < 2; pass++) {
         const list *l = pass ? &a->tg : &a->pp;
         for (int i = 0; i < l->n; i++) {
@@ -232,14 +255,18 @@ static int bench_threads(const bench_args *a, int threads, int *first, ts_sweep_
                 if (dt < 0)
                     goto done;
                 double tps = (double)n / dt;
+                samples[r] = tps;
                 sum += tps;
                 sum2 += tps * tps;
             }
             double mean = sum / (double)a->reps;
             double var = a->reps > 1 ? (sum2 - sum * mean) / (double)(a->reps - 1) : 0.0;
+            double sorted[MAX_REPS];
+            memcpy(sorted, samples, (size_t)a->reps * sizeof(*sorted));
             char test[32];
             snprintf(test, sizeof(test), "%s%lld", pass ? "tg" : "pp", n);
-            print_row(a, name, &in, test, mean, var > 0 ? sqrt(var) : 0.0, peak_core(), *first);
+            print_row(a, name, &in, test, mean, var > 0 ? sqrt(var) : 0.0,
+                      median(sorted, a->reps), samples, a->reps, peak_core(), *first);
             *first = 0;
             if (pt && i == 0) {
                 double *m = pass ? &pt->tg : &pt->pp, *sd = pass ? &pt->tg_sd : &pt->pp_sd;

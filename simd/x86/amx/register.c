@@ -6,6 +6,9 @@
  * usable (CPUID, XCR0 and the arch_prctl XTILEDATA permission).
  */
 #include "../../kernels.h"
+#include "tile.h"
+
+_Thread_local const ts_tile_cfg *ts_tile_cfg_cur;
 
 void ts_simd_register_gemm_r16_amx(ts_kernels *k);
 uint64_t ts_peak_int8_amx(uint64_t n_iter);

@@ -32,14 +32,18 @@ typedef struct {
 
 #ifndef TS_AMX_EMULATE
 
-static _Thread_local const ts_tile_cfg *t_tile_cfg;
+/* The palette this thread loaded last: one variable for every amx source
+ * file (defined in register.c). A copy per file once let the peak probe's
+ * palette replace the GEMMs' while their file still believed its own was
+ * loaded: the next GEMM used an unconfigured tile and died with SIGILL. */
+extern _Thread_local const ts_tile_cfg *ts_tile_cfg_cur;
 
 /* Loads cfg as this thread's palette unless it is already the current one. */
 static inline void tile_config(const ts_tile_cfg *cfg)
 {
-    if (t_tile_cfg != cfg) {
+    if (ts_tile_cfg_cur != cfg) {
         _tile_loadconfig(cfg);
-        t_tile_cfg = cfg;
+        ts_tile_cfg_cur = cfg;
     }
 }
 
