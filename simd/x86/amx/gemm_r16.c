@@ -48,18 +48,18 @@ void ts_simd_register_gemm_r16_amx(ts_kernels *k);
  *   acc = fma(dw * da, (float)dot, acc)
  * block by block: the scalar twin's bits. Loop order: token group of <=
  * B32_TG, K chunk of B32_NBK blocks (the group's activations packed into
- * aligned A tiles, 32 KiB, and da), row group (expand the chunk), token tile:
+ * aligned A tiles, 64 KiB, and da), row group (expand the chunk), token tile:
  * its 16 accumulators stay in zmm registers across the chunk's blocks (a first
  * version kept them in y, storing every block, and ran slower than avx512 on
- * the Xeon device), and block i + 1's product is issued before block i's
- * float work (C, A and B tiles double-buffered: 0/1, 4/5, 6/7). */
+ * the Xeon device), and block i + B32_AHEAD's product is issued before block
+ * i's float work (C tiles 0..3 in turn, A and B double-buffered: 4/5, 6/7). */
 #define B32_TG 128 /* tokens per group */
-#define B32_NBK 8  /* blocks per K chunk */
+#define B32_NBK 16 /* blocks per K chunk: 64 KiB of packed A tiles */
 
 static const ts_tile_cfg g_cfg_b32 __attribute__((aligned(64))) = {
     .palette = 1,
-    .colsb = {64, 64, 0, 0, 32, 32, 64, 64},
-    .rows = {16, 16, 0, 0, 16, 16, 8, 8}};
+    .colsb = {64, 64, 64, 64, 32, 32, 64, 64},
+    .rows = {16, 16, 16, 16, 16, 16, 8, 8}};
 
 /* Expands blocks [b0, b0 + n) of row group g (wt 0 Q8_0, 1 Q4_0, 2 Q5_0; qb
  * bytes per block's quant region) into ex[block][8 x 64 B]. Q5_0's 5th bit:
@@ -125,24 +125,33 @@ static void b32_pack(const void *a, size_t a_stride, int64_t t0, int64_t nt, int
     }
 }
 
-/* Block i's product for one token tile (A tiles at at, B at ex) into cb,
- * on tile set i & 1. */
+/* Block i's product for one token tile (A tiles at at, B at ex) into cb:
+ * C tile i % 4, A tile 4 + i % 2, B tile 6 + i % 2 (tile numbers are
+ * immediates, hence the cases). */
+#define B32_TILE(C_, A_, B_)                                                                  \
+    do {                                                                                      \
+        TILE_ZERO(C_);                                                                        \
+        TILE_LOAD(A_, at + (size_t)i * 512, 32);                                              \
+        TILE_LOAD(B_, ex + (size_t)i * 512, 64);                                              \
+        TILE_DPBSSD(C_, A_, B_);                                                              \
+        TILE_STORE(C_, cb, 64);                                                               \
+    } while (0)
 INLINE void b32_tile(const uint8_t *ex, const int8_t *at, int64_t i, int32_t (*cb)[16])
 {
-    if (i & 1) {
-        TILE_ZERO(1);
-        TILE_LOAD(5, at + (size_t)i * 512, 32);
-        TILE_LOAD(7, ex + (size_t)i * 512, 64);
-        TILE_DPBSSD(1, 5, 7);
-        TILE_STORE(1, cb, 64);
-    } else {
-        TILE_ZERO(0);
-        TILE_LOAD(4, at + (size_t)i * 512, 32);
-        TILE_LOAD(6, ex + (size_t)i * 512, 64);
-        TILE_DPBSSD(0, 4, 6);
-        TILE_STORE(0, cb, 64);
+    switch (i & 3) {
+    case 0: B32_TILE(0, 4, 6); break;
+    case 1: B32_TILE(1, 5, 7); break;
+    case 2: B32_TILE(2, 4, 6); break;
+    default: B32_TILE(3, 5, 7); break;
     }
 }
+#undef B32_TILE
+
+/* Blocks whose products are in flight ahead of the float work: the C
+ * readout (tile store, then vector loads of it) has a long latency, and one
+ * block's float work is short, so one block of lookahead left the loop
+ * waiting on it. */
+#define B32_AHEAD 3
 
 /* One row group (metadata meta) x token tile tt (ntok valid tokens, the
  * rest padding with da 0) over the chunk's n blocks from matrix block b0:
@@ -152,22 +161,23 @@ INLINE void b32_tile_run(const uint8_t *ex, const int8_t *ap, const float *da, i
                          size_t y_stride, __mmask16 mask)
 {
     const int8_t *at = ap + (size_t)tt * B32_NBK * 512;
-    int32_t cb[2][16][16] __attribute__((aligned(64)));
+    int32_t cb[4][16][16] __attribute__((aligned(64)));
     __m512 acc[16];
     UNROLL for (int t = 0; t < 16; t++)
         acc[t] = b0 == 0 || t >= ntok ? _mm512_setzero_ps()
                                       : _mm512_maskz_loadu_ps(mask, YROW(16 * tt + t));
-    b32_tile(ex, at, 0, cb[0]);
+    for (int64_t i = 0; i < n && i < B32_AHEAD; i++)
+        b32_tile(ex, at, i, cb[i & 3]);
     for (int64_t i = 0; i < n; i++) {
-        if (i + 1 < n)
-            b32_tile(ex, at, i + 1, cb[(i + 1) & 1]);
+        if (i + B32_AHEAD < n)
+            b32_tile(ex, at, i + B32_AHEAD, cb[(i + B32_AHEAD) & 3]);
         TILE_BARRIER(); /* cb is written by tile stores */
         const __m512 dw =
             _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + (size_t)(b0 + i) * 32)));
         const float *dai = da + i * B32_TG + 16 * tt;
         UNROLL for (int t = 0; t < 16; t++)
             acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(dai[t])),
-                                     _mm512_cvtepi32_ps(_mm512_load_si512(cb[i & 1][t])), acc[t]);
+                                     _mm512_cvtepi32_ps(_mm512_load_si512(cb[i & 3][t])), acc[t]);
     }
     for (int t = 0; t < ntok; t++)
         _mm512_mask_storeu_ps(YROW(16 * tt + t), mask, acc[t]);
