@@ -333,25 +333,23 @@ INLINE __m512i kq_words(__m512i v)
 static void kq_expand_q4k(const uint8_t *g, int64_t nb, int64_t blk, kq_expanded ex)
 {
     const __m512i m4 = _mm512_set1_epi8(0x0f), zero = _mm512_setzero_si512();
-    {
-        const uint8_t *q = g + (size_t)blk * 2048;
-        const uint8_t *meta = g + (size_t)nb * 2048 + (size_t)blk * 320;
-        for (int c = 0; c < 4; c++) {
-            const __m512i sc0 = kq_words(
-                _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(meta + 32 * c))));
-            const __m512i sc1 = kq_words(
-                _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(meta + 32 * c + 16))));
-            uint8_t *lo = ex[0][c], *hi = ex[1][c];
-            UNROLL_KQ for (int s = 0; s < 8; s++) {
-                const __m512i v = _mm512_loadu_si512(q + 512 * c + 64 * s);
-                __m512i l, h;
-                kq_split(_mm512_and_si512(v, m4), sc0, zero, 0, &l, &h);
-                _mm512_store_si512(lo + 64 * s, l);
-                _mm512_store_si512(hi + 64 * s, h);
-                kq_split(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), sc1, zero, 0, &l, &h);
-                _mm512_store_si512(lo + 64 * (8 + s), l);
-                _mm512_store_si512(hi + 64 * (8 + s), h);
-            }
+    const uint8_t *q = g + (size_t)blk * 2048;
+    const uint8_t *meta = g + (size_t)nb * 2048 + (size_t)blk * 320;
+    for (int c = 0; c < 4; c++) {
+        const __m512i sc0 = kq_words(
+            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(meta + 32 * c))));
+        const __m512i sc1 = kq_words(
+            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(meta + 32 * c + 16))));
+        uint8_t *lo = ex[0][c], *hi = ex[1][c];
+        UNROLL_KQ for (int s = 0; s < 8; s++) {
+            const __m512i v = _mm512_loadu_si512(q + 512 * c + 64 * s);
+            __m512i l, h;
+            kq_split(_mm512_and_si512(v, m4), sc0, zero, 0, &l, &h);
+            _mm512_store_si512(lo + 64 * s, l);
+            _mm512_store_si512(hi + 64 * s, h);
+            kq_split(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), sc1, zero, 0, &l, &h);
+            _mm512_store_si512(lo + 64 * (8 + s), l);
+            _mm512_store_si512(hi + 64 * (8 + s), h);
         }
     }
 }
@@ -362,42 +360,40 @@ static void kq_expand_q6k(const uint8_t *g, int64_t nb, int64_t blk, kq_expanded
 {
     const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
     const __m512i k4096 = _mm512_set1_epi16(4096);
-    {
-        const uint8_t *q = g + (size_t)blk * 3072;
-        const uint8_t *meta = g + (size_t)nb * 3072 + (size_t)blk * 288;
-        for (int c = 0; c < 4; c++) {
-            uint8_t *lo = ex[0][c], *hi = ex[1][c];
-            const uint8_t *qh = q + 2048 + 512 * (c / 2);
-            for (int nib = 0; nib < 2; nib++) { /* sub-block j = 2c + nib */
-                const int j = 2 * c + nib;
-                /* (sc 2j, sc 2j+1) of row r: groups 2j (steps 0..3), 2j+1 (4..7). */
-                const __m512i scp =
-                    _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(meta + 32 * j)));
-                const __m512i scw[2] = {
-                    kq_words(_mm512_srai_epi32(_mm512_slli_epi32(scp, 16), 16)),
-                    kq_words(_mm512_srai_epi32(scp, 16))};
-                const __m512i off[2] = {
-                    _mm512_sub_epi16(k4096, _mm512_slli_epi16(scw[0], 5)),
-                    _mm512_sub_epi16(k4096, _mm512_slli_epi16(scw[1], 5))};
-                UNROLL_KQ for (int s = 0; s < 8; s++) {
-                    __m512i v = _mm512_loadu_si512(q + 512 * c + 64 * s);
-                    __m512i hb = _mm512_loadu_si512(qh + 64 * s);
-                    if (nib)
-                        v = _mm512_srli_epi16(v, 4);
-                    switch (j % 4) {
-                    case 0: hb = _mm512_slli_epi16(hb, 4); break;
-                    case 1: hb = _mm512_slli_epi16(hb, 2); break;
-                    case 2: break;
-                    default: hb = _mm512_srli_epi16(hb, 2); break;
-                    }
-                    /* u = (v & 0x0f) | (hb & 0x30) */
-                    const __m512i u =
-                        _mm512_ternarylogic_epi32(_mm512_and_si512(v, m4), hb, m30, 0xF8);
-                    __m512i l, h;
-                    kq_split(u, scw[s / 4], off[s / 4], 1, &l, &h);
-                    _mm512_store_si512(lo + 64 * (8 * nib + s), l);
-                    _mm512_store_si512(hi + 64 * (8 * nib + s), h);
+    const uint8_t *q = g + (size_t)blk * 3072;
+    const uint8_t *meta = g + (size_t)nb * 3072 + (size_t)blk * 288;
+    for (int c = 0; c < 4; c++) {
+        uint8_t *lo = ex[0][c], *hi = ex[1][c];
+        const uint8_t *qh = q + 2048 + 512 * (c / 2);
+        for (int nib = 0; nib < 2; nib++) { /* sub-block j = 2c + nib */
+            const int j = 2 * c + nib;
+            /* (sc 2j, sc 2j+1) of row r: groups 2j (steps 0..3), 2j+1 (4..7). */
+            const __m512i scp =
+                _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(meta + 32 * j)));
+            const __m512i scw[2] = {
+                kq_words(_mm512_srai_epi32(_mm512_slli_epi32(scp, 16), 16)),
+                kq_words(_mm512_srai_epi32(scp, 16))};
+            const __m512i off[2] = {
+                _mm512_sub_epi16(k4096, _mm512_slli_epi16(scw[0], 5)),
+                _mm512_sub_epi16(k4096, _mm512_slli_epi16(scw[1], 5))};
+            UNROLL_KQ for (int s = 0; s < 8; s++) {
+                __m512i v = _mm512_loadu_si512(q + 512 * c + 64 * s);
+                __m512i hb = _mm512_loadu_si512(qh + 64 * s);
+                if (nib)
+                    v = _mm512_srli_epi16(v, 4);
+                switch (j % 4) {
+                case 0: hb = _mm512_slli_epi16(hb, 4); break;
+                case 1: hb = _mm512_slli_epi16(hb, 2); break;
+                case 2: break;
+                default: hb = _mm512_srli_epi16(hb, 2); break;
                 }
+                /* u = (v & 0x0f) | (hb & 0x30) */
+                const __m512i u =
+                    _mm512_ternarylogic_epi32(_mm512_and_si512(v, m4), hb, m30, 0xF8);
+                __m512i l, h;
+                kq_split(u, scw[s / 4], off[s / 4], 1, &l, &h);
+                _mm512_store_si512(lo + 64 * (8 * nib + s), l);
+                _mm512_store_si512(hi + 64 * (8 * nib + s), h);
             }
         }
     }
