@@ -29,6 +29,11 @@ typedef struct {
     const float *norm_w;   /* OP_RESID_NORM: weights of the norm that follows */
     bool add;              /* OP_RESID_NORM: add s->xn into s->x first */
     int64_t width;         /* OP_SWIGLU: row length */
+    /* The matrices the op's output rows feed next (0 to 3): each tile also
+     * quantizes its rows for them (ts_mm_quantize_rows), so that matmul
+     * skips its own quantization grid. */
+    const ts_qview *pq[3];
+    int n_pq;
 } tok_ctx;
 
 static float *row(float *base, size_t stride, int64_t i)
@@ -115,6 +120,11 @@ static void tok_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
         }
         }
     }
+    if (c->n_pq) { /* SwiGLU's output is ffn_a, every other op's xn */
+        const bool ffn = c->op == OP_SWIGLU;
+        ts_mm_quantize_rows(s->mm, c->pq, c->n_pq, ffn ? s->ffn_a : s->xn,
+                            ffn ? s->ffn_stride : s->x_stride, t->tok0, t->toks);
+    }
 }
 
 ts_grid ts_session_token_grid(ts_session *s, int64_t n_tok)
@@ -143,33 +153,47 @@ static void dense_ffn(ts_session *s, const ts_layer *L, int64_t n_tok)
     const ts_qview *w[2] = {&L->ffn_gate, &L->ffn_up};
     float *const y[2] = {s->ffn_a, s->ffn_b};
     const size_t ys[2] = {s->ffn_stride, s->ffn_stride};
-    /* one quantize, one grid */
-    TS_PROF(TS_PROF_FFN_UP, ts_mm_run_multi(s->mm, w, y, ys, 2, s->xn, s->x_stride, n_tok));
-    tok_ctx c = {.s = s, .op = OP_SWIGLU, .width = L->ffn_gate.rows};
+    /* xn was quantized for gate/up by the residual+norm grid: one grid */
+    TS_PROF(TS_PROF_FFN_UP,
+            ts_mm_run_multi_quantized(s->mm, w, y, ys, 2, s->xn, s->x_stride, n_tok));
+    tok_ctx c = {.s = s, .op = OP_SWIGLU, .width = L->ffn_gate.rows,
+                 .pq = {&L->ffn_down}, .n_pq = 1};
     TS_PROF(TS_PROF_SWIGLU, run_tok(s, &c, n_tok));
-    TS_PROF(TS_PROF_FFN_DOWN, ts_mm_run(s->mm, &L->ffn_down, s->ffn_a, s->ffn_stride, n_tok,
-                                        s->xn, s->x_stride));
+    const ts_qview *down = &L->ffn_down;
+    float *const yd = s->xn;
+    TS_PROF(TS_PROF_FFN_DOWN, ts_mm_run_multi_quantized(s->mm, &down, &yd, &s->x_stride, 1,
+                                                        s->ffn_a, s->ffn_stride, n_tok));
 }
 
 void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float *logits_out)
 {
     const ts_model *m = s->m;
     const ts_hparams *hp = &m->hp;
-    tok_ctx c = {.s = s, .op = OP_EMBED, .tokens = tokens};
+    /* Each token grid that writes xn (or ffn_a) also quantizes it for the
+     * matmul that reads it next (tok_ctx.pq): embedding -> layer 0's QKV,
+     * residual+norm -> gate/up (dense FFN) or the next layer's QKV, SwiGLU ->
+     * down. */
+    tok_ctx c = {.s = s, .op = OP_EMBED, .tokens = tokens,
+                 .pq = {&m->layers[0].wq, &m->layers[0].wk, &m->layers[0].wv}, .n_pq = 3};
     TS_PROF(TS_PROF_EMBED, run_tok(s, &c, n_tok));
     for (int64_t il = 0; il < hp->n_layer; il++) {
         const ts_layer *L = &m->layers[il];
         const ts_qview *wqkv[3] = {&L->wq, &L->wk, &L->wv};
         float *const yqkv[3] = {s->q, s->k, s->v};
         const size_t sqkv[3] = {s->q_stride, s->kv_stride, s->kv_stride};
-        TS_PROF(TS_PROF_QKV,
-                ts_mm_run_multi(s->mm, wqkv, yqkv, sqkv, 3, s->xn, s->x_stride, n_tok));
+        TS_PROF(TS_PROF_QKV, ts_mm_run_multi_quantized(s->mm, wqkv, yqkv, sqkv, 3, s->xn,
+                                                       s->x_stride, n_tok));
         c = (tok_ctx){.s = s, .op = OP_QKV_POST, .layer = il};
         TS_PROF(TS_PROF_QKV_POST, run_tok(s, &c, n_tok));
         TS_PROF(TS_PROF_ATTN, ts_attn_run(s, il, n_tok));
         TS_PROF(TS_PROF_WO, ts_mm_run(s->mm, &L->wo, s->att, s->att_stride, n_tok, s->xn,
                                       s->x_stride));
         c = (tok_ctx){.s = s, .op = OP_RESID_NORM, .norm_w = L->ffn_norm, .add = true};
+        if (!hp->n_expert) { /* MoE quantizes its routed rows itself */
+            c.pq[0] = &L->ffn_gate;
+            c.pq[1] = &L->ffn_up;
+            c.n_pq = 2;
+        }
         TS_PROF(TS_PROF_NORM, run_tok(s, &c, n_tok));
         if (hp->n_expert)
             TS_PROF(TS_PROF_MOE, ts_moe_run(s, il, n_tok));
@@ -177,6 +201,13 @@ void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float
             dense_ffn(s, L, n_tok);
         const float *next = il + 1 < hp->n_layer ? m->layers[il + 1].attn_norm : m->output_norm;
         c = (tok_ctx){.s = s, .op = OP_RESID_NORM, .norm_w = next, .add = true};
+        if (il + 1 < hp->n_layer) {
+            const ts_layer *N = &m->layers[il + 1];
+            c.pq[0] = &N->wq;
+            c.pq[1] = &N->wk;
+            c.pq[2] = &N->wv;
+            c.n_pq = 3;
+        }
         TS_PROF(TS_PROF_NORM, run_tok(s, &c, n_tok));
     }
     if (logits_out) {

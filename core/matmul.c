@@ -269,9 +269,26 @@ static void gemm_tile_multi(void *vctx, const ts_tile *t, ts_scratch *s)
     gemm_tile((void *)&m->c[t->expert], t, s);
 }
 
-void ts_mm_run_multi(ts_mm *mm, const ts_qview *const *w, float *const *y,
-                     const size_t *y_stride, int n_w, const float *x, size_t x_stride,
-                     int64_t n_tok)
+void ts_mm_quantize_rows(ts_mm *mm, const ts_qview *const *w, int n_w, const float *x,
+                         size_t x_stride, int64_t tok0, int64_t n)
+{
+    bool done[TS_ACT_COUNT] = {false};
+    for (int i = 0; i < n_w; i++) {
+        const ts_gemm_slot *slot =
+            w[i]->qtype < TS_GEMM_SLOTS ? &mm->kern->gemm[w[i]->qtype] : NULL;
+        if (!slot || !slot->fn || slot->act == TS_ACT_F32 || done[slot->act])
+            continue;
+        done[slot->act] = true;
+        const ts_quant_act_fn q = mm->kern->quant_act[slot->act];
+        for (int64_t tok = tok0; tok < tok0 + n; tok++)
+            q((const float *)((const char *)x + (size_t)tok * x_stride),
+              (char *)mm->act[slot->act] + (size_t)tok * mm->act_stride[slot->act], w[i]->cols);
+    }
+}
+
+static void run_multi(ts_mm *mm, const ts_qview *const *w, float *const *y,
+                      const size_t *y_stride, int n_w, const float *x, size_t x_stride,
+                      int64_t n_tok, bool quantized)
 {
     if (n_tok <= 0 || n_w <= 0)
         return;
@@ -304,7 +321,7 @@ void ts_mm_run_multi(ts_mm *mm, const ts_qview *const *w, float *const *y,
         } else {
             m.c[i].act = mm->act[slot->act];
             m.c[i].act_stride = mm->act_stride[slot->act];
-            if (!done[slot->act])
+            if (!done[slot->act] && !quantized)
                 quantize_act(mm, &g, &m.c[i], n_tok);
             done[slot->act] = true;
         }
@@ -318,6 +335,20 @@ void ts_mm_run_multi(ts_mm *mm, const ts_qview *const *w, float *const *y,
         add_gemm_tiles(mm, &g, w[i], m.c[i].slot, (uint32_t)i, n_tok, want > 1 ? want : 1);
     }
     run_grid(mm, &g, gemm_tile_multi, &m);
+}
+
+void ts_mm_run_multi(ts_mm *mm, const ts_qview *const *w, float *const *y,
+                     const size_t *y_stride, int n_w, const float *x, size_t x_stride,
+                     int64_t n_tok)
+{
+    run_multi(mm, w, y, y_stride, n_w, x, x_stride, n_tok, false);
+}
+
+void ts_mm_run_multi_quantized(ts_mm *mm, const ts_qview *const *w, float *const *y,
+                               const size_t *y_stride, int n_w, const float *x,
+                               size_t x_stride, int64_t n_tok)
+{
+    run_multi(mm, w, y, y_stride, n_w, x, x_stride, n_tok, true);
 }
 
 /* A repacked matrix's buffer (freed by ts_mm_release). From 2 MiB up it is

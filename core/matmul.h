@@ -73,5 +73,18 @@ void ts_mm_run(ts_mm *mm, const ts_qview *w, const float *x, size_t x_stride, in
 void ts_mm_run_multi(ts_mm *mm, const ts_qview *const *w, float *const *y,
                      const size_t *y_stride, int n_w, const float *x, size_t x_stride,
                      int64_t n_tok);
+/* The quantization folded into the caller's own token grid, one grid join
+ * fewer per matmul (the pool's per-grid cost is what bounds scaling):
+ * ts_mm_quantize_rows writes rows [tok0, tok0 + n) of x into every
+ * activation format w[0..n_w) reads, the same bytes ts_mm_run_multi's own pass
+ * writes; disjoint row ranges may run concurrently (from token tiles). Then
+ * ts_mm_run_multi_quantized, with the same w, x and x_stride and every row
+ * below n_tok so quantized since the last ts_mm_* run, skips that pass. Same
+ * bits as ts_mm_run_multi. */
+void ts_mm_quantize_rows(ts_mm *mm, const ts_qview *const *w, int n_w, const float *x,
+                         size_t x_stride, int64_t tok0, int64_t n);
+void ts_mm_run_multi_quantized(ts_mm *mm, const ts_qview *const *w, float *const *y,
+                               const size_t *y_stride, int n_w, const float *x,
+                               size_t x_stride, int64_t n_tok);
 
 #endif
