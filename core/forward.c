@@ -171,8 +171,8 @@ void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float
     const ts_hparams *hp = &m->hp;
     /* Each token grid that writes xn (or ffn_a) also quantizes it for the
      * matmul that reads it next (tok_ctx.pq): embedding -> layer 0's QKV,
-     * residual+norm -> gate/up (dense FFN) or the next layer's QKV, SwiGLU ->
-     * down. */
+     * residual+norm -> gate/up (dense FFN), the router (MoE) or the next
+     * layer's QKV, SwiGLU -> down. */
     tok_ctx c = {.s = s, .op = OP_EMBED, .tokens = tokens,
                  .pq = {&m->layers[0].wq, &m->layers[0].wk, &m->layers[0].wv}, .n_pq = 3};
     TS_PROF(TS_PROF_EMBED, run_tok(s, &c, n_tok));
@@ -189,7 +189,10 @@ void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float
         TS_PROF(TS_PROF_WO, ts_mm_run(s->mm, &L->wo, s->att, s->att_stride, n_tok, s->xn,
                                       s->x_stride));
         c = (tok_ctx){.s = s, .op = OP_RESID_NORM, .norm_w = L->ffn_norm, .add = true};
-        if (!hp->n_expert) { /* MoE quantizes its routed rows itself */
+        if (hp->n_expert) { /* the router; MoE quantizes its routed rows itself */
+            c.pq[0] = &L->gate_inp;
+            c.n_pq = 1;
+        } else {
             c.pq[0] = &L->ffn_gate;
             c.pq[1] = &L->ffn_up;
             c.n_pq = 2;

@@ -709,8 +709,12 @@ void ts_moe_run(ts_session *s, int64_t layer, int64_t n_tok)
     const ts_layer *L = &s->m->layers[layer];
     ts_moe *mo = s->moe;
     int64_t ne = hp->n_expert, nu = hp->n_expert_used;
-    ts_mm_run(s->mm, &L->gate_inp, s->xn, s->x_stride, n_tok, s->router,
-              (size_t)ne * sizeof(float));
+    /* The residual+norm grid before this quantized xn for the router
+     * (core/forward.c), so this is one grid. */
+    const ts_qview *router = &L->gate_inp;
+    float *const ry = s->router;
+    const size_t rys = (size_t)ne * sizeof(float);
+    ts_mm_run_multi_quantized(s->mm, &router, &ry, &rys, 1, s->xn, s->x_stride, n_tok);
     float *sh = L->gate_inp_shexp ? row(s->ex_out, s->x_stride, s->chunk * nu) : NULL;
     tok_ctx tc = {.s = s, .L = L, .inv = mo->inv, .sh = sh};
     ts_grid g = row_grid(mo, n_tok);
