@@ -13,6 +13,7 @@
 
 #include "../../kernels.h"
 #include "../../repack.h"
+#include "../r16_unpack.h"
 #include "tile.h"
 
 #define INLINE static inline __attribute__((always_inline))
@@ -68,7 +69,7 @@ static const ts_tile_cfg g_cfg_b32 __attribute__((aligned(64))) = {
 INLINE void b32_expand(int wt, const uint8_t *g, int64_t b0, int64_t n, uint8_t *ex)
 {
     const size_t qb = wt == 1 ? 256 : wt == 2 ? 320 : 512;
-    const __m512i m4 = _mm512_set1_epi8(0x0f), m10 = _mm512_set1_epi8(0x10);
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
     const __m512i x80 = _mm512_set1_epi8((char)0x80);
     const __m512i bias = _mm512_set1_epi8(wt == 2 ? 16 : 8);
     for (int64_t i = 0; i < n; i++) {
@@ -83,18 +84,12 @@ INLINE void b32_expand(int wt, const uint8_t *g, int64_t b0, int64_t n, uint8_t 
         const __m512i hv = wt == 2 ? _mm512_loadu_si512(q + 256) : _mm512_setzero_si512();
         for (int s = 0; s < 4; s++) {
             const __m512i wv = _mm512_loadu_si512(q + 64 * s);
-            __m512i lo = _mm512_and_si512(wv, m4);
-            __m512i hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m4);
+            __m512i lo, hi;
             if (wt == 2) {
-                __m512i hl, hh; /* bit 2s, bit 2s + 1 -> bit 4 */
-                switch (s) {
-                case 0: hl = _mm512_slli_epi16(hv, 4); hh = _mm512_slli_epi16(hv, 3); break;
-                case 1: hl = _mm512_slli_epi16(hv, 2); hh = _mm512_slli_epi16(hv, 1); break;
-                case 2: hl = hv; hh = _mm512_srli_epi16(hv, 1); break;
-                default: hl = _mm512_srli_epi16(hv, 2); hh = _mm512_srli_epi16(hv, 3); break;
-                }
-                lo = _mm512_ternarylogic_epi32(lo, hl, m10, 0xF8); /* lo | (hl & 0x10) */
-                hi = _mm512_ternarylogic_epi32(hi, hh, m10, 0xF8);
+                ts_r16_q5_0_step(wv, hv, s, &lo, &hi);
+            } else {
+                lo = _mm512_and_si512(wv, m4);
+                hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m4);
             }
             _mm512_store_si512(o + 64 * s, _mm512_sub_epi8(lo, bias));
             _mm512_store_si512(o + 64 * (4 + s), _mm512_sub_epi8(hi, bias));
@@ -358,7 +353,6 @@ static void kq_expand_q4k(const uint8_t *g, int64_t nb, int64_t blk, kq_expanded
  * simd/repack.h; the same 6-bit assembly as the avx512 kernel). */
 static void kq_expand_q6k(const uint8_t *g, int64_t nb, int64_t blk, kq_expanded ex)
 {
-    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
     const __m512i k4096 = _mm512_set1_epi16(4096);
     const uint8_t *q = g + (size_t)blk * 3072;
     const uint8_t *meta = g + (size_t)nb * 3072 + (size_t)blk * 288;
@@ -377,19 +371,8 @@ static void kq_expand_q6k(const uint8_t *g, int64_t nb, int64_t blk, kq_expanded
                 _mm512_sub_epi16(k4096, _mm512_slli_epi16(scw[0], 5)),
                 _mm512_sub_epi16(k4096, _mm512_slli_epi16(scw[1], 5))};
             UNROLL_KQ for (int s = 0; s < 8; s++) {
-                __m512i v = _mm512_loadu_si512(q + 512 * c + 64 * s);
-                __m512i hb = _mm512_loadu_si512(qh + 64 * s);
-                if (nib)
-                    v = _mm512_srli_epi16(v, 4);
-                switch (j % 4) {
-                case 0: hb = _mm512_slli_epi16(hb, 4); break;
-                case 1: hb = _mm512_slli_epi16(hb, 2); break;
-                case 2: break;
-                default: hb = _mm512_srli_epi16(hb, 2); break;
-                }
-                /* u = (v & 0x0f) | (hb & 0x30) */
-                const __m512i u =
-                    _mm512_ternarylogic_epi32(_mm512_and_si512(v, m4), hb, m30, 0xF8);
+                const __m512i u = ts_r16_q6_k_step(_mm512_loadu_si512(q + 512 * c + 64 * s),
+                                                   _mm512_loadu_si512(qh + 64 * s), j);
                 __m512i l, h;
                 kq_split(u, scw[s / 4], off[s / 4], 1, &l, &h);
                 _mm512_store_si512(lo + 64 * (8 * nib + s), l);

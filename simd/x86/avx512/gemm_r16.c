@@ -32,6 +32,7 @@
 
 #include "../../kernels.h"
 #include "../../repack.h"
+#include "../r16_unpack.h"
 
 #define INLINE static inline __attribute__((always_inline))
 #define NYMAX 8
@@ -145,17 +146,14 @@ INLINE void pf_line(const uint8_t *pg, int64_t pb, int64_t nb, size_t qb, size_t
 
 /* One row group (16 rows at g) x ny tokens over blocks [b0, b0 + n) of nb.
  * Q8_0 (wt 0), Q4_0 (wt 1) or Q5_0 (wt 2) weights; y: the group's first row.
- * Q5_0: per step the 5th bits come from the block's high-bit zmm (simd/repack.h)
- * shifted so bit 2s (low nibble) or 2s + 1 (high nibble) lands on bit 4 of
- * each byte (16-bit shifts by <= 4 never carry a bit across into bit 4 of the
- * neighbouring byte), merged with vpternlogd: u = nibble | hb << 4 (0..31). */
+ * Q5_0: u = nibble | hb << 4 (0..31) per step, ts_r16_q5_0_step (r16_unpack.h). */
 INLINE void q32_group(int ny, int wt, const uint8_t *g, int64_t nb, int64_t b0, int64_t n,
                       const void *a, size_t a_stride, const float *da, const int32_t *corr,
                       float *y, size_t y_stride, __mmask16 mask)
 {
     const size_t qb = wt == 1 ? 256 : wt == 2 ? 320 : 512;
     const uint8_t *meta = g + (size_t)nb * qb;
-    const __m512i m4 = _mm512_set1_epi8(0x0f), m10 = _mm512_set1_epi8(0x10);
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
     __m512 acc[NYMAX];
     UNROLL for (int t = 0; t < ny; t++)
         acc[t] = acc_load(b0 == 0, YROW(t), mask);
@@ -168,18 +166,12 @@ INLINE void q32_group(int ny, int wt, const uint8_t *g, int64_t nb, int64_t b0, 
             const __m512i hv = wt == 2 ? _mm512_loadu_si512(q + 256) : _mm512_setzero_si512();
             UNROLL for (int s = 0; s < 4; s++) {
                 const __m512i wv = _mm512_loadu_si512(q + 64 * s);
-                __m512i lo = _mm512_and_si512(wv, m4);
-                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m4);
+                __m512i lo, hi;
                 if (wt == 2) {
-                    __m512i hl, hh; /* bit 2s, bit 2s + 1 -> bit 4 */
-                    switch (s) {
-                    case 0: hl = _mm512_slli_epi16(hv, 4); hh = _mm512_slli_epi16(hv, 3); break;
-                    case 1: hl = _mm512_slli_epi16(hv, 2); hh = _mm512_slli_epi16(hv, 1); break;
-                    case 2: hl = hv; hh = _mm512_srli_epi16(hv, 1); break;
-                    default: hl = _mm512_srli_epi16(hv, 2); hh = _mm512_srli_epi16(hv, 3); break;
-                    }
-                    lo = _mm512_ternarylogic_epi32(lo, hl, m10, 0xF8); /* lo | (hl & 0x10) */
-                    hi = _mm512_ternarylogic_epi32(hi, hh, m10, 0xF8);
+                    ts_r16_q5_0_step(wv, hv, s, &lo, &hi);
+                } else {
+                    lo = _mm512_and_si512(wv, m4);
+                    hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m4);
                 }
                 UNROLL for (int t = 0; t < ny; t++) {
                     const int8_t *aq = AROW(ts_block_q8_0, t)[blk].qs;
@@ -398,7 +390,6 @@ INLINE void q6k_group(int ny, const uint8_t *g, const uint8_t *gn, int64_t nb, c
                       size_t a_stride, float *y, size_t y_stride, __mmask16 mask)
 {
     const uint8_t *meta0 = g + (size_t)nb * 3072;
-    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
     const ts_block_q8_k *ab[NYMAX];
     __m512 acc[NYMAX];
     UNROLL for (int t = 0; t < ny; t++) {
@@ -434,19 +425,8 @@ INLINE void q6k_group(int ny, const uint8_t *g, const uint8_t *gn, int64_t nb, c
             UNROLL for (int half = 0; half < 2; half++) { /* group 2j + half */
                 __m512i d[NYMAX];
                 UNROLL for (int s = 4 * half; s < 4 * half + 4; s++) {
-                    __m512i lo = _mm512_loadu_si512(qc + 64 * s);
-                    __m512i hb = _mm512_loadu_si512(qh + 64 * s);
-                    if (j & 1)
-                        lo = _mm512_srli_epi16(lo, 4);
-                    switch (j % 4) {
-                    case 0: hb = _mm512_slli_epi16(hb, 4); break;
-                    case 1: hb = _mm512_slli_epi16(hb, 2); break;
-                    case 2: break;
-                    default: hb = _mm512_srli_epi16(hb, 2); break;
-                    }
-                    /* (lo & 0x0f) | (hb & 0x30) */
-                    const __m512i wv =
-                        _mm512_ternarylogic_epi32(_mm512_and_si512(lo, m4), hb, m30, 0xF8);
+                    const __m512i wv = ts_r16_q6_k_step(_mm512_loadu_si512(qc + 64 * s),
+                                                        _mm512_loadu_si512(qh + 64 * s), j);
                     if (ny == 1)
                         pf_line(pg, pb, nb, 3072, 288, 8 * j + s);
                     UNROLL for (int t = 0; t < ny; t++) {
