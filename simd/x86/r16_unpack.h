@@ -8,15 +8,19 @@
 
 #include <immintrin.h>
 
-/* Q5_0_R16 step s (0..3): wv the step's nibble bytes, hv the block's high-bit
- * vector. *lo = elements 4s.. (low nibble | bit 2s << 4), *hi = elements
- * 16 + 4s.. (high nibble | bit 2s + 1 << 4): u8 values 0..31. The bits move to
- * bit 4 of each byte with 16-bit shifts by <= 4, which never carry a bit of
- * the neighbouring byte into bit 4. */
-static inline __attribute__((always_inline)) void ts_r16_q5_0_step(__m512i wv, __m512i hv, int s,
-                                                                   __m512i *lo, __m512i *hi)
+/* Q4_0_R16 / Q5_0_R16 step s (0..3): wv the step's nibble bytes, hv the
+ * block's high-bit vector (Q5_0 only, q5 != 0). *lo = elements 4s.., *hi =
+ * elements 16 + 4s..: the nibbles (0..15), for Q5_0 with bit 2s / 2s + 1 of
+ * hv as bit 4 (0..31). The bits move to bit 4 of each byte with 16-bit shifts
+ * by <= 4, which never carry a bit of the neighbouring byte into bit 4. */
+static inline __attribute__((always_inline)) void ts_r16_q32_step(__m512i wv, __m512i hv, int q5,
+                                                                  int s, __m512i *lo, __m512i *hi)
 {
     const __m512i m4 = _mm512_set1_epi8(0x0f), m10 = _mm512_set1_epi8(0x10);
+    *lo = _mm512_and_si512(wv, m4);
+    *hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m4);
+    if (!q5)
+        return;
     __m512i hl, hh; /* bit 2s, bit 2s + 1 -> bit 4 */
     switch (s) {
     case 0: hl = _mm512_slli_epi16(hv, 4); hh = _mm512_slli_epi16(hv, 3); break;
@@ -25,9 +29,8 @@ static inline __attribute__((always_inline)) void ts_r16_q5_0_step(__m512i wv, _
     default: hl = _mm512_srli_epi16(hv, 2); hh = _mm512_srli_epi16(hv, 3); break;
     }
     /* nibble | (h & 0x10) */
-    *lo = _mm512_ternarylogic_epi32(_mm512_and_si512(wv, m4), hl, m10, 0xF8);
-    *hi = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(wv, 4), m4), hh, m10,
-                                    0xF8);
+    *lo = _mm512_ternarylogic_epi32(*lo, hl, m10, 0xF8);
+    *hi = _mm512_ternarylogic_epi32(*hi, hh, m10, 0xF8);
 }
 
 /* Q6_K_R16 32-sub-block j, one step: v the step's low-nibble bytes (chunk

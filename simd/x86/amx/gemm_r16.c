@@ -69,7 +69,6 @@ static const ts_tile_cfg g_cfg_b32 __attribute__((aligned(64))) = {
 INLINE void b32_expand(int wt, const uint8_t *g, int64_t b0, int64_t n, uint8_t *ex)
 {
     const size_t qb = wt == 1 ? 256 : wt == 2 ? 320 : 512;
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
     const __m512i x80 = _mm512_set1_epi8((char)0x80);
     const __m512i bias = _mm512_set1_epi8(wt == 2 ? 16 : 8);
     for (int64_t i = 0; i < n; i++) {
@@ -85,12 +84,7 @@ INLINE void b32_expand(int wt, const uint8_t *g, int64_t b0, int64_t n, uint8_t 
         for (int s = 0; s < 4; s++) {
             const __m512i wv = _mm512_loadu_si512(q + 64 * s);
             __m512i lo, hi;
-            if (wt == 2) {
-                ts_r16_q5_0_step(wv, hv, s, &lo, &hi);
-            } else {
-                lo = _mm512_and_si512(wv, m4);
-                hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m4);
-            }
+            ts_r16_q32_step(wv, hv, wt == 2, s, &lo, &hi);
             _mm512_store_si512(o + 64 * s, _mm512_sub_epi8(lo, bias));
             _mm512_store_si512(o + 64 * (4 + s), _mm512_sub_epi8(hi, bias));
         }

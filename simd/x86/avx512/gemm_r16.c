@@ -146,14 +146,13 @@ INLINE void pf_line(const uint8_t *pg, int64_t pb, int64_t nb, size_t qb, size_t
 
 /* One row group (16 rows at g) x ny tokens over blocks [b0, b0 + n) of nb.
  * Q8_0 (wt 0), Q4_0 (wt 1) or Q5_0 (wt 2) weights; y: the group's first row.
- * Q5_0: u = nibble | hb << 4 (0..31) per step, ts_r16_q5_0_step (r16_unpack.h). */
+ * Q5_0: u = nibble | hb << 4 (0..31) per step, ts_r16_q32_step (r16_unpack.h). */
 INLINE void q32_group(int ny, int wt, const uint8_t *g, int64_t nb, int64_t b0, int64_t n,
                       const void *a, size_t a_stride, const float *da, const int32_t *corr,
                       float *y, size_t y_stride, __mmask16 mask)
 {
     const size_t qb = wt == 1 ? 256 : wt == 2 ? 320 : 512;
     const uint8_t *meta = g + (size_t)nb * qb;
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
     __m512 acc[NYMAX];
     UNROLL for (int t = 0; t < ny; t++)
         acc[t] = acc_load(b0 == 0, YROW(t), mask);
@@ -167,12 +166,7 @@ INLINE void q32_group(int ny, int wt, const uint8_t *g, int64_t nb, int64_t b0, 
             UNROLL for (int s = 0; s < 4; s++) {
                 const __m512i wv = _mm512_loadu_si512(q + 64 * s);
                 __m512i lo, hi;
-                if (wt == 2) {
-                    ts_r16_q5_0_step(wv, hv, s, &lo, &hi);
-                } else {
-                    lo = _mm512_and_si512(wv, m4);
-                    hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m4);
-                }
+                ts_r16_q32_step(wv, hv, wt == 2, s, &lo, &hi);
                 UNROLL for (int t = 0; t < ny; t++) {
                     const int8_t *aq = AROW(ts_block_q8_0, t)[blk].qs;
                     d[t] = _mm512_dpbusd_epi32(d[t], lo, bcast32(aq + 4 * s));
