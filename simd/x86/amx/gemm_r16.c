@@ -114,62 +114,94 @@ static void b32_pack(const void *a, size_t a_stride, int64_t t0, int64_t nt, int
     }
 }
 
-/* Block i's product for one token tile (A tiles at at, B at ex) into cb:
- * C tile i % 4, A tile 4 + i % 2, B tile 6 + i % 2 (tile numbers are
- * immediates, hence the cases). */
-#define B32_TILE(C_, A_, B_)                                                                  \
+/* Step j's product, block i of one token tile (A tiles at at, B at ex): C
+ * tile j % 4, A tile 4 + j % 2, B tile 6 + j % 2 (tile numbers are
+ * immediates, hence the cases); b32_store reads C tile j % 4 back into cb. */
+#define B32_TDP(C_, A_, B_)                                                                   \
     do {                                                                                      \
         TILE_ZERO(C_);                                                                        \
         TILE_LOAD(A_, at + (size_t)i * 512, 32);                                              \
         TILE_LOAD(B_, ex + (size_t)i * 512, 64);                                              \
         TILE_DPBSSD(C_, A_, B_);                                                              \
-        TILE_STORE(C_, cb, 64);                                                               \
     } while (0)
-INLINE void b32_tile(const uint8_t *ex, const int8_t *at, int64_t i, int32_t (*cb)[16])
+INLINE void b32_tdp(const uint8_t *ex, const int8_t *at, int64_t i, int64_t j)
 {
-    switch (i & 3) {
-    case 0: B32_TILE(0, 4, 6); break;
-    case 1: B32_TILE(1, 5, 7); break;
-    case 2: B32_TILE(2, 4, 6); break;
-    default: B32_TILE(3, 5, 7); break;
+    switch (j & 3) {
+    case 0: B32_TDP(0, 4, 6); break;
+    case 1: B32_TDP(1, 5, 7); break;
+    case 2: B32_TDP(2, 4, 6); break;
+    default: B32_TDP(3, 5, 7); break;
     }
 }
-#undef B32_TILE
+#undef B32_TDP
 
-/* Blocks whose products are in flight ahead of the float work: the C
+INLINE void b32_store(int64_t j, int32_t (*cb)[16])
+{
+    switch (j & 3) {
+    case 0: TILE_STORE(0, cb, 64); break;
+    case 1: TILE_STORE(1, cb, 64); break;
+    case 2: TILE_STORE(2, cb, 64); break;
+    default: TILE_STORE(3, cb, 64); break;
+    }
+}
+
+/* Blocks whose products are in flight ahead of the float work (B32_AHEAD),
+ * and how far ahead of it each C tile is stored (B32_LAG <= B32_AHEAD): the C
  * readout (tile store, then vector loads of it) has a long latency, and one
- * block's float work is short, so one block of lookahead left the loop
- * waiting on it. */
+ * block's float work is short. A store issued right behind its own TDPBSSD
+ * (LAG == AHEAD) makes the tile unit wait out that product's latency. */
+#ifndef B32_AHEAD
 #define B32_AHEAD 3
+#endif
+#ifndef B32_LAG
+#define B32_LAG 2
+#endif
 
-/* One row group (metadata meta) x token tile tt (ntok valid tokens, the
- * rest padding with da 0) over the chunk's n blocks from matrix block b0:
- * acc in registers, from y (or 0 at b0 == 0), back to y at the end. */
-INLINE void b32_tile_run(const uint8_t *ex, const int8_t *ap, const float *da, int64_t tt,
-                         int ntok, int64_t b0, int64_t n, const uint8_t *meta, float *y,
+/* One row group (metadata meta) over the chunk's n blocks from matrix block
+ * b0, all ntt token tiles of the group (nt valid tokens, the rest padding
+ * with da 0) as one stream of steps j = (token tile j / n, block j % n), so
+ * the tile pipeline never drains between token tiles. acc in registers for
+ * the current token tile, from y (or 0 at b0 == 0), back to y after its last
+ * block. */
+INLINE void b32_rowgroup(const uint8_t *ex, const int8_t *ap, const float *da, int64_t ntt,
+                         int64_t nt, int64_t b0, int64_t n, const uint8_t *meta, float *y,
                          size_t y_stride, __mmask16 mask)
 {
-    const int8_t *at = ap + (size_t)tt * B32_NBK * 512;
     int32_t cb[4][16][16] __attribute__((aligned(64)));
     __m512 acc[16];
-    UNROLL for (int t = 0; t < 16; t++)
-        acc[t] = b0 == 0 || t >= ntok ? _mm512_setzero_ps()
-                                      : _mm512_maskz_loadu_ps(mask, YROW(16 * tt + t));
-    for (int64_t i = 0; i < n && i < B32_AHEAD; i++)
-        b32_tile(ex, at, i, cb[i & 3]);
-    for (int64_t i = 0; i < n; i++) {
-        if (i + B32_AHEAD < n)
-            b32_tile(ex, at, i + B32_AHEAD, cb[(i + B32_AHEAD) & 3]);
-        TILE_BARRIER(); /* cb is written by tile stores */
-        const __m512 dw =
-            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + (size_t)(b0 + i) * 32)));
-        const float *dai = da + i * B32_TG + 16 * tt;
+    const int64_t steps = ntt * n;
+    /* Step j's TDPBSSD is issued at iteration j - AHEAD and its store at
+     * j - LAG (negative: before the loop), its float work at j. */
+#define B32_AT(j) (ap + (size_t)((j) / n) * B32_NBK * 512)
+#define B32_I(j) ((j) % n)
+    for (int64_t j = 0; j < steps && j < B32_AHEAD; j++)
+        b32_tdp(ex, B32_AT(j), B32_I(j), j);
+    for (int64_t j = 0; j < steps && j < B32_LAG; j++)
+        b32_store(j, cb[j & 3]);
+    for (int64_t tt = 0, j = 0; tt < ntt; tt++) {
+        const int ntok = nt - 16 * tt < 16 ? (int)(nt - 16 * tt) : 16;
         UNROLL for (int t = 0; t < 16; t++)
-            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(dai[t])),
-                                     _mm512_cvtepi32_ps(_mm512_load_si512(cb[i & 3][t])), acc[t]);
+            acc[t] = b0 == 0 || t >= ntok ? _mm512_setzero_ps()
+                                          : _mm512_maskz_loadu_ps(mask, YROW(16 * tt + t));
+        for (int64_t i = 0; i < n; i++, j++) {
+            if (j + B32_AHEAD < steps)
+                b32_tdp(ex, B32_AT(j + B32_AHEAD), B32_I(j + B32_AHEAD), j + B32_AHEAD);
+            if (j + B32_LAG < steps)
+                b32_store(j + B32_LAG, cb[(j + B32_LAG) & 3]);
+            TILE_BARRIER(); /* cb is written by tile stores */
+            const __m512 dw = _mm512_cvtph_ps(
+                _mm256_loadu_si256((const __m256i *)(meta + (size_t)(b0 + i) * 32)));
+            const float *dai = da + i * B32_TG + 16 * tt;
+            UNROLL for (int t = 0; t < 16; t++)
+                acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(dai[t])),
+                                         _mm512_cvtepi32_ps(_mm512_load_si512(cb[j & 3][t])),
+                                         acc[t]);
+        }
+        for (int t = 0; t < ntok; t++)
+            _mm512_mask_storeu_ps(YROW(16 * tt + t), mask, acc[t]);
     }
-    for (int t = 0; t < ntok; t++)
-        _mm512_mask_storeu_ps(YROW(16 * tt + t), mask, acc[t]);
+#undef B32_AT
+#undef B32_I
 }
 
 /* Contract: ts_gemm_fn over a Q8_0_R16 / Q4_0_R16 / Q5_0_R16 matrix
@@ -200,10 +232,8 @@ INLINE void b32_gemm(int wt, int64_t k, int64_t n_rows, int64_t n_tok, const voi
                 const uint8_t *g = (const uint8_t *)w + (size_t)row * w_stride;
                 b32_expand(wt, g, b0, n, ex);
                 TILE_BARRIER(); /* the packed and expanded bytes are read by tile loads */
-                for (int64_t tt = 0; tt < ntt; tt++)
-                    b32_tile_run(ex, ap, da, tt, nt - 16 * tt < 16 ? (int)(nt - 16 * tt) : 16,
-                                 b0, n, g + (size_t)nb * qb, yg + row, y_stride,
-                                 (__mmask16)((1u << nv) - 1u));
+                b32_rowgroup(ex, ap, da, ntt, nt, b0, n, g + (size_t)nb * qb, yg + row,
+                             y_stride, (__mmask16)((1u << nv) - 1u));
             }
         }
     }
