@@ -19,7 +19,7 @@
 #include "session.h"
 #include "../quant/quant.h"
 
-typedef enum { OP_EMBED, OP_QKV_POST, OP_RESID_NORM, OP_SWIGLU } tok_op;
+typedef enum { OP_EMBED, OP_QKV_POST, OP_RESID_NORM } tok_op;
 
 typedef struct {
     ts_session *s;
@@ -28,7 +28,6 @@ typedef struct {
     const int32_t *tokens; /* OP_EMBED */
     const float *norm_w;   /* OP_RESID_NORM: weights of the norm that follows */
     bool add;              /* OP_RESID_NORM: add s->xn into s->x first */
-    int64_t width;         /* OP_SWIGLU: row length */
     /* The matrices the op's output rows feed next (0 to 3): each tile also
      * quantizes its rows for them (ts_mm_quantize_rows), so that matmul
      * skips its own quantization grid. */
@@ -113,18 +112,10 @@ static void tok_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
             /* x += xn, then xn = norm(x): one fused pass pair */
             s->ops->rmsnorm(x, c->add ? xn : NULL, c->norm_w, xn, hp->n_embd, hp->rms_eps);
             break;
-        case OP_SWIGLU: {
-            float *a = row(s->ffn_a, s->ffn_stride, i), *b = row(s->ffn_b, s->ffn_stride, i);
-            s->ops->swiglu(a, b, c->width);
-            break;
-        }
         }
     }
-    if (c->n_pq) { /* SwiGLU's output is ffn_a, every other op's xn */
-        const bool ffn = c->op == OP_SWIGLU;
-        ts_mm_quantize_rows(s->mm, c->pq, c->n_pq, ffn ? s->ffn_a : s->xn,
-                            ffn ? s->ffn_stride : s->x_stride, t->tok0, t->toks);
-    }
+    if (c->n_pq)
+        ts_mm_quantize_rows(s->mm, c->pq, c->n_pq, s->xn, s->x_stride, t->tok0, t->toks);
 }
 
 ts_grid ts_session_token_grid(ts_session *s, int64_t n_tok)
@@ -150,15 +141,12 @@ static void run_tok(ts_session *s, tok_ctx *c, int64_t n_tok)
 
 static void dense_ffn(ts_session *s, const ts_layer *L, int64_t n_tok)
 {
-    const ts_qview *w[2] = {&L->ffn_gate, &L->ffn_up};
-    float *const y[2] = {s->ffn_a, s->ffn_b};
-    const size_t ys[2] = {s->ffn_stride, s->ffn_stride};
-    /* xn was quantized for gate/up by the residual+norm grid: one grid */
+    /* xn was quantized for gate/up by the residual+norm grid; one grid runs
+     * gate, up, SwiGLU and down's quantization (core/matmul.h). */
     TS_PROF(TS_PROF_FFN_UP,
-            ts_mm_run_multi_quantized(s->mm, w, y, ys, 2, s->xn, s->x_stride, n_tok));
-    tok_ctx c = {.s = s, .op = OP_SWIGLU, .width = L->ffn_gate.rows,
-                 .pq = {&L->ffn_down}, .n_pq = 1};
-    TS_PROF(TS_PROF_SWIGLU, run_tok(s, &c, n_tok));
+            ts_mm_run_glu_quantized(s->mm, &L->ffn_gate, &L->ffn_up, s->xn, s->x_stride, n_tok,
+                                    s->ffn_a, s->ffn_b, s->ffn_stride, s->ops->swiglu,
+                                    &L->ffn_down));
     const ts_qview *down = &L->ffn_down;
     float *const yd = s->xn;
     TS_PROF(TS_PROF_FFN_DOWN, ts_mm_run_multi_quantized(s->mm, &down, &yd, &s->x_stride, 1,
@@ -172,7 +160,7 @@ void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float
     /* Each token grid that writes xn (or ffn_a) also quantizes it for the
      * matmul that reads it next (tok_ctx.pq): embedding -> layer 0's QKV,
      * residual+norm -> gate/up (dense FFN), the router (MoE) or the next
-     * layer's QKV, SwiGLU -> down. */
+     * layer's QKV; the fused gate/up/SwiGLU tiles quantize for down. */
     tok_ctx c = {.s = s, .op = OP_EMBED, .tokens = tokens,
                  .pq = {&m->layers[0].wq, &m->layers[0].wk, &m->layers[0].wv}, .n_pq = 3};
     TS_PROF(TS_PROF_EMBED, run_tok(s, &c, n_tok));

@@ -50,6 +50,8 @@ struct ts_mm {
     const ts_kernels *kern;
     int64_t max_tok, max_k;
     void *act[TS_ACT_COUNT];        /* (max_tok, act_stride[f]) quantized rows */
+    void *act_next[TS_ACT_COUNT];   /* the same, written by fused GLU tiles while
+                                     * act is still read; swapped in after */
     size_t act_stride[TS_ACT_COUNT];
     ts_tile *tiles;                 /* (MM_TILE_CAP) */
     ts_dense_blas_mode blas;        /* OFF unless TESSERA_BLAS / ts_mm_set_blas */
@@ -82,7 +84,8 @@ ts_status ts_mm_create(ts_mm **out, ts_pool *pool, int64_t max_tok, int64_t max_
         uint64_t n_blk = ((uint64_t)max_k + tr->blck - 1) / tr->blck;
         mm->act_stride[f] = pad64((size_t)n_blk * tr->size);
         mm->act[f] = aligned_alloc(64, mm->act_stride[f] * (size_t)max_tok);
-        ok = ok && mm->act[f];
+        mm->act_next[f] = aligned_alloc(64, mm->act_stride[f] * (size_t)max_tok);
+        ok = ok && mm->act[f] && mm->act_next[f];
     }
     mm->tiles = calloc(MM_TILE_CAP, sizeof(ts_tile));
     ok = ok && mm->tiles;
@@ -106,8 +109,10 @@ void ts_mm_destroy(ts_mm *mm)
 {
     if (!mm)
         return;
-    for (int f = 0; f < TS_ACT_COUNT; f++)
+    for (int f = 0; f < TS_ACT_COUNT; f++) {
         free(mm->act[f]);
+        free(mm->act_next[f]);
+    }
     free(mm->tiles);
     free(mm);
 }
@@ -409,4 +414,159 @@ ts_status ts_mm_prepare(const ts_qview *w, ts_qview *out, void **owned, ts_err *
 void ts_mm_release(void *owned)
 {
     free(owned);
+}
+
+/* ---- Gate/up + SwiGLU (+ down's quantization) in one grid ---- */
+
+typedef struct {
+    run_ctx c[2]; /* gate -> a, up -> b */
+    float *a;
+    const float *b;
+    size_t ab_stride;
+    ts_swiglu_fn swiglu;
+    ts_quant_act_fn q; /* down's activation format; NULL when down reads f32 */
+    char *dact;
+    size_t dact_stride, blk_bytes;
+    int64_t blk;
+} glu_ctx;
+
+/* SwiGLU and down's quantization of rows [tok0, tok0 + toks), columns
+ * [c0, c0 + n) (c0 a multiple of the activation block). */
+static void glu_rows(const glu_ctx *g, int64_t tok0, int64_t toks, int64_t c0, int64_t n)
+{
+    for (int64_t tok = tok0; tok < tok0 + toks; tok++) {
+        float *ar = (float *)((char *)g->a + (size_t)tok * g->ab_stride) + c0;
+        g->swiglu(ar, (const float *)((const char *)g->b + (size_t)tok * g->ab_stride) + c0, n);
+        if (g->q)
+            g->q(ar, g->dact + (size_t)tok * g->dact_stride + (size_t)(c0 / g->blk) * g->blk_bytes,
+                 n);
+    }
+}
+
+static void glu_tile(void *vctx, const ts_tile *t, ts_scratch *s)
+{
+    const glu_ctx *g = vctx;
+    gemm_tile((void *)&g->c[0], t, s);
+    gemm_tile((void *)&g->c[1], t, s);
+    glu_rows(g, t->tok0, t->toks, t->row0, t->rows);
+}
+
+static void glu_tok_tile(void *vctx, const ts_tile *t, ts_scratch *s)
+{
+    const glu_ctx *g = vctx;
+    (void)s;
+    glu_rows(g, t->tok0, t->toks, 0, g->c[0].w->rows);
+}
+
+/* The NUMA node owning row r0 of w (0 when unplaced or replicated). */
+static uint16_t row_node(const ts_qview *w, int64_t r0)
+{
+    const struct ts_qplace *q = w->place;
+    if (!q || q->replicated)
+        return 0;
+    for (uint32_t p = 0; p < q->n_parts; p++)
+        if (r0 >= q->row0[p] && r0 < q->row0[p + 1])
+            return (uint16_t)p;
+    return 0;
+}
+
+void ts_mm_run_glu_quantized(ts_mm *mm, const ts_qview *gate, const ts_qview *up,
+                             const float *x, size_t x_stride, int64_t n_tok, float *a, float *b,
+                             size_t ab_stride, ts_swiglu_fn swiglu, const ts_qview *down)
+{
+    if (n_tok <= 0 || gate->rows <= 0)
+        return;
+    glu_ctx g = {.a = a, .b = b, .ab_stride = ab_stride, .swiglu = swiglu, .blk = 1};
+    const ts_gemm_slot *ds =
+        down->qtype < TS_GEMM_SLOTS && mm->kern->gemm[down->qtype].fn ? &mm->kern->gemm[down->qtype]
+                                                                      : NULL;
+    /* down quantizes here unless it reads f32 or goes to BLAS (which then
+     * quantizes nothing: ts_mm_run's own pass covers a BLAS fallback too). */
+    const bool dq = ds && ds->act != TS_ACT_F32 && !ts_dense_accepts(mm->blas, down, n_tok);
+    if (dq) {
+        const ts_qtraits *tr = ts_qtype_traits(act_qtype[ds->act]);
+        g.q = mm->kern->quant_act[ds->act];
+        g.dact = mm->act[ds->act];
+        g.dact_stride = mm->act_stride[ds->act];
+        g.blk = tr->blck;
+        g.blk_bytes = tr->size;
+    }
+    const ts_qview *w[2] = {gate, up};
+    bool fuse = gate->rows == up->rows && gate->cols == up->cols && gate->rows % g.blk == 0;
+    for (int i = 0; fuse && i < 2; i++) {
+        const uint32_t qt = w[i]->qtype;
+        fuse = qt < TS_GEMM_SLOTS && mm->kern->gemm[qt].fn &&
+               !ts_dense_accepts(mm->blas, w[i], n_tok);
+    }
+    ts_grid grid = {.tiles = mm->tiles, .n_tiles = 0, .cap = MM_TILE_CAP};
+    const uint32_t n_workers = mm->pool ? ts_pool_n_workers(mm->pool) : 1;
+    if (!fuse) { /* the unfused steps: same bits */
+        float *const y[2] = {a, b};
+        const size_t ys[2] = {ab_stride, ab_stride};
+        ts_mm_run_multi_quantized(mm, w, y, ys, 2, x, x_stride, n_tok);
+        g.c[0].w = gate;
+        int64_t parts = n_tok < 4 * (int64_t)n_workers ? n_tok : 4 * (int64_t)n_workers;
+        for (int64_t p = 0; p < parts; p++) {
+            int64_t t0, tn;
+            split(n_tok, parts, p, 1, &t0, &tn);
+            mm->tiles[grid.n_tiles++] = (ts_tile){.tok0 = (uint32_t)t0, .toks = (uint32_t)tn};
+        }
+        run_grid(mm, &grid, glu_tok_tile, &g);
+        return;
+    }
+    int64_t mr = 1, ny = 1;
+    for (int i = 0; i < 2; i++) {
+        const ts_gemm_slot *slot = &mm->kern->gemm[w[i]->qtype];
+        g.c[i] = (run_ctx){.mm = mm, .w = w[i], .slot = slot, .x = x, .x_stride = x_stride,
+                           .y = i ? b : a, .y_stride = ab_stride};
+        g.c[i].act = slot->act == TS_ACT_F32 ? (const void *)x : mm->act[slot->act];
+        g.c[i].act_stride = slot->act == TS_ACT_F32 ? x_stride : mm->act_stride[slot->act];
+        mr = slot->mr > mr ? slot->mr : mr;
+        ny = slot->ny > ny ? slot->ny : ny;
+    }
+    /* Row blocks: multiples of both kernels' MR and of down's activation
+     * block (MRs are powers of two, blocks 32 or 256: the larger is a
+     * multiple of the smaller); >= 8 MR rows as add_gemm_tiles. */
+    const int64_t align = mr > g.blk ? mr : g.blk;
+    const uint16_t want = gate->qtype < TS_GEMM_SLOTS ? mm->kern->gemm_tok_block[gate->qtype] : 0;
+    const int64_t tok_block = want ? want : MM_TOK_BLOCK;
+    const int64_t tok_parts = (n_tok + tok_block - 1) / tok_block;
+    const int64_t units = (gate->rows + align - 1) / align;
+    int64_t row_block = MM_ROW_BLOCK > 8 * mr ? MM_ROW_BLOCK : 8 * mr;
+    row_block = (row_block + align - 1) / align * align;
+    int64_t row_parts = (gate->rows + row_block - 1) / row_block;
+    const int64_t min_parts = 4 * (int64_t)n_workers;
+    if (row_parts * tok_parts < min_parts)
+        row_parts = (min_parts + tok_parts - 1) / tok_parts;
+    if (row_parts > units)
+        row_parts = units;
+    if (row_parts * tok_parts > (int64_t)MM_TILE_CAP)
+        row_parts = (int64_t)MM_TILE_CAP / tok_parts;
+    /* Row-block-major: the workers running one row block's token blocks
+     * share its weights (two matrices per tile), each re-reading them from
+     * its own L2 rather than streaming every block's weights per token block. */
+    for (int64_t i = 0; i < tok_parts * row_parts; i++) {
+        const int64_t tb = i % tok_parts, rb = i / tok_parts;
+        int64_t t0, tn;
+        split(n_tok, tok_parts, tb, n_tok >= ny * tok_parts ? ny : 1, &t0, &tn);
+        {
+            int64_t r0, rn;
+            split(gate->rows, row_parts, rb, align, &r0, &rn);
+            if (rn <= 0 || tn <= 0)
+                continue;
+            mm->tiles[grid.n_tiles++] =
+                (ts_tile){.row0 = (uint32_t)r0, .rows = (uint32_t)rn, .tok0 = (uint32_t)t0,
+                          .toks = (uint32_t)tn, .node = row_node(gate, r0)};
+        }
+    }
+    /* gate/up may read the same activation format down's rows go to: the
+     * tiles write the spare buffer, which becomes the current one after. */
+    if (dq)
+        g.dact = mm->act_next[ds->act];
+    run_grid(mm, &grid, glu_tile, &g);
+    if (dq) {
+        void *t = mm->act[ds->act];
+        mm->act[ds->act] = mm->act_next[ds->act];
+        mm->act_next[ds->act] = t;
+    }
 }

@@ -87,4 +87,19 @@ void ts_mm_run_multi_quantized(ts_mm *mm, const ts_qview *const *w, float *const
                                const size_t *y_stride, int n_w, const float *x,
                                size_t x_stride, int64_t n_tok);
 
+/* The dense FFN's first half in one grid: tiles of row block x token block
+ * each run gate's and up's kernels on the same rows, then, while the two
+ * outputs are in cache, a[tok][r] = swiglu(a, b) over the tile's rows and
+ * the result quantized (block by block, the bytes ts_mm_quantize_rows writes)
+ * for the matmul that reads a next (down), which then runs through
+ * ts_mm_run_multi_quantized. Row blocks are multiples of down's activation
+ * block, so every quantized block lies in one tile. x as for
+ * ts_mm_run_multi_quantized (rows already quantized for gate and up). Same
+ * bits as ts_mm_run_multi(gate, up), a swiglu pass and ts_mm_quantize_rows;
+ * where the fused tiles cannot serve (a BLAS-routed or slot-less matrix,
+ * shapes that differ) it runs exactly those steps. */
+void ts_mm_run_glu_quantized(ts_mm *mm, const ts_qview *gate, const ts_qview *up,
+                             const float *x, size_t x_stride, int64_t n_tok, float *a, float *b,
+                             size_t ab_stride, ts_swiglu_fn swiglu, const ts_qview *down);
+
 #endif

@@ -468,6 +468,96 @@ TS_TEST(test_kernels_mm_threads_deterministic)
     for (int i = 0; i < 3; i++)
         ts_pool_destroy(pools[i]);
 }
+
+/* ts_mm_run_glu_quantized (gate, up, SwiGLU and down's quantization in one
+ * grid) against the unfused steps: ts_mm_run_multi, a SwiGLU pass, ts_mm_run
+ * of down. The a rows and down's output are memcmp-equal for pools of 1-3
+ * threads, chunked n_tok and repacked views; pairs include gate/up and down
+ * reading the same activation format (Q8_K, Q8_0: the fused tiles write the
+ * spare buffer while gate/up still read the current one) and f32 gate/up. */
+TS_TEST(test_kernels_mm_glu_fused)
+{
+    const uint32_t pairs[][2] = {{TS_QTYPE_Q4_K, TS_QTYPE_Q6_K}, {TS_QTYPE_Q8_0, TS_QTYPE_Q8_0},
+                                 {TS_QTYPE_Q5_0, TS_QTYPE_Q4_K}, {TS_QTYPE_F16, TS_QTYPE_Q8_0},
+                                 {TS_QTYPE_Q4_0, TS_QTYPE_F16}};
+    const int64_t k = 256, width = 768, n_out = 37, n_tok = 70;
+    uint64_t rng = 11;
+    ts_pool *pools[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < 3; i++) {
+        ts_err err;
+        ts_status st = ts_pool_create(&pools[i], &(ts_pool_opts){.n_threads = i + 1}, &err);
+        TS_REQUIRE(st == TS_OK, "pool %d: %s", i + 1, err.msg);
+    }
+    ts_kernels kt;
+    ts_kernels_init(&kt, TS_ISA_SCALAR);
+    const ts_swiglu_fn swiglu = ts_mm_kernels()->ops.swiglu;
+    for (size_t pi = 0; pi < sizeof(pairs) / sizeof(pairs[0]); pi++) {
+        problem pg, pu, pd;
+        problem_make(&pg, &kt, pairs[pi][0], width, k, n_tok, DATA_RANDOM, DATA_RANDOM, &rng);
+        problem_make(&pu, &kt, pairs[pi][0], width, k, 1, DATA_RANDOM, DATA_RANDOM, &rng);
+        problem_make(&pd, &kt, pairs[pi][1], n_out, width, 1, DATA_RANDOM, DATA_RANDOM, &rng);
+        ts_qview w[3] = {{pg.w, pg.type, width, k, pg.w_stride, NULL},
+                         {pu.w, pu.type, width, k, pu.w_stride, NULL},
+                         {pd.w, pd.type, n_out, width, pd.w_stride, NULL}};
+        ts_qview wr[3];
+        void *owned[3];
+        for (int i = 0; i < 3; i++)
+            TS_REQUIRE(ts_mm_prepare(&w[i], &wr[i], &owned[i], NULL) == TS_OK, "prepare");
+        const size_t as = (size_t)width * 4, ys = (size_t)n_out * 4, xs = (size_t)k * 4;
+        float *a0 = xalloc(as * n_tok), *b0 = xalloc(as * n_tok), *y0 = xalloc(ys * n_tok);
+        float *a1 = xalloc(as * n_tok), *b1 = xalloc(as * n_tok), *y1 = xalloc(ys * n_tok);
+        ts_mm *mm = NULL;
+        TS_REQUIRE(ts_mm_create(&mm, NULL, n_tok, width, NULL) == TS_OK, "mm create");
+        const ts_qview *gu[2] = {&w[0], &w[1]};
+        float *const yab[2] = {a0, b0};
+        const size_t sab[2] = {as, as};
+        ts_mm_run_multi(mm, gu, yab, sab, 2, pg.xf, xs, n_tok);
+        for (int64_t t = 0; t < n_tok; t++)
+            swiglu(a0 + t * width, b0 + t * width, width);
+        ts_mm_run(mm, &w[2], a0, as, n_tok, y0, ys);
+        ts_mm_destroy(mm);
+        for (int i = 0; i < 3; i++) {
+            TS_REQUIRE(ts_mm_create(&mm, pools[i], n_tok, width, NULL) == TS_OK, "mm create");
+            const int64_t chunks[] = {n_tok, 1, 33, 64};
+            for (int c = 0; c < 4; c++) {
+                const ts_qview *v = c % 2 ? wr : w;
+                const ts_qview *g2[2] = {&v[0], &v[1]};
+                const ts_qview *dn = &v[2];
+                memset(a1, 0xff, as * n_tok);
+                memset(y1, 0xff, ys * n_tok);
+                for (int64_t t0 = 0; t0 < n_tok; t0 += chunks[c]) {
+                    const int64_t tn = n_tok - t0 < chunks[c] ? n_tok - t0 : chunks[c];
+                    const float *x = pg.xf + t0 * k;
+                    ts_mm_quantize_rows(mm, g2, 2, x, xs, 0, tn);
+                    ts_mm_run_glu_quantized(mm, &v[0], &v[1], x, xs, tn, a1 + t0 * width,
+                                            b1 + t0 * width, as, swiglu, dn);
+                    ts_mm_run_multi_quantized(mm, &dn, &(float *){y1 + t0 * n_out}, &ys, 1,
+                                              a1 + t0 * width, as, tn);
+                }
+                TS_CHECK(memcmp(a0, a1, as * n_tok) == 0, "%s/%s threads=%d chunk=%lld: a differs",
+                         ts_qtype_name(pairs[pi][0]), ts_qtype_name(pairs[pi][1]), i + 1,
+                         (long long)chunks[c]);
+                TS_CHECK(memcmp(y0, y1, ys * n_tok) == 0, "%s/%s threads=%d chunk=%lld: down differs",
+                         ts_qtype_name(pairs[pi][0]), ts_qtype_name(pairs[pi][1]), i + 1,
+                         (long long)chunks[c]);
+            }
+            ts_mm_destroy(mm);
+        }
+        for (int i = 0; i < 3; i++)
+            ts_mm_release(owned[i]);
+        free(a0);
+        free(b0);
+        free(y0);
+        free(a1);
+        free(b1);
+        free(y1);
+        problem_free(&pg);
+        problem_free(&pu);
+        problem_free(&pd);
+    }
+    for (int i = 0; i < 3; i++)
+        ts_pool_destroy(pools[i]);
+}
 #endif /* TS_TEST_SIMD_ONLY */
 
 /* _R16 repacked layouts: the repack is lossless (per-block inverse), and at
