@@ -500,6 +500,15 @@ void ts_mm_run_glu_quantized(ts_mm *mm, const ts_qview *gate, const ts_qview *up
     }
     ts_grid grid = {.tiles = mm->tiles, .n_tiles = 0, .cap = MM_TILE_CAP};
     const uint32_t n_workers = mm->pool ? ts_pool_n_workers(mm->pool) : 1;
+    /* Fused row blocks are whole activation blocks (256 rows for Q8_K): with
+     * few tokens (decode) and many workers there may be too few of them to
+     * keep every worker busy, and the unfused grids split finer. */
+    if (fuse) {
+        const int64_t ablk = g.blk > 16 ? g.blk : 16;
+        const uint16_t tw = gate->qtype < TS_GEMM_SLOTS ? mm->kern->gemm_tok_block[gate->qtype] : 0;
+        const int64_t tparts = (n_tok + (tw ? tw : MM_TOK_BLOCK) - 1) / (tw ? tw : MM_TOK_BLOCK);
+        fuse = gate->rows / ablk * tparts >= 2 * (int64_t)n_workers;
+    }
     if (!fuse) { /* the unfused steps: same bits */
         float *const y[2] = {a, b};
         const size_t ys[2] = {ab_stride, ab_stride};
