@@ -19,7 +19,7 @@
 #include "session.h"
 #include "../quant/quant.h"
 
-typedef enum { OP_EMBED, OP_QKV_POST, OP_RESID_NORM } tok_op;
+typedef enum { OP_EMBED, OP_RESID_NORM } tok_op;
 
 typedef struct {
     ts_session *s;
@@ -58,33 +58,44 @@ static void rope_table(const ts_model *m, int64_t pos, float *cs)
     }
 }
 
-static void qkv_post(ts_session *s, int64_t layer, int64_t i)
+/* The QKV grid's epilogue (ts_mm_run_multi_quantized_epi, row blocks of
+ * whole heads): for tokens [t0, t0 + tn) and rows [r0, r0 + rn) of matrix e
+ * (0 q, 1 k, 2 v): bias, per-head norm, RoPE and the cache store of those
+ * heads. Per element and per head these are the operations a per-token pass
+ * would do (the cache bytes of ts_kv_store_token), so no bit depends on the
+ * tiling. */
+typedef struct {
+    ts_session *s;
+    int64_t layer;
+} qkv_epi_ctx;
+
+static void qkv_epi(void *vctx, int e, int64_t r0, int64_t rn, int64_t t0, int64_t tn)
 {
+    const qkv_epi_ctx *c = vctx;
+    ts_session *s = c->s;
     const ts_hparams *hp = &s->m->hp;
-    const ts_layer *L = &s->m->layers[layer];
-    int64_t hd = hp->head_k, q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
-    float *q = row(s->q, s->q_stride, i), *k = row(s->k, s->kv_stride, i);
-    float *v = row(s->v, s->kv_stride, i);
-    if (L->bq) {
-        for (int64_t d = 0; d < q_dim; d++)
-            q[d] += L->bq[d];
-        for (int64_t d = 0; d < kv_dim; d++)
-            k[d] += L->bk[d];
-        for (int64_t d = 0; d < kv_dim; d++)
-            v[d] += L->bv[d];
-    }
+    const ts_layer *L = &s->m->layers[c->layer];
     const ts_ops *ops = s->ops;
-    if (L->q_norm) {
-        for (int64_t h = 0; h < hp->n_head; h++)
-            ops->rmsnorm(q + h * hd, NULL, L->q_norm, q + h * hd, hd, hp->rms_eps);
-        for (int64_t h = 0; h < hp->n_head_kv; h++)
-            ops->rmsnorm(k + h * hd, NULL, L->k_norm, k + h * hd, hd, hp->rms_eps);
+    const int64_t hd = hp->head_k, h0 = r0 / hd, nh = rn / hd;
+    const float *bias = e == 0 ? L->bq : e == 1 ? L->bk : L->bv;
+    const float *norm = e == 0 ? L->q_norm : e == 1 ? L->k_norm : NULL;
+    for (int64_t i = t0; i < t0 + tn; i++) {
+        float *x = e == 0 ? row(s->q, s->q_stride, i)
+                          : row(e == 1 ? s->k : s->v, s->kv_stride, i);
+        if (bias)
+            for (int64_t d = r0; d < r0 + rn; d++)
+                x[d] += bias[d];
+        if (e == 2) {
+            ts_kv_store_heads(&s->kv, c->layer, s->pos + i, 1, x, h0, nh);
+            continue;
+        }
+        if (norm)
+            for (int64_t h = h0; h < h0 + nh; h++)
+                ops->rmsnorm(x + h * hd, NULL, norm, x + h * hd, hd, hp->rms_eps);
+        ops->rope(x + h0 * hd, s->rope_cs + i * hp->n_rot, nh, hd, hp->n_rot, hp->rope_neox);
+        if (e == 1)
+            ts_kv_store_heads(&s->kv, c->layer, s->pos + i, 0, x, h0, nh);
     }
-    /* NeoX rotates (i, i + n_rot/2); the original layout (2i, 2i+1). */
-    const float *cs = s->rope_cs + i * hp->n_rot;
-    ops->rope(q, cs, hp->n_head, hd, hp->n_rot, hp->rope_neox);
-    ops->rope(k, cs, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox);
-    ts_kv_store_token(&s->kv, layer, s->pos + i, k, v);
 }
 
 static void tok_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
@@ -104,9 +115,6 @@ static void tok_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
                               x, hp->n_embd);
             rope_table(m, s->pos + i, s->rope_cs + i * hp->n_rot);
             s->ops->rmsnorm(x, NULL, m->layers[0].attn_norm, xn, hp->n_embd, hp->rms_eps);
-            break;
-        case OP_QKV_POST:
-            qkv_post(s, c->layer, i);
             break;
         case OP_RESID_NORM:
             /* x += xn, then xn = norm(x): one fused pass pair */
@@ -169,10 +177,11 @@ void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float
         const ts_qview *wqkv[3] = {&L->wq, &L->wk, &L->wv};
         float *const yqkv[3] = {s->q, s->k, s->v};
         const size_t sqkv[3] = {s->q_stride, s->kv_stride, s->kv_stride};
-        TS_PROF(TS_PROF_QKV, ts_mm_run_multi_quantized(s->mm, wqkv, yqkv, sqkv, 3, s->xn,
-                                                       s->x_stride, n_tok));
-        c = (tok_ctx){.s = s, .op = OP_QKV_POST, .layer = il};
-        TS_PROF(TS_PROF_QKV_POST, run_tok(s, &c, n_tok));
+        /* QKV, then per head bias, norm, RoPE and the cache store, in one grid. */
+        qkv_epi_ctx qc = {s, il};
+        TS_PROF(TS_PROF_QKV, ts_mm_run_multi_quantized_epi(s->mm, wqkv, yqkv, sqkv, 3, s->xn,
+                                                           s->x_stride, n_tok, hp->head_k,
+                                                           qkv_epi, &qc));
         TS_PROF(TS_PROF_ATTN, ts_attn_run(s, il, n_tok));
         TS_PROF(TS_PROF_WO, ts_mm_run(s->mm, &L->wo, s->att, s->att_stride, n_tok, s->xn,
                                       s->x_stride));

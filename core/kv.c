@@ -61,32 +61,47 @@ static size_t head_base(const ts_kv *kv, int64_t layer, int64_t head, int64_t wi
     return (size_t)((layer * kv->n_head_kv + head) * kv->n_ctx_pad * width);
 }
 
-void ts_kv_store_token(ts_kv *kv, int64_t layer, int64_t pos, const float *k, const float *v)
+void ts_kv_store_heads(ts_kv *kv, int64_t layer, int64_t pos, int which, const float *src,
+                       int64_t h0, int64_t nh)
 {
     const int64_t hd = kv->head_dim, vs = kv->vstride;
     /* K element (pos, d) of a head: group pos / 16, row d, lane pos % 16. */
     const size_t kat = (size_t)((pos / TS_ATTN_KGRP) * hd * TS_ATTN_KGRP + pos % TS_ATTN_KGRP);
-    for (int64_t h = 0; h < kv->n_head_kv; h++) {
-        size_t kb = head_base(kv, layer, h, hd) + kat;
-        size_t vb = head_base(kv, layer, h, vs) + (size_t)(pos * vs);
-        const float *ks = k + h * hd, *vsrc = v + h * hd;
-        if (kv->f16) {
-            ts_f16 *kd = (ts_f16 *)kv->k + kb, *vd = (ts_f16 *)kv->v + vb;
-            for (int64_t d = 0; d < hd; d++) {
-                kd[d * TS_ATTN_KGRP] = ts_f32_to_f16(ks[d]);
-                vd[d] = ts_f32_to_f16(vsrc[d]);
+    for (int64_t h = h0; h < h0 + nh; h++) {
+        const float *hs = src + h * hd;
+        if (which == 0) {
+            size_t kb = head_base(kv, layer, h, hd) + kat;
+            if (kv->f16) {
+                ts_f16 *kd = (ts_f16 *)kv->k + kb;
+                for (int64_t d = 0; d < hd; d++)
+                    kd[d * TS_ATTN_KGRP] = ts_f32_to_f16(hs[d]);
+            } else {
+                float *kd = (float *)kv->k + kb;
+                for (int64_t d = 0; d < hd; d++)
+                    kd[d * TS_ATTN_KGRP] = hs[d];
             }
+            continue;
+        }
+        size_t vb = head_base(kv, layer, h, vs) + (size_t)(pos * vs);
+        if (kv->f16) {
+            ts_f16 *vd = (ts_f16 *)kv->v + vb;
+            for (int64_t d = 0; d < hd; d++)
+                vd[d] = ts_f32_to_f16(hs[d]);
             for (int64_t d = hd; d < vs; d++)
                 vd[d] = 0;
         } else {
-            float *kd = (float *)kv->k + kb, *vd = (float *)kv->v + vb;
-            for (int64_t d = 0; d < hd; d++)
-                kd[d * TS_ATTN_KGRP] = ks[d];
-            memcpy(vd, vsrc, (size_t)hd * sizeof(float));
+            float *vd = (float *)kv->v + vb;
+            memcpy(vd, hs, (size_t)hd * sizeof(float));
             for (int64_t d = hd; d < vs; d++)
                 vd[d] = 0.0f;
         }
     }
+}
+
+void ts_kv_store_token(ts_kv *kv, int64_t layer, int64_t pos, const float *k, const float *v)
+{
+    ts_kv_store_heads(kv, layer, pos, 0, k, 0, kv->n_head_kv);
+    ts_kv_store_heads(kv, layer, pos, 1, v, 0, kv->n_head_kv);
 }
 
 static const void *at(const ts_kv *kv, const void *base, size_t elem)

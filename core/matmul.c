@@ -180,9 +180,15 @@ static void split(int64_t n, int64_t parts, int64_t b, int64_t align, int64_t *b
  * multiples of the kernel's NY where possible), row blocks in multiples of MR; min_parts: the row blocks wanted
  * at least (for every worker to have tiles when the matrices allow). */
 static void add_gemm_tiles(ts_mm *mm, ts_grid *g, const ts_qview *w, const ts_gemm_slot *slot,
-                           uint32_t e, int64_t n_tok, int64_t min_parts)
+                           uint32_t e, int64_t n_tok, int64_t min_parts, int64_t align)
 {
-    const int64_t mr = slot && slot->fn ? slot->mr : 1;
+    const int64_t kmr = slot && slot->fn ? slot->mr : 1;
+    int64_t mr = kmr;
+    if (align > 1) { /* row blocks in multiples of lcm(MR, align) */
+        mr = align;
+        while (mr % kmr)
+            mr += align;
+    }
     const int64_t ny = slot && slot->fn ? slot->ny : 1;
     const uint16_t want = slot && slot->fn && w->qtype < TS_GEMM_SLOTS
                               ? mm->kern->gemm_tok_block[w->qtype] : 0;
@@ -191,7 +197,8 @@ static void add_gemm_tiles(ts_mm *mm, ts_grid *g, const ts_qview *w, const ts_ge
     int64_t row_units = (w->rows + mr - 1) / mr;
     /* Wide-MR kernels (_R16: 16 rows) get >= 8 row groups per tile, so their
      * per-tile activation pass is amortized. */
-    const int64_t row_block = MM_ROW_BLOCK > 8 * mr ? MM_ROW_BLOCK : 8 * mr;
+    int64_t row_block = MM_ROW_BLOCK > 8 * kmr ? MM_ROW_BLOCK : 8 * kmr;
+    row_block = (row_block + mr - 1) / mr * mr;
     int64_t row_parts = (w->rows + row_block - 1) / row_block;
     if (row_parts * tok_parts < min_parts)
         row_parts = (min_parts + tok_parts - 1) / tok_parts;
@@ -260,18 +267,30 @@ void ts_mm_run(ts_mm *mm, const ts_qview *w, const float *x, size_t x_stride, in
     }
     /* 2. GEMM: row blocks x token blocks. */
     g.n_tiles = 0;
-    add_gemm_tiles(mm, &g, w, slot, 0, n_tok, 4 * (int64_t)n_workers);
+    add_gemm_tiles(mm, &g, w, slot, 0, n_tok, 4 * (int64_t)n_workers, 1);
     run_grid(mm, &g, gemm_tile, &c);
 }
 
 typedef struct {
     run_ctx c[TS_MM_MULTI_MAX];
+    ts_mm_epi_fn epi; /* optional: runs on each tile's outputs */
+    void *epi_ctx;
 } multi_ctx;
 
 static void gemm_tile_multi(void *vctx, const ts_tile *t, ts_scratch *s)
 {
     const multi_ctx *m = vctx;
     gemm_tile((void *)&m->c[t->expert], t, s);
+    if (m->epi)
+        m->epi(m->epi_ctx, (int)t->expert, t->row0, t->rows, t->tok0, t->toks);
+}
+
+/* The epilogue over whole rows, tiles over tokens (the unfused fallback). */
+static void epi_tok_tile(void *vctx, const ts_tile *t, ts_scratch *s)
+{
+    const multi_ctx *m = vctx;
+    (void)s;
+    m->epi(m->epi_ctx, (int)t->expert, 0, m->c[t->expert].w->rows, t->tok0, t->toks);
 }
 
 void ts_mm_quantize_rows(ts_mm *mm, const ts_qview *const *w, int n_w, const float *x,
@@ -293,10 +312,12 @@ void ts_mm_quantize_rows(ts_mm *mm, const ts_qview *const *w, int n_w, const flo
 
 static void run_multi(ts_mm *mm, const ts_qview *const *w, float *const *y,
                       const size_t *y_stride, int n_w, const float *x, size_t x_stride,
-                      int64_t n_tok, bool quantized)
+                      int64_t n_tok, bool quantized, int64_t align, ts_mm_epi_fn epi,
+                      void *epi_ctx)
 {
     if (n_tok <= 0 || n_w <= 0)
         return;
+    multi_ctx m = {.epi = epi, .epi_ctx = epi_ctx};
     /* Matrices the fused path does not cover (BLAS, too many) run one by
      * one: same bits either way. */
     bool fuse = n_w <= TS_MM_MULTI_MAX;
@@ -305,14 +326,31 @@ static void run_multi(ts_mm *mm, const ts_qview *const *w, float *const *y,
         fuse = qt < TS_GEMM_SLOTS && mm->kern->gemm[qt].fn && w[i]->rows > 0 &&
                !ts_dense_accepts(mm->blas, w[i], n_tok);
     }
+    ts_grid g = {.tiles = mm->tiles, .n_tiles = 0, .cap = MM_TILE_CAP};
+    const uint32_t n_workers = mm->pool ? ts_pool_n_workers(mm->pool) : 1;
     if (!fuse) {
         for (int i = 0; i < n_w; i++)
             ts_mm_run(mm, w[i], x, x_stride, n_tok, y[i], y_stride[i]);
+        if (!epi)
+            return;
+        if (n_w > TS_MM_MULTI_MAX) { /* no context slots for a grid: inline */
+            for (int i = 0; i < n_w; i++)
+                epi(epi_ctx, i, 0, w[i]->rows, 0, n_tok);
+            return;
+        }
+        for (int i = 0; i < n_w; i++)
+            m.c[i].w = w[i];
+        const int64_t parts = n_tok < 4 * (int64_t)n_workers ? n_tok : 4 * (int64_t)n_workers;
+        for (int i = 0; i < n_w; i++)
+            for (int64_t p = 0; p < parts; p++) {
+                int64_t t0, tn;
+                split(n_tok, parts, p, 1, &t0, &tn);
+                mm->tiles[g.n_tiles++] = (ts_tile){.expert = (uint32_t)i, .tok0 = (uint32_t)t0,
+                                                   .toks = (uint32_t)tn};
+            }
+        run_grid(mm, &g, epi_tok_tile, &m);
         return;
     }
-    multi_ctx m;
-    ts_grid g = {.tiles = mm->tiles, .n_tiles = 0, .cap = MM_TILE_CAP};
-    const uint32_t n_workers = mm->pool ? ts_pool_n_workers(mm->pool) : 1;
     bool done[TS_ACT_COUNT] = {false};
     int64_t total_rows = 0;
     /* 1. Activations: each format x needs is quantized once. */
@@ -337,7 +375,8 @@ static void run_multi(ts_mm *mm, const ts_qview *const *w, float *const *y,
     g.n_tiles = 0;
     for (int i = 0; i < n_w; i++) {
         int64_t want = 4 * (int64_t)n_workers * w[i]->rows / total_rows;
-        add_gemm_tiles(mm, &g, w[i], m.c[i].slot, (uint32_t)i, n_tok, want > 1 ? want : 1);
+        add_gemm_tiles(mm, &g, w[i], m.c[i].slot, (uint32_t)i, n_tok, want > 1 ? want : 1,
+                       align);
     }
     run_grid(mm, &g, gemm_tile_multi, &m);
 }
@@ -346,14 +385,22 @@ void ts_mm_run_multi(ts_mm *mm, const ts_qview *const *w, float *const *y,
                      const size_t *y_stride, int n_w, const float *x, size_t x_stride,
                      int64_t n_tok)
 {
-    run_multi(mm, w, y, y_stride, n_w, x, x_stride, n_tok, false);
+    run_multi(mm, w, y, y_stride, n_w, x, x_stride, n_tok, false, 1, NULL, NULL);
 }
 
 void ts_mm_run_multi_quantized(ts_mm *mm, const ts_qview *const *w, float *const *y,
                                const size_t *y_stride, int n_w, const float *x,
                                size_t x_stride, int64_t n_tok)
 {
-    run_multi(mm, w, y, y_stride, n_w, x, x_stride, n_tok, true);
+    run_multi(mm, w, y, y_stride, n_w, x, x_stride, n_tok, true, 1, NULL, NULL);
+}
+
+void ts_mm_run_multi_quantized_epi(ts_mm *mm, const ts_qview *const *w, float *const *y,
+                                   const size_t *y_stride, int n_w, const float *x,
+                                   size_t x_stride, int64_t n_tok, int64_t align,
+                                   ts_mm_epi_fn epi, void *epi_ctx)
+{
+    run_multi(mm, w, y, y_stride, n_w, x, x_stride, n_tok, true, align, epi, epi_ctx);
 }
 
 /* A repacked matrix's buffer (freed by ts_mm_release). From 2 MiB up it is

@@ -87,6 +87,20 @@ void ts_mm_run_multi_quantized(ts_mm *mm, const ts_qview *const *w, float *const
                                const size_t *y_stride, int n_w, const float *x,
                                size_t x_stride, int64_t n_tok);
 
+/* ts_mm_run_multi_quantized plus an epilogue: after a tile's kernel wrote
+ * rows [row0, row0 + rows) of matrix i for tokens [tok0, tok0 + toks), the
+ * same worker calls epi(epi_ctx, i, row0, rows, tok0, toks) on them (so
+ * per-row work runs while the rows are in cache, without a grid of its own).
+ * Row blocks are multiples of align (and of the kernel's MR). Tiles run
+ * concurrently: epi may touch only its tile's rows and tokens (and data that
+ * no other tile touches). Where the fused grid cannot serve, the matmuls run
+ * as ts_mm_run_multi_quantized and then epi over whole rows. */
+typedef void (*ts_mm_epi_fn)(void *epi_ctx, int i, int64_t row0, int64_t rows, int64_t tok0,
+                             int64_t toks);
+void ts_mm_run_multi_quantized_epi(ts_mm *mm, const ts_qview *const *w, float *const *y,
+                                   const size_t *y_stride, int n_w, const float *x,
+                                   size_t x_stride, int64_t n_tok, int64_t align,
+                                   ts_mm_epi_fn epi, void *epi_ctx);
 /* The dense FFN's first half in one grid: tiles of row block x token block
  * each run gate's and up's kernels on the same rows, then, while the two
  * outputs are in cache, a[tok][r] = swiglu(a, b) over the tile's rows and
