@@ -5,6 +5,9 @@
  * its whole GQA group of query heads and a block of consecutive queries to
  * the attention kernel of the session's table (simd/ops.h), which does the
  * math: QK^T, online softmax over absolute 64-key blocks, P.V.
+ * Each tile also quantizes its output columns for the output projection
+ * when they are whole activation blocks (ts_attn_run's wo), so that matmul
+ * skips its own quantization grid.
  * Does not own: Q/K/V projection, RoPE, cache writes (core/forward.c), or
  * the kernels (simd/).
  * Invariant (bit-identity): the kernel contract makes each (head, query)
@@ -21,6 +24,7 @@ typedef struct {
     ts_session *s;
     int64_t layer;
     float scale;
+    const ts_qview *pq; /* quantize the tile's output columns for this matrix */
 } attn_ctx;
 
 static void attn_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
@@ -44,11 +48,18 @@ static void attn_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
         .scale = c->scale,
     };
     (s->kv.f16 ? s->ops->attn_f16kv : s->ops->attn_f32kv)(&a);
+    if (c->pq) /* the tile's columns: the whole GQA group, whole blocks */
+        ts_mm_quantize_cols(s->mm, c->pq, s->att, s->att_stride, t->tok0, t->toks,
+                            kvh * group * hd, group * hd);
 }
 
-void ts_attn_run(ts_session *s, int64_t layer, int64_t n_tok)
+bool ts_attn_run(ts_session *s, int64_t layer, int64_t n_tok, const ts_qview *wo)
 {
     const ts_hparams *hp = &s->m->hp;
+    const int64_t blk = wo ? ts_mm_act_block(s->mm, wo, n_tok) : 0;
+    const int64_t width = hp->n_head / hp->n_head_kv * hp->head_k;
+    const ts_qview *pq = blk > 0 && width % blk == 0 && wo->cols == hp->n_head * hp->head_k
+                             ? wo : NULL;
     /* About 8 tiles per worker over (KV head, query block); query blocks go
      * from the last (most keys, causal) to the first, so the pool's dynamic
      * cursor hands out the long tiles first and the short ones fill the gaps. */
@@ -63,6 +74,7 @@ void ts_attn_run(ts_session *s, int64_t layer, int64_t n_tok)
             s->tiles[n++] = (ts_tile){0, (uint32_t)h, 1, (uint32_t)t0, (uint32_t)(t1 - t0), 0};
     }
     ts_grid g = {s->tiles, n, s->tile_cap};
-    attn_ctx c = {s, layer, 1.0f / sqrtf((float)hp->head_k)};
+    attn_ctx c = {s, layer, 1.0f / sqrtf((float)hp->head_k), pq};
     ts_grid_run(s->eng->pool, &g, attn_tile, &c);
+    return pq != NULL;
 }

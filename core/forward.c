@@ -182,9 +182,16 @@ void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float
         TS_PROF(TS_PROF_QKV, ts_mm_run_multi_quantized_epi(s->mm, wqkv, yqkv, sqkv, 3, s->xn,
                                                            s->x_stride, n_tok, hp->head_k,
                                                            qkv_epi, &qc));
-        TS_PROF(TS_PROF_ATTN, ts_attn_run(s, il, n_tok));
-        TS_PROF(TS_PROF_WO, ts_mm_run(s->mm, &L->wo, s->att, s->att_stride, n_tok, s->xn,
-                                      s->x_stride));
+        bool att_q = false; /* the attention tiles quantized att for wo */
+        TS_PROF(TS_PROF_ATTN, att_q = ts_attn_run(s, il, n_tok, &L->wo));
+        const ts_qview *wo = &L->wo;
+        float *const ywo = s->xn;
+        if (att_q)
+            TS_PROF(TS_PROF_WO, ts_mm_run_multi_quantized(s->mm, &wo, &ywo, &s->x_stride, 1,
+                                                          s->att, s->att_stride, n_tok));
+        else
+            TS_PROF(TS_PROF_WO, ts_mm_run(s->mm, wo, s->att, s->att_stride, n_tok, s->xn,
+                                          s->x_stride));
         c = (tok_ctx){.s = s, .op = OP_RESID_NORM, .norm_w = L->ffn_norm, .add = true};
         if (hp->n_expert) { /* the router; MoE quantizes its routed rows itself */
             c.pq[0] = &L->gate_inp;

@@ -310,6 +310,27 @@ void ts_mm_quantize_rows(ts_mm *mm, const ts_qview *const *w, int n_w, const flo
     }
 }
 
+int64_t ts_mm_act_block(const ts_mm *mm, const ts_qview *w, int64_t n_tok)
+{
+    if (w->qtype >= TS_GEMM_SLOTS || !mm->kern->gemm[w->qtype].fn ||
+        ts_dense_accepts(mm->blas, w, n_tok))
+        return 0;
+    const int act = mm->kern->gemm[w->qtype].act;
+    return act == TS_ACT_F32 ? 0 : (int64_t)ts_qtype_traits(act_qtype[act])->blck;
+}
+
+void ts_mm_quantize_cols(ts_mm *mm, const ts_qview *w, const float *x, size_t x_stride,
+                         int64_t tok0, int64_t toks, int64_t c0, int64_t n)
+{
+    const int act = mm->kern->gemm[w->qtype].act;
+    const ts_qtraits *tr = ts_qtype_traits(act_qtype[act]);
+    const ts_quant_act_fn q = mm->kern->quant_act[act];
+    const size_t off = (size_t)(c0 / (int64_t)tr->blck) * tr->size;
+    for (int64_t tok = tok0; tok < tok0 + toks; tok++)
+        q((const float *)((const char *)x + (size_t)tok * x_stride) + c0,
+          (char *)mm->act[act] + (size_t)tok * mm->act_stride[act] + off, n);
+}
+
 static void run_multi(ts_mm *mm, const ts_qview *const *w, float *const *y,
                       const size_t *y_stride, int n_w, const float *x, size_t x_stride,
                       int64_t n_tok, bool quantized, int64_t align, ts_mm_epi_fn epi,

@@ -87,6 +87,16 @@ void ts_mm_run_multi_quantized(ts_mm *mm, const ts_qview *const *w, float *const
                                const size_t *y_stride, int n_w, const float *x,
                                size_t x_stride, int64_t n_tok);
 
+/* For quantizing x in column slices from the tiles that write them: the
+ * activation block of the format w reads (32 or 256), or 0 when w's n_tok
+ * run reads f32 (float weights, BLAS) and needs no quantization.
+ * ts_mm_quantize_cols writes columns [c0, c0 + n) (multiples of that block)
+ * of rows [tok0, tok0 + toks): the bytes ts_mm_quantize_rows writes there.
+ * Once every column of rows below n_tok is so written,
+ * ts_mm_run_multi_quantized({w}) reads them. */
+int64_t ts_mm_act_block(const ts_mm *mm, const ts_qview *w, int64_t n_tok);
+void ts_mm_quantize_cols(ts_mm *mm, const ts_qview *w, const float *x, size_t x_stride,
+                         int64_t tok0, int64_t toks, int64_t c0, int64_t n);
 /* ts_mm_run_multi_quantized plus an epilogue: after a tile's kernel wrote
  * rows [row0, row0 + rows) of matrix i for tokens [tok0, tok0 + toks), the
  * same worker calls epi(epi_ctx, i, row0, rows, tok0, toks) on them (so

@@ -81,7 +81,11 @@ struct ts_session {
 void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float *logits_out);
 /* Grouped-query causal attention for the chunk of one layer: reads s->q and
  * the cache rows 0..pos of each query, writes s->att. */
-void ts_attn_run(ts_session *s, int64_t layer, int64_t n_tok);
+/* Attention of the chunk's n_tok queries into s->att. With wo (may be NULL),
+ * the tiles also quantize att for it where its activation blocks tile each
+ * GQA group's columns: returns true when they did (run wo through
+ * ts_mm_run_multi_quantized), false otherwise (ts_mm_run). */
+bool ts_attn_run(ts_session *s, int64_t layer, int64_t n_tok, const ts_qview *wo);
 /* MoE FFN: reads s->xn, adds the expert mixture into s->x. */
 void ts_moe_run(ts_session *s, int64_t layer, int64_t n_tok);
 
