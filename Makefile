@@ -113,7 +113,8 @@ asan: test
 
 tsan:
 	@$(MAKE) --no-print-directory MODE=tsan all
-	TSAN_OPTIONS=halt_on_error=1 TESSERA_BIN=build/tsan/tessera build/tsan/tessera-tests pool
+	TSAN_OPTIONS=halt_on_error=1 TESSERA_BIN=build/tsan/tessera build/tsan/tessera-tests \
+	  pool mm_glu mm_threads engine numa
 
 check-deps:
 	@sh tools/check-deps.sh

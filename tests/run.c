@@ -1,8 +1,8 @@
 /*
  * tests/run.c: the test runner. Runs every registered test (or those whose
- * name contains argv[1]), prints PASS/FAIL/SKIP per test and, last, the line
- * "N passed, N failed, N skipped" that CI parses; exits non-zero on any
- * failure. Tests run in registration order, in-process.
+ * name contains any of the arguments), prints PASS/FAIL/SKIP per test and,
+ * last, the line "N passed, N failed, N skipped" that CI parses; exits
+ * non-zero on any failure. Tests run in registration order, in-process.
  */
 #include "test.h"
 
@@ -151,12 +151,14 @@ static void cleanup(void)
 
 int main(int argc, char **argv)
 {
-    const char *filter = argc > 1 ? argv[1] : NULL;
     int passed = 0, failed = 0, skipped = 0;
     atexit(cleanup);
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 0; i < g_n_tests; i++) {
-        if (filter && !strstr(g_tests[i].name, filter))
+        bool match = argc < 2; /* no filter: every test */
+        for (int a = 1; a < argc && !match; a++)
+            match = strstr(g_tests[i].name, argv[a]) != NULL;
+        if (!match)
             continue;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
