@@ -6,8 +6,14 @@
  * normal and NeoX with its cos/sin table, QKV bias and per-head Q/K norm, KV
  * cache writes, SwiGLU, residuals, output norm and head). Their math runs in
  * the session's kernels (simd/ops.h: RMSNorm with the residual add fused,
- * RoPE, SwiGLU). Matmuls go through ts_mm_run; attention through
- * core/attn.c; MoE FFN through core/moe.c. Per-token ops run as token grids.
+ * RoPE, SwiGLU). Matmuls go through core/matmul.h; attention through
+ * core/attn.c; MoE FFN through core/moe.c. Each grid join costs every
+ * worker, so per-token ops ride in the grids next to them where they can:
+ * bias/norm/RoPE/KV store in the QKV tiles (qkv_epi), SwiGLU in the gate/up
+ * tiles, each op's quantization for the next matmul in the tiles that write
+ * its input; the embedding and the residual+norms (which need whole rows)
+ * run as token grids. A dense layer is 7 grids: QKV, attention, wo,
+ * residual+norm, gate/up, down, residual+norm.
  * Invariant (bit-identity across chunk sizes and threads): every per-token op
  * computes a token's output from that token's inputs only, in a fixed order,
  * and the matmul contract gives the same guarantee for projections.

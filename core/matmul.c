@@ -2,10 +2,13 @@
  * core/matmul.c: ts_mm, quantized matmul orchestration over the kernel table.
  *
  * Owns: the activation buffers (one per activation format, sized for
- * max_tok x max_k at create), the tile storage, and the two grids of a call:
- * (1) quantize x once, tiles over tokens; (2) GEMM, tiles of row blocks x token
- * blocks, each calling the weight type's tile kernel. Does not own: kernels
- * (simd/), threads (sched/).
+ * max_tok x max_k at create, plus a spare set for the fused GLU grid), the
+ * tile storage, and the grids of a call: (1) quantize x once, tiles over
+ * tokens (skipped where the caller's own tiles quantized it); (2) GEMM,
+ * tiles of row blocks x token blocks, each calling the weight type's tile
+ * kernel, optionally followed by an epilogue on the tile's outputs, or by
+ * SwiGLU and the next matmul's quantization (ts_mm_run_glu_quantized). Does
+ * not own: kernels (simd/), threads (sched/).
  * Invariants: the kernel table is filled once (first create) and read through
  * a const pointer captured at create. Tiles write disjoint outputs; every tile
  * kernel follows its type's canonical per-output order, so y's bits do not
