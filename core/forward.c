@@ -30,7 +30,6 @@ typedef enum { OP_EMBED, OP_RESID_NORM } tok_op;
 typedef struct {
     ts_session *s;
     tok_op op;
-    int64_t layer;
     const int32_t *tokens; /* OP_EMBED */
     const float *norm_w;   /* OP_RESID_NORM: weights of the norm that follows */
     bool add;              /* OP_RESID_NORM: add s->xn into s->x first */
@@ -68,8 +67,7 @@ static void rope_table(const ts_model *m, int64_t pos, float *cs)
  * whole heads): for tokens [t0, t0 + tn) and rows [r0, r0 + rn) of matrix e
  * (0 q, 1 k, 2 v): bias, per-head norm, RoPE and the cache store of those
  * heads. Per element and per head these are the operations a per-token pass
- * would do (the cache bytes of ts_kv_store_token), so no bit depends on the
- * tiling. */
+ * would do, so no bit depends on the tiling. */
 typedef struct {
     ts_session *s;
     int64_t layer;
@@ -171,8 +169,8 @@ void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float
 {
     const ts_model *m = s->m;
     const ts_hparams *hp = &m->hp;
-    /* Each token grid that writes xn (or ffn_a) also quantizes it for the
-     * matmul that reads it next (tok_ctx.pq): embedding -> layer 0's QKV,
+    /* Each token grid that writes xn also quantizes it for the matmul that
+     * reads it next (tok_ctx.pq): embedding -> layer 0's QKV,
      * residual+norm -> gate/up (dense FFN), the router (MoE) or the next
      * layer's QKV; the fused gate/up/SwiGLU tiles quantize for down. */
     tok_ctx c = {.s = s, .op = OP_EMBED, .tokens = tokens,

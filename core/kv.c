@@ -98,12 +98,6 @@ void ts_kv_store_heads(ts_kv *kv, int64_t layer, int64_t pos, int which, const f
     }
 }
 
-void ts_kv_store_token(ts_kv *kv, int64_t layer, int64_t pos, const float *k, const float *v)
-{
-    ts_kv_store_heads(kv, layer, pos, 0, k, 0, kv->n_head_kv);
-    ts_kv_store_heads(kv, layer, pos, 1, v, 0, kv->n_head_kv);
-}
-
 static const void *at(const ts_kv *kv, const void *base, size_t elem)
 {
     return kv->f16 ? (const void *)((const ts_f16 *)base + elem)

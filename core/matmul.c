@@ -180,10 +180,14 @@ static void split(int64_t n, int64_t parts, int64_t b, int64_t align, int64_t *b
 
 /* Appends w's GEMM tiles (matrix index e in ts_tile.expert) to g: token
  * blocks of <= MM_TOK_BLOCK or the slot's gemm_tok_block (nearly equal,
- * multiples of the kernel's NY where possible), row blocks in multiples of MR; min_parts: the row blocks wanted
- * at least (for every worker to have tiles when the matrices allow). */
+ * multiples of the kernel's NY where possible), row blocks in multiples of
+ * lcm(MR, align); min_parts: the row blocks wanted at least (for every
+ * worker to have tiles when the matrices allow). Token-block-major order, or
+ * row-block-major (rb_major: consecutive tiles, taken by different workers
+ * at once, share their weight rows). */
 static void add_gemm_tiles(ts_mm *mm, ts_grid *g, const ts_qview *w, const ts_gemm_slot *slot,
-                           uint32_t e, int64_t n_tok, int64_t min_parts, int64_t align)
+                           uint32_t e, int64_t n_tok, int64_t min_parts, int64_t align,
+                           bool rb_major)
 {
     const int64_t kmr = slot && slot->fn ? slot->mr : 1;
     int64_t mr = kmr;
@@ -210,19 +214,32 @@ static void add_gemm_tiles(ts_mm *mm, ts_grid *g, const ts_qview *w, const ts_ge
     const int64_t room = (int64_t)MM_TILE_CAP - g->n_tiles;
     if (ts_qplace_n_blocks(w, row_parts) * tok_parts > room)
         row_parts = room / tok_parts - ts_qplace_n_blocks(w, 0);
-    for (int64_t tb = 0; tb < tok_parts; tb++) {
-        int64_t t0, tn;
+    const int64_t n_rb = ts_qplace_n_blocks(w, row_parts);
+    for (int64_t i = 0; i < tok_parts * n_rb; i++) {
+        const int64_t tb = rb_major ? i % tok_parts : i / n_rb;
+        const int64_t rb = rb_major ? i / tok_parts : i % n_rb;
+        int64_t t0, tn, r0, rn;
+        uint16_t node; /* NUMA placement: blocks cut inside each node's rows */
         split(n_tok, tok_parts, tb, n_tok >= ny * tok_parts ? ny : 1, &t0, &tn);
-        for (int64_t rb = 0; rb < ts_qplace_n_blocks(w, row_parts); rb++) {
-            int64_t r0, rn;
-            uint16_t node; /* NUMA placement: blocks cut inside each node's rows */
-            ts_qplace_row_block(w, row_parts, rb, mr, &r0, &rn, &node);
-            if (rn <= 0 || tn <= 0)
-                continue;
-            mm->tiles[g->n_tiles++] = (ts_tile){.expert = e, .row0 = (uint32_t)r0,
-                                                .rows = (uint32_t)rn, .tok0 = (uint32_t)t0,
-                                                .toks = (uint32_t)tn, .node = node};
-        }
+        ts_qplace_row_block(w, row_parts, rb, mr, &r0, &rn, &node);
+        if (rn <= 0 || tn <= 0)
+            continue;
+        mm->tiles[g->n_tiles++] = (ts_tile){.expert = e, .row0 = (uint32_t)r0,
+                                            .rows = (uint32_t)rn, .tok0 = (uint32_t)t0,
+                                            .toks = (uint32_t)tn, .node = node};
+    }
+}
+
+/* Appends parts nearly equal token tiles of matrix e (all rows) to g. */
+static void add_tok_tiles(ts_mm *mm, ts_grid *g, uint32_t e, int64_t n_tok, int64_t parts)
+{
+    if (parts > n_tok)
+        parts = n_tok;
+    for (int64_t p = 0; p < parts; p++) {
+        int64_t t0, tn;
+        split(n_tok, parts, p, 1, &t0, &tn);
+        mm->tiles[g->n_tiles++] = (ts_tile){.expert = e, .tok0 = (uint32_t)t0,
+                                            .toks = (uint32_t)tn};
     }
 }
 
@@ -232,14 +249,9 @@ static void quantize_act(ts_mm *mm, ts_grid *g, run_ctx *c, int64_t n_tok)
     const uint32_t n_workers = mm->pool ? ts_pool_n_workers(mm->pool) : 1;
     /* 4 tiles per worker once there are 2 tokens per worker: the grid then
      * runs on the pool instead of inline (sched runs < 2 per worker inline). */
-    int64_t want = n_tok >= 2 * (int64_t)n_workers ? 4 * (int64_t)n_workers : n_workers;
-    int64_t parts = n_tok < want ? n_tok : want;
     g->n_tiles = 0;
-    for (int64_t b = 0; b < parts; b++) {
-        int64_t t0, tn;
-        split(n_tok, parts, b, 1, &t0, &tn);
-        mm->tiles[g->n_tiles++] = (ts_tile){.tok0 = (uint32_t)t0, .toks = (uint32_t)tn};
-    }
+    add_tok_tiles(mm, g, 0, n_tok,
+                  n_tok >= 2 * (int64_t)n_workers ? 4 * (int64_t)n_workers : n_workers);
     run_grid(mm, g, quant_tile, c);
 }
 
@@ -270,7 +282,7 @@ void ts_mm_run(ts_mm *mm, const ts_qview *w, const float *x, size_t x_stride, in
     }
     /* 2. GEMM: row blocks x token blocks. */
     g.n_tiles = 0;
-    add_gemm_tiles(mm, &g, w, slot, 0, n_tok, 4 * (int64_t)n_workers, 1);
+    add_gemm_tiles(mm, &g, w, slot, 0, n_tok, 4 * (int64_t)n_workers, 1, false);
     run_grid(mm, &g, gemm_tile, &c);
 }
 
@@ -362,16 +374,10 @@ static void run_multi(ts_mm *mm, const ts_qview *const *w, float *const *y,
                 epi(epi_ctx, i, 0, w[i]->rows, 0, n_tok);
             return;
         }
-        for (int i = 0; i < n_w; i++)
+        for (int i = 0; i < n_w; i++) {
             m.c[i].w = w[i];
-        const int64_t parts = n_tok < 4 * (int64_t)n_workers ? n_tok : 4 * (int64_t)n_workers;
-        for (int i = 0; i < n_w; i++)
-            for (int64_t p = 0; p < parts; p++) {
-                int64_t t0, tn;
-                split(n_tok, parts, p, 1, &t0, &tn);
-                mm->tiles[g.n_tiles++] = (ts_tile){.expert = (uint32_t)i, .tok0 = (uint32_t)t0,
-                                                   .toks = (uint32_t)tn};
-            }
+            add_tok_tiles(mm, &g, (uint32_t)i, n_tok, 4 * (int64_t)n_workers);
+        }
         run_grid(mm, &g, epi_tok_tile, &m);
         return;
     }
@@ -400,7 +406,7 @@ static void run_multi(ts_mm *mm, const ts_qview *const *w, float *const *y,
     for (int i = 0; i < n_w; i++) {
         int64_t want = 4 * (int64_t)n_workers * w[i]->rows / total_rows;
         add_gemm_tiles(mm, &g, w[i], m.c[i].slot, (uint32_t)i, n_tok, want > 1 ? want : 1,
-                       align);
+                       align, false);
     }
     run_grid(mm, &g, gemm_tile_multi, &m);
 }
@@ -529,18 +535,6 @@ static void glu_tok_tile(void *vctx, const ts_tile *t, ts_scratch *s)
     glu_rows(g, t->tok0, t->toks, 0, g->c[0].w->rows);
 }
 
-/* The NUMA node owning row r0 of w (0 when unplaced or replicated). */
-static uint16_t row_node(const ts_qview *w, int64_t r0)
-{
-    const struct ts_qplace *q = w->place;
-    if (!q || q->replicated)
-        return 0;
-    for (uint32_t p = 0; p < q->n_parts; p++)
-        if (r0 >= q->row0[p] && r0 < q->row0[p + 1])
-            return (uint16_t)p;
-    return 0;
-}
-
 void ts_mm_run_glu_quantized(ts_mm *mm, const ts_qview *gate, const ts_qview *up,
                              const float *x, size_t x_stride, int64_t n_tok, float *a, float *b,
                              size_t ab_stride, ts_swiglu_fn swiglu, const ts_qview *down)
@@ -585,60 +579,25 @@ void ts_mm_run_glu_quantized(ts_mm *mm, const ts_qview *gate, const ts_qview *up
         const size_t ys[2] = {ab_stride, ab_stride};
         ts_mm_run_multi_quantized(mm, w, y, ys, 2, x, x_stride, n_tok);
         g.c[0].w = gate;
-        int64_t parts = n_tok < 4 * (int64_t)n_workers ? n_tok : 4 * (int64_t)n_workers;
-        for (int64_t p = 0; p < parts; p++) {
-            int64_t t0, tn;
-            split(n_tok, parts, p, 1, &t0, &tn);
-            mm->tiles[grid.n_tiles++] = (ts_tile){.tok0 = (uint32_t)t0, .toks = (uint32_t)tn};
-        }
+        add_tok_tiles(mm, &grid, 0, n_tok, 4 * (int64_t)n_workers);
         run_grid(mm, &grid, glu_tok_tile, &g);
         return;
     }
-    int64_t mr = 1, ny = 1;
     for (int i = 0; i < 2; i++) {
         const ts_gemm_slot *slot = &mm->kern->gemm[w[i]->qtype];
         g.c[i] = (run_ctx){.mm = mm, .w = w[i], .slot = slot, .x = x, .x_stride = x_stride,
                            .y = i ? b : a, .y_stride = ab_stride};
         g.c[i].act = slot->act == TS_ACT_F32 ? (const void *)x : mm->act[slot->act];
         g.c[i].act_stride = slot->act == TS_ACT_F32 ? x_stride : mm->act_stride[slot->act];
-        mr = slot->mr > mr ? slot->mr : mr;
-        ny = slot->ny > ny ? slot->ny : ny;
     }
-    /* Row blocks: multiples of both kernels' MR and of down's activation
-     * block (MRs are powers of two, blocks 32 or 256: the larger is a
-     * multiple of the smaller); >= 8 MR rows as add_gemm_tiles. */
-    const int64_t align = mr > g.blk ? mr : g.blk;
-    const uint16_t want = gate->qtype < TS_GEMM_SLOTS ? mm->kern->gemm_tok_block[gate->qtype] : 0;
-    const int64_t tok_block = want ? want : MM_TOK_BLOCK;
-    const int64_t tok_parts = (n_tok + tok_block - 1) / tok_block;
-    const int64_t units = (gate->rows + align - 1) / align;
-    int64_t row_block = MM_ROW_BLOCK > 8 * mr ? MM_ROW_BLOCK : 8 * mr;
-    row_block = (row_block + align - 1) / align * align;
-    int64_t row_parts = (gate->rows + row_block - 1) / row_block;
-    const int64_t min_parts = 4 * (int64_t)n_workers;
-    if (row_parts * tok_parts < min_parts)
-        row_parts = (min_parts + tok_parts - 1) / tok_parts;
-    if (row_parts > units)
-        row_parts = units;
-    if (row_parts * tok_parts > (int64_t)MM_TILE_CAP)
-        row_parts = (int64_t)MM_TILE_CAP / tok_parts;
-    /* Row-block-major: the workers running one row block's token blocks
-     * share its weights (two matrices per tile), each re-reading them from
-     * its own L2 rather than streaming every block's weights per token block. */
-    for (int64_t i = 0; i < tok_parts * row_parts; i++) {
-        const int64_t tb = i % tok_parts, rb = i / tok_parts;
-        int64_t t0, tn;
-        split(n_tok, tok_parts, tb, n_tok >= ny * tok_parts ? ny : 1, &t0, &tn);
-        {
-            int64_t r0, rn;
-            split(gate->rows, row_parts, rb, align, &r0, &rn);
-            if (rn <= 0 || tn <= 0)
-                continue;
-            mm->tiles[grid.n_tiles++] =
-                (ts_tile){.row0 = (uint32_t)r0, .rows = (uint32_t)rn, .tok0 = (uint32_t)t0,
-                          .toks = (uint32_t)tn, .node = row_node(gate, r0)};
-        }
-    }
+    /* Row blocks in multiples of both kernels' MR and of down's activation
+     * block (MRs and blocks are powers of two), row-block-major: the workers
+     * running one row block's token blocks share its gate+up weights, each
+     * re-reading them from its own L2 rather than streaming every block's
+     * weights per token block. */
+    const int64_t up_mr = g.c[1].slot->mr;
+    add_gemm_tiles(mm, &grid, gate, g.c[0].slot, 0, n_tok, 4 * (int64_t)n_workers,
+                   up_mr > g.blk ? up_mr : g.blk, true);
     /* gate/up may read the same activation format down's rows go to: the
      * tiles write the spare buffer, which becomes the current one after. */
     if (dq)

@@ -16,8 +16,8 @@
 #include <time.h>
 
 static const char *const g_names[TS_PROF_COUNT] = {
-    "embed", "qkv matmul", "qk norm+rope", "attention", "attn out matmul", "residual+norm",
-    "ffn gate/up matmul", "swiglu", "ffn down matmul", "moe ffn", "output matmul"};
+    "embed", "qkv matmul+rope+kv", "attention", "attn out matmul", "residual+norm",
+    "ffn gate/up+swiglu", "ffn down matmul", "moe ffn", "output matmul"};
 
 static _Atomic uint64_t g_ns[TS_PROF_COUNT];
 static _Atomic uint64_t g_calls[TS_PROF_COUNT];

@@ -12,12 +12,10 @@
 typedef enum {
     TS_PROF_EMBED,
     TS_PROF_QKV,
-    TS_PROF_QKV_POST,
     TS_PROF_ATTN,
     TS_PROF_WO,
     TS_PROF_NORM,
     TS_PROF_FFN_UP,
-    TS_PROF_SWIGLU,
     TS_PROF_FFN_DOWN,
     TS_PROF_MOE,
     TS_PROF_OUTPUT,

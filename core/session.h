@@ -39,10 +39,10 @@ ts_status ts_kv_init(ts_kv *kv, const ts_hparams *hp, int64_t n_ctx, bool f16, t
 void ts_kv_fini(ts_kv *kv);
 /* Writes K/V rows of tokens [0, n_tok) at positions pos0.. for one layer.
  * k, v: (n_tok, n_head_kv * head_dim), rows stride bytes apart. */
-void ts_kv_store_token(ts_kv *kv, int64_t layer, int64_t pos, const float *k, const float *v);
 /* Heads [h0, h0 + nh) of one token's K (which 0) or V (which 1) row src (all
- * heads, head h at src + h * head_dim): the bytes ts_kv_store_token writes
- * for them. Disjoint (head, position) sets may be stored concurrently. */
+ * heads, head h at src + h * head_dim) at position pos: K transposed into its
+ * 16-position group, V as a zero-padded row. Disjoint (head, position) sets
+ * may be stored concurrently. */
 void ts_kv_store_heads(ts_kv *kv, int64_t layer, int64_t pos, int which, const float *src,
                        int64_t h0, int64_t nh);
 /* The K / V storage of (layer, kv head) in the kernels' layout (f32 or f16). */

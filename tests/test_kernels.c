@@ -414,6 +414,19 @@ TS_TEST(test_kernels_tiling_deterministic)
 }
 
 #ifndef TS_TEST_SIMD_ONLY
+/* Pools of 1, 2 and 3 threads; false (and a failed check) if one fails. */
+static bool make_pools(ts_pool *pools[3])
+{
+    for (int i = 0; i < 3; i++) {
+        ts_err err;
+        if (ts_pool_create(&pools[i], &(ts_pool_opts){.n_threads = i + 1}, &err) != TS_OK) {
+            TS_CHECK(false, "pool %d: %s", i + 1, err.msg);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Through ts_mm_run: pools of 1, 2, 3 threads, no pool, and chunked n_tok. */
 TS_TEST(test_kernels_mm_threads_deterministic)
 {
@@ -422,11 +435,7 @@ TS_TEST(test_kernels_mm_threads_deterministic)
     const int64_t rows = 37, n_tok = 70, k = 512;
     uint64_t rng = 5;
     ts_pool *pools[3] = {NULL, NULL, NULL};
-    for (int i = 0; i < 3; i++) {
-        ts_err err;
-        ts_status st = ts_pool_create(&pools[i], &(ts_pool_opts){.n_threads = i + 1}, &err);
-        TS_REQUIRE(st == TS_OK, "pool %d: %s", i + 1, err.msg);
-    }
+    TS_REQUIRE(make_pools(pools), "pool create");
     ts_kernels kt;
     ts_kernels_init(&kt, TS_ISA_SCALAR);
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
@@ -483,11 +492,7 @@ TS_TEST(test_kernels_mm_glu_fused)
     const int64_t k = 256, width = 768, n_out = 37, n_tok = 70;
     uint64_t rng = 11;
     ts_pool *pools[3] = {NULL, NULL, NULL};
-    for (int i = 0; i < 3; i++) {
-        ts_err err;
-        ts_status st = ts_pool_create(&pools[i], &(ts_pool_opts){.n_threads = i + 1}, &err);
-        TS_REQUIRE(st == TS_OK, "pool %d: %s", i + 1, err.msg);
-    }
+    TS_REQUIRE(make_pools(pools), "pool create");
     ts_kernels kt;
     ts_kernels_init(&kt, TS_ISA_SCALAR);
     const ts_swiglu_fn swiglu = ts_mm_kernels()->ops.swiglu;

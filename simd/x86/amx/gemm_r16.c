@@ -150,12 +150,8 @@ INLINE void b32_store(int64_t j, int32_t (*cb)[16])
  * readout (tile store, then vector loads of it) has a long latency, and one
  * block's float work is short. A store issued right behind its own TDPBSSD
  * (LAG == AHEAD) makes the tile unit wait out that product's latency. */
-#ifndef B32_AHEAD
 #define B32_AHEAD 3
-#endif
-#ifndef B32_LAG
 #define B32_LAG 2
-#endif
 
 /* One row group (metadata meta) over the chunk's n blocks from matrix block
  * b0, all ntt token tiles of the group (nt valid tokens, the rest padding
