@@ -13,7 +13,9 @@
  * tiles, each op's quantization for the next matmul in the tiles that write
  * its input; the embedding and the residual+norms (which need whole rows)
  * run as token grids. A dense layer is 7 grids: QKV, attention, wo,
- * residual+norm, gate/up, down, residual+norm.
+ * residual+norm, gate/up, down, residual+norm. olmoe's Q/K norm spans all
+ * heads of a token, so there it runs with RoPE and the K store in one more
+ * token grid after QKV.
  * Invariant (bit-identity across chunk sizes and threads): every per-token op
  * computes a token's output from that token's inputs only, in a fixed order,
  * and the matmul contract gives the same guarantee for projections.
@@ -25,7 +27,7 @@
 #include "session.h"
 #include "../quant/quant.h"
 
-typedef enum { OP_EMBED, OP_RESID_NORM } tok_op;
+typedef enum { OP_EMBED, OP_RESID_NORM, OP_QK_NORM_FULL } tok_op;
 
 typedef struct {
     ts_session *s;
@@ -33,6 +35,7 @@ typedef struct {
     const int32_t *tokens; /* OP_EMBED */
     const float *norm_w;   /* OP_RESID_NORM: weights of the norm that follows */
     bool add;              /* OP_RESID_NORM: add s->xn into s->x first */
+    int64_t layer;         /* OP_QK_NORM_FULL */
     /* The matrices the op's output rows feed next (0 to 3): each tile also
      * quantizes its rows for them (ts_mm_quantize_rows), so that matmul
      * skips its own quantization grid. */
@@ -93,6 +96,8 @@ static void qkv_epi(void *vctx, int e, int64_t r0, int64_t rn, int64_t t0, int64
             ts_kv_store_heads(&s->kv, c->layer, s->pos + i, 1, x, h0, nh);
             continue;
         }
+        if (hp->qk_norm_full) /* a norm over all heads: OP_QK_NORM_FULL after the grid */
+            continue;
         if (norm)
             for (int64_t h = h0; h < h0 + nh; h++)
                 ops->rmsnorm(x + h * hd, NULL, norm, x + h * hd, hd, hp->rms_eps);
@@ -124,6 +129,18 @@ static void tok_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
             /* x += xn, then xn = norm(x): one fused pass pair */
             s->ops->rmsnorm(x, c->add ? xn : NULL, c->norm_w, xn, hp->n_embd, hp->rms_eps);
             break;
+        case OP_QK_NORM_FULL: { /* olmoe: RMSNorm of the whole q and k rows, RoPE, k store */
+            const ts_layer *L = &m->layers[c->layer];
+            const int64_t hd = hp->head_k;
+            float *q = row(s->q, s->q_stride, i), *k = row(s->k, s->kv_stride, i);
+            const float *cs = s->rope_cs + i * hp->n_rot;
+            s->ops->rmsnorm(q, NULL, L->q_norm, q, hp->n_head * hd, hp->rms_eps);
+            s->ops->rmsnorm(k, NULL, L->k_norm, k, hp->n_head_kv * hd, hp->rms_eps);
+            s->ops->rope(q, cs, hp->n_head, hd, hp->n_rot, hp->rope_neox);
+            s->ops->rope(k, cs, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox);
+            ts_kv_store_heads(&s->kv, c->layer, s->pos + i, 0, k, 0, hp->n_head_kv);
+            break;
+        }
         }
     }
     if (c->n_pq)
@@ -186,6 +203,10 @@ void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float
         TS_PROF(TS_PROF_QKV, ts_mm_run_multi_quantized_epi(s->mm, wqkv, yqkv, sqkv, 3, s->xn,
                                                            s->x_stride, n_tok, hp->head_k,
                                                            qkv_epi, &qc));
+        if (hp->qk_norm_full) {
+            c = (tok_ctx){.s = s, .op = OP_QK_NORM_FULL, .layer = il};
+            TS_PROF(TS_PROF_QKV, run_tok(s, &c, n_tok));
+        }
         bool att_q = false; /* the attention tiles quantized att for wo */
         TS_PROF(TS_PROF_ATTN, att_q = ts_attn_run(s, il, n_tok, &L->wo));
         const ts_qview *wo = &L->wo;

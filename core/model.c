@@ -101,7 +101,7 @@ static ts_status read_arch(ts_model *m, ts_err *err)
     ts_str_copy(s, m->hp.arch_name, sizeof(m->hp.arch_name));
     static const struct { const char *name; ts_arch arch; } archs[] = {
         {"llama", TS_ARCH_LLAMA}, {"qwen2", TS_ARCH_QWEN2}, {"qwen3", TS_ARCH_QWEN3},
-        {"qwen2moe", TS_ARCH_QWEN2MOE}, {"qwen3moe", TS_ARCH_QWEN3MOE},
+        {"qwen2moe", TS_ARCH_QWEN2MOE}, {"qwen3moe", TS_ARCH_QWEN3MOE}, {"olmoe", TS_ARCH_OLMOE},
     };
     for (size_t i = 0; i < sizeof(archs) / sizeof(archs[0]); i++) {
         if (ts_str_eq(s, archs[i].name) && s.len < sizeof(m->hp.arch_name)) {
@@ -185,7 +185,8 @@ static ts_status read_hparams(ts_model *m, ts_err *err)
     if (hp->rope_base <= 0.0f || hp->rms_eps < 0.0f)
         return ts_err_set(err, TS_E_FORMAT, "bad rope.freq_base %g or rms epsilon %g",
                           (double)hp->rope_base, (double)hp->rms_eps);
-    bool moe_arch = hp->arch == TS_ARCH_QWEN2MOE || hp->arch == TS_ARCH_QWEN3MOE;
+    bool moe_arch = hp->arch == TS_ARCH_QWEN2MOE || hp->arch == TS_ARCH_QWEN3MOE ||
+                    hp->arch == TS_ARCH_OLMOE;
     if (moe_arch && hp->n_expert == 0)
         return ts_err_set(err, TS_E_FORMAT, "%s model without expert_count", hp->arch_name);
     if (!moe_arch && hp->arch != TS_ARCH_LLAMA && hp->n_expert)
@@ -196,7 +197,13 @@ static ts_status read_hparams(ts_model *m, ts_err *err)
     if (!hp->n_expert && hp->n_ff < 1)
         return ts_err_set(err, TS_E_FORMAT, "missing or zero feed_forward_length");
     hp->rope_neox = hp->arch != TS_ARCH_LLAMA;
-    hp->moe_norm_topk = hp->arch != TS_ARCH_QWEN2MOE;
+    /* llama.cpp's graphs: qwen2moe and olmoe keep the softmax weights of the
+     * chosen experts as they are; llama (Mixtral) and qwen3moe renormalise. */
+    hp->moe_norm_topk = hp->arch != TS_ARCH_QWEN2MOE && hp->arch != TS_ARCH_OLMOE;
+    hp->qk_norm_full = hp->arch == TS_ARCH_OLMOE;
+    /* llama.cpp sizes olmoe's experts by feed_forward_length. */
+    if (hp->arch == TS_ARCH_OLMOE && hp->n_ff > 0)
+        hp->n_ff_exp = hp->n_ff;
     return TS_OK;
 }
 
@@ -311,7 +318,8 @@ static ts_status bind_layer(ts_model *m, int64_t il, ts_layer *L, ts_err *err)
     char nm[96];
     int64_t d = hp->n_embd, q_dim = hp->n_head * hp->head_k, kv_dim = hp->n_head_kv * hp->head_k;
     bool bias = hp->arch == TS_ARCH_QWEN2 || hp->arch == TS_ARCH_QWEN2MOE;
-    bool qk_norm = hp->arch == TS_ARCH_QWEN3 || hp->arch == TS_ARCH_QWEN3MOE;
+    bool qk_norm = hp->arch == TS_ARCH_QWEN3 || hp->arch == TS_ARCH_QWEN3MOE || hp->qk_norm_full;
+    int64_t qn = hp->qk_norm_full ? q_dim : hp->head_k, kn = hp->qk_norm_full ? kv_dim : hp->head_k;
     if (!ts_gguf_tensor_find(m->gguf, lname(nm, sizeof(nm), il, "attn_q.weight")) &&
         ts_gguf_tensor_find(m->gguf, lname(nm, sizeof(nm), il, "attn_qkv.weight")))
         return ts_err_set(err, TS_E_UNSUPPORTED, "fused QKV tensor layout ('%s')", nm);
@@ -327,8 +335,8 @@ static ts_status bind_layer(ts_model *m, int64_t il, ts_layer *L, ts_err *err)
     if (st == TS_OK) st = get_vec(m, lname(nm, sizeof(nm), il, "attn_q.bias"), q_dim, bias, &L->bq, err);
     if (st == TS_OK) st = get_vec(m, lname(nm, sizeof(nm), il, "attn_k.bias"), kv_dim, bias, &L->bk, err);
     if (st == TS_OK) st = get_vec(m, lname(nm, sizeof(nm), il, "attn_v.bias"), kv_dim, bias, &L->bv, err);
-    if (st == TS_OK) st = get_vec(m, lname(nm, sizeof(nm), il, "attn_q_norm.weight"), hp->head_k, qk_norm, &L->q_norm, err);
-    if (st == TS_OK) st = get_vec(m, lname(nm, sizeof(nm), il, "attn_k_norm.weight"), hp->head_k, qk_norm, &L->k_norm, err);
+    if (st == TS_OK) st = get_vec(m, lname(nm, sizeof(nm), il, "attn_q_norm.weight"), qn, qk_norm, &L->q_norm, err);
+    if (st == TS_OK) st = get_vec(m, lname(nm, sizeof(nm), il, "attn_k_norm.weight"), kn, qk_norm, &L->k_norm, err);
     if (st == TS_OK) st = bind_ffn(m, il, L, err);
     return st;
 }

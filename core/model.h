@@ -17,8 +17,14 @@
 #include "matmul.h"
 #include "tessera.h"
 
-typedef enum { TS_ARCH_LLAMA, TS_ARCH_QWEN2, TS_ARCH_QWEN3, TS_ARCH_QWEN2MOE, TS_ARCH_QWEN3MOE }
-    ts_arch;
+typedef enum {
+    TS_ARCH_LLAMA,
+    TS_ARCH_QWEN2,
+    TS_ARCH_QWEN3,
+    TS_ARCH_QWEN2MOE,
+    TS_ARCH_QWEN3MOE,
+    TS_ARCH_OLMOE,
+} ts_arch;
 
 typedef struct {
     ts_arch arch;
@@ -29,6 +35,10 @@ typedef struct {
     int64_t n_ctx_train;
     float rms_eps, rope_base, rope_scale; /* rope_scale multiplies positions */
     bool rope_neox;
+    /* Q/K RMSNorm: qk_norm_full normalises each token's whole q (n_head x
+     * head_k) and k (n_head_kv x head_k) rows (olmoe); otherwise, where
+     * q_norm is present, each head on its own (qwen3). */
+    bool qk_norm_full;
     /* MoE (n_expert == 0 for dense models) */
     int64_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
     bool moe_norm_topk; /* renormalise the selected top-k weights */
@@ -41,7 +51,7 @@ typedef struct {
     ts_vecf attn_norm, ffn_norm;
     ts_qview wq, wk, wv, wo;
     ts_vecf bq, bk, bv;           /* NULL when absent */
-    ts_vecf q_norm, k_norm;       /* qwen3: (head_k), NULL otherwise */
+    ts_vecf q_norm, k_norm; /* qwen3: (head_k); olmoe: (q rows), (k rows); else NULL */
     ts_qview ffn_gate, ffn_up, ffn_down; /* dense FFN */
     /* MoE: router (n_expert x n_embd) and expert stacks; expert e of a stack
      * starts at data + e * rows * row_stride. */

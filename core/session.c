@@ -22,9 +22,40 @@
 #define DEFAULT_CHUNK 512
 #define DEFAULT_CTX_CAP 4096
 
+/* The tuning variables an engine reads (TESSERA_TOPO and TESSERA_SPIN_US are
+ * checked where they are parsed, in sched/): a value they cannot use is a
+ * clear error, like a bad flag, not a silent default. */
+static ts_status check_env(ts_err *err)
+{
+    const char *e = getenv("TESSERA_ISA");
+    if (e && *e && ts_isa_from_name(e) < 0)
+        return ts_err_set(err, TS_E_ARG,
+                          "TESSERA_ISA='%s': expected scalar, avx2, avx512, amx, neon or neon_dot",
+                          e);
+    e = getenv("TESSERA_PREFILL_CHUNK");
+    if (e && *e) {
+        char *end = NULL;
+        long long v = strtoll(e, &end, 10);
+        if (*end || v < 0 || v > (1ll << 30))
+            return ts_err_set(err, TS_E_ARG,
+                              "TESSERA_PREFILL_CHUNK='%s': expected a token count (0 = one shot)",
+                              e);
+    }
+    e = getenv("TESSERA_MOE_TILE_MAX");
+    if (e && *e && strcmp(e, "32") && strcmp(e, "64") && strcmp(e, "128"))
+        return ts_err_set(err, TS_E_ARG, "TESSERA_MOE_TILE_MAX='%s': expected 32, 64 or 128", e);
+    e = getenv("TESSERA_BLAS");
+    if (e && *e && strcmp(e, "0") && strcmp(e, "1") && strcmp(e, "threaded") && strcmp(e, "tile"))
+        return ts_err_set(err, TS_E_ARG, "TESSERA_BLAS='%s': expected 0, 1, threaded or tile", e);
+    return TS_OK;
+}
+
 ts_status ts_engine_create(ts_engine **out, const ts_engine_opts *opts, ts_err *err)
 {
     *out = NULL;
+    ts_status est = check_env(err);
+    if (est != TS_OK)
+        return est;
     if (!opts || !opts->model_path)
         return ts_err_set(err, TS_E_ARG, "ts_engine_create: no model path");
     if (opts->n_threads < 0 || opts->n_threads > 1024)

@@ -201,6 +201,43 @@ TS_TEST(test_engine_refuses_bad_models)
     ts_engine_destroy(eng);
 }
 
+/* Tuning variables with values the engine cannot use are refused before the
+ * model is read, with the variable named; good values pass that check. */
+TS_TEST(test_engine_refuses_bad_env)
+{
+    static const char *bad[][2] = {
+        {"TESSERA_ISA", "bogus"},           {"TESSERA_PREFILL_CHUNK", "-5"},
+        {"TESSERA_PREFILL_CHUNK", "12abc"}, {"TESSERA_MOE_TILE_MAX", "48"},
+        {"TESSERA_BLAS", "yes"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *keep = getenv(bad[i][0]);
+        char saved[64] = "";
+        if (keep)
+            snprintf(saved, sizeof(saved), "%s", keep);
+        setenv(bad[i][0], bad[i][1], 1);
+        ts_err err = {0};
+        ts_engine *eng = NULL;
+        ts_status st =
+            ts_engine_create(&eng, &(ts_engine_opts){.model_path = "/nonexistent.gguf"}, &err);
+        TS_CHECK(st == TS_E_ARG && strstr(err.msg, bad[i][0]), "%s=%s: %d %s", bad[i][0],
+                 bad[i][1], st, err.msg);
+        ts_engine_destroy(eng);
+        /* A good value gets past the check to the missing file. */
+        setenv(bad[i][0], strcmp(bad[i][0], "TESSERA_ISA") ? "0" : "scalar", 1);
+        if (!strcmp(bad[i][0], "TESSERA_MOE_TILE_MAX"))
+            setenv(bad[i][0], "64", 1);
+        st = ts_engine_create(&eng, &(ts_engine_opts){.model_path = "/nonexistent.gguf"}, &err);
+        TS_CHECK(st != TS_E_ARG && !strstr(err.msg, bad[i][0]), "%s good: %d %s", bad[i][0], st,
+                 err.msg);
+        ts_engine_destroy(eng);
+        if (keep)
+            setenv(bad[i][0], saved, 1);
+        else
+            unsetenv(bad[i][0]);
+    }
+}
+
 static int count_lines(const char *s)
 {
     int n = 0;
@@ -256,7 +293,7 @@ TS_TEST(test_engine_generated_identity)
         int chunk, threads;
     } g[] = {
         {"llama", "q8_0", 7, 3},  {"qwen2", "f16", 33, 2}, {"qwen3", "q4_k", 2, 5},
-        {"qwen3moe", "q8_0", 3, 2}, {"qwen2moe", "q4_0", 16, 3},
+        {"qwen3moe", "q8_0", 3, 2}, {"qwen2moe", "q4_0", 16, 3}, {"olmoe", "q4_k", 5, 3},
     };
     for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++) {
         char path[512], out[1024];
@@ -278,4 +315,59 @@ TS_TEST(test_engine_generated_identity)
         free(got);
         free(toks);
     }
+}
+
+/* OLMoE (Q/K RMSNorm over all heads, softmax routing without renormalising
+ * the top k, experts feed_forward_length wide) against llama.cpp: tests/data
+ * holds llama.cpp v0.5.0's logits (CPU, f32) for the tokens there on
+ * `tessera gen --shape tiny --arch olmoe --type f32`, whose bytes depend on
+ * nothing but the generator's seed. F32 bound, as for ../shared/golden. */
+TS_TEST(test_engine_olmoe_matches_llama_cpp)
+{
+    char path[512], out[1024];
+    FILE *tf = fopen("tests/data/olmoe-tiny-f32.tokens", "r");
+    FILE *lf = fopen("tests/data/olmoe-tiny-f32.logits", "rb");
+    if (!tf || !lf) {
+        if (tf) fclose(tf);
+        if (lf) fclose(lf);
+        ts_test_skip("tests/data/olmoe-tiny-f32.* not found (run from the repository root)");
+        return;
+    }
+    int32_t toks[64];
+    int n = 0;
+    while (n < 64 && fscanf(tf, "%d", &toks[n]) == 1)
+        n++;
+    fclose(tf);
+    const int64_t nv = 512;
+    float *ref = malloc((size_t)n * nv * sizeof(float));
+    size_t got_n = ref ? fread(ref, sizeof(float), (size_t)n * nv, lf) : 0;
+    fclose(lf);
+    TS_REQUIRE(n == 24 && got_n == (size_t)n * nv, "reference: %d tokens, %zu logits", n, got_n);
+    snprintf(path, sizeof(path), "%s/gen-olmoe-f32.gguf", ts_test_tmpdir());
+    int rc = ts_test_sh(out, sizeof(out), 120, "%s gen --shape tiny --arch olmoe --type f32 -o %s",
+                        ts_test_bin(), path);
+    TS_REQUIRE(rc == 0, "tessera gen --arch olmoe: exit %d: %s", rc, out);
+    int64_t v = 0;
+    float *got = run_logits(path, toks, n, 0, 2, false, &v);
+    TS_REQUIRE(got && v == nv, "olmoe logits (vocab %lld)", (long long)v);
+    double worst = 0.0;
+    int top1 = 0;
+    for (int i = 0; i < n; i++) {
+        const float *a = got + (size_t)i * nv, *b = ref + (size_t)i * nv;
+        double num = 0.0, den = 0.0;
+        int ia = 0, ib = 0;
+        for (int64_t j = 0; j < nv; j++) {
+            num += ((double)a[j] - b[j]) * ((double)a[j] - b[j]);
+            den += (double)b[j] * b[j];
+            if (a[j] > a[ia]) ia = (int)j;
+            if (b[j] > b[ib]) ib = (int)j;
+        }
+        if (num / den > worst)
+            worst = num / den;
+        top1 += ia == ib;
+    }
+    TS_CHECK(worst <= 1e-5 && top1 == n, "olmoe vs llama.cpp: max nmse %g, top-1 %d of %d", worst,
+             top1, n);
+    free(got);
+    free(ref);
 }

@@ -162,6 +162,7 @@ static int plan_tensors(model_plan *p, const shape *s)
     uint32_t q = s->n_head * s->head_dim, kv = s->n_head_kv * s->head_dim;
     bool qwen2 = !strcmp(s->arch, "qwen2") || !strcmp(s->arch, "qwen2moe");
     bool qwen3 = !strcmp(s->arch, "qwen3") || !strcmp(s->arch, "qwen3moe");
+    bool olmoe = !strcmp(s->arch, "olmoe");
     int rc = add(p, "token_embd.weight", 2, s->n_embd, s->n_vocab, 1, -1.0f, 1.0f);
     rc |= add(p, "output_norm.weight", 1, s->n_embd, 1, 1, 0.9f, 1.1f);
     if (!s->tied)
@@ -180,9 +181,9 @@ static int plan_tensors(model_plan *p, const shape *s)
             T("attn_k.bias", 1, kv, 1, 1, -0.1f, 0.1f);
             T("attn_v.bias", 1, kv, 1, 1, -0.1f, 0.1f);
         }
-        if (qwen3) {
-            T("attn_q_norm.weight", 1, s->head_dim, 1, 1, 0.9f, 1.1f);
-            T("attn_k_norm.weight", 1, s->head_dim, 1, 1, 0.9f, 1.1f);
+        if (qwen3 || olmoe) { /* olmoe: one norm over all heads */
+            T("attn_q_norm.weight", 1, olmoe ? q : s->head_dim, 1, 1, 0.9f, 1.1f);
+            T("attn_k_norm.weight", 1, olmoe ? kv : s->head_dim, 1, 1, 0.9f, 1.1f);
         }
         T("ffn_norm.weight", 1, s->n_embd, 1, 1, 0.9f, 1.1f);
         if (s->n_expert) {
@@ -299,7 +300,7 @@ static void write_meta(ts_gguf_writer *w, const shape *s, const ts_qmix *mix)
 static int usage(void)
 {
     ts_cli_error("gen", "usage: tessera gen --shape tiny|llama-1b|qwen-0.5b|qwen3-moe-small "
-                        "[--arch llama|qwen2|qwen3|qwen3moe|qwen2moe] [--type TYPE|MIX] "
+                        "[--arch llama|qwen2|qwen3|qwen3moe|qwen2moe|olmoe] [--type TYPE|MIX] "
                         "[--seed N] [--layers N] [-t THREADS] -o OUT.gguf");
     return 2;
 }
@@ -345,16 +346,16 @@ int cmd_gen(int argc, char **argv)
     }
     s = *found;
     if (arch) {
-        static const char *archs[] = {"llama", "qwen2", "qwen3", "qwen3moe", "qwen2moe"};
+        static const char *archs[] = {"llama", "qwen2", "qwen3", "qwen3moe", "qwen2moe", "olmoe"};
         bool ok = false;
-        for (size_t i = 0; i < 5; i++)
+        for (size_t i = 0; i < sizeof(archs) / sizeof(archs[0]); i++)
             ok |= !strcmp(arch, archs[i]);
         if (!ok) {
             ts_cli_error("gen", "unknown --arch '%s'", arch);
             return usage();
         }
         s.arch = arch;
-        bool moe = strstr(arch, "moe") != NULL;
+        bool moe = strstr(arch, "moe") != NULL; /* olmoe too */
         if (moe && !s.n_expert) {
             s.n_expert = 4;
             s.n_expert_used = 2;
@@ -364,6 +365,12 @@ int cmd_gen(int argc, char **argv)
             s.n_expert = 0;
         if (!strcmp(arch, "qwen2moe"))
             s.n_ff_shexp = s.n_ff_exp;
+        /* OLMoE has no GQA (llama.cpp sizes attn_k_norm by n_embd), and its
+         * experts are feed_forward_length wide. */
+        if (!strcmp(arch, "olmoe")) {
+            s.n_head_kv = s.n_head;
+            s.n_ff = s.n_ff_exp;
+        }
     }
     if (layers)
         s.n_layer = (uint32_t)layers;

@@ -71,8 +71,9 @@ INLINE __m256i reduce8(const __m256i *v)
                             _mm256_permute2x128_si256(lo, hi, 0x31));
 }
 
-/* Q8_0 activation pass for one token: da[b] = f32(d), corr[b] = sum(qs) << shift
- * for blocks [b0, b0 + n). */
+/* Q8_0 activation pass for one token: da[b] = f32(d), corr[b] = -(sum(qs) << shift)
+ * for blocks [b0, b0 + n): the kernel starts each block's dot at corr, so the
+ * offset costs no vector op per block (integer: the same isum as dot - (sum << shift)). */
 static void pass_q8_0(const ts_block_q8_0 *ab, int64_t b0, int64_t n, int shift, float *da,
                       int32_t *corr)
 {
@@ -83,13 +84,15 @@ static void pass_q8_0(const ts_block_q8_0 *ab, int64_t b0, int64_t n, int shift,
         for (int i = 0; i < 8; i++)
             v[i] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones,
                                        _mm256_loadu_si256((const __m256i *)ab[b0 + b + i].qs));
-        _mm256_storeu_si256((__m256i *)(corr + b), _mm256_slli_epi32(reduce8(v), shift));
+        _mm256_storeu_si256((__m256i *)(corr + b),
+                            _mm256_sub_epi32(_mm256_setzero_si256(),
+                                             _mm256_slli_epi32(reduce8(v), shift)));
     }
     for (; b < n; b++) {
         int32_t s = 0;
         for (int i = 0; i < 32; i++)
             s += ab[b0 + b].qs[i];
-        corr[b] = s * (1 << shift);
+        corr[b] = -s * (1 << shift);
     }
     for (b = 0; b < n; b++)
         da[b] = _cvtsh_ss(ab[b0 + b].d);
@@ -160,7 +163,7 @@ INLINE void q32_group(int ny, int wt, const uint8_t *g, int64_t nb, int64_t b0, 
         const uint8_t *q = g + (size_t)blk * qb;
         __m512i d[NYMAX];
         UNROLL for (int t = 0; t < ny; t++)
-            d[t] = _mm512_setzero_si512();
+            d[t] = _mm512_set1_epi32(corr[t * NBC32 + (blk - b0)]);
         if (wt) {
             const __m512i hv = wt == 2 ? _mm512_loadu_si512(q + 256) : _mm512_setzero_si512();
             UNROLL for (int s = 0; s < 4; s++) {
@@ -184,10 +187,8 @@ INLINE void q32_group(int ny, int wt, const uint8_t *g, int64_t nb, int64_t b0, 
         const __m512 dw =
             _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + (size_t)blk * 32)));
         UNROLL for (int t = 0; t < ny; t++) {
-            const __m512i isum =
-                _mm512_sub_epi32(d[t], _mm512_set1_epi32(corr[t * NBC32 + (blk - b0)]));
             const __m512 sc = _mm512_mul_ps(dw, _mm512_set1_ps(da[t * NBC32 + (blk - b0)]));
-            acc[t] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(isum), acc[t]);
+            acc[t] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(d[t]), acc[t]);
         }
     }
     UNROLL for (int t = 0; t < ny; t++)
