@@ -34,7 +34,15 @@
 #include "../quant/quant.h"
 #include "../simd/repack.h"
 
-#define SUB_ROWS 64 /* rows per kernel call of a fused gate/up tile (tmp in scratch) */
+/* Rows per kernel call of a projection tile (a fused gate/up tile keeps the
+ * up rows of one call in scratch). The repacked kernels pack a call's
+ * activations once per K chunk, so narrow calls repeat that work, while wide
+ * ones push the call's outputs (re-read per K chunk) out of L2: Q8_0_R16 and
+ * Q4_K_R16 at 64 tokens x K 2048, AMX, one thread, GOP/s, three rounds on the
+ * Xeon device (2026-11-22): Q8_0 64 rows 221 / 230 / 248, 256 rows 283 / 281 /
+ * 283, 1024 rows 269 / 264 / 250; Q4_K 64 rows 539 / 277 / 279, 256 rows 619
+ * / 321 / 315, 1024 rows 368 / 296 / 302. avx512 on Zen 4: level. */
+#define SUB_ROWS 256
 
 struct ts_moe {
     ts_pool *pool;
@@ -414,12 +422,15 @@ static void proj_tile(void *vc, const ts_tile *t, ts_scratch *s)
     float *tmp = (float *)rest; /* (toks, SUB_ROWS) up rows of a fused sub-block */
     float *wrow = (float *)(rest + pad64((size_t)toks * SUB_ROWS * sizeof(float)));
     float *y = row(c->y, c->y_stride, j0);
+    int64_t sub = SUB_ROWS / c->mr * c->mr; /* mr <= 64 */
     if (!c->b.w) {
-        gemm(&c->a, t->expert, t->row0, t->rows, toks, a, sa, c->k, y + t->row0, c->y_stride,
-             wrow);
+        for (int64_t r0 = t->row0; r0 < (int64_t)t->row0 + t->rows; r0 += sub) {
+            int64_t rn =
+                (int64_t)t->row0 + t->rows - r0 < sub ? (int64_t)t->row0 + t->rows - r0 : sub;
+            gemm(&c->a, t->expert, r0, rn, toks, a, sa, c->k, y + r0, c->y_stride, wrow);
+        }
         return;
     }
-    int64_t sub = SUB_ROWS / c->mr * c->mr; /* mr <= 64 */
     for (int64_t r0 = t->row0; r0 < (int64_t)t->row0 + t->rows; r0 += sub) {
         int64_t rn = (int64_t)t->row0 + t->rows - r0 < sub ? (int64_t)t->row0 + t->rows - r0 : sub;
         gemm(&c->a, t->expert, r0, rn, toks, a, sa, c->k, y + r0, c->y_stride, wrow);
