@@ -106,14 +106,20 @@ static double nmse(const float *a, const float *ref, size_t n)
 int main(int argc, char **argv)
 {
     int reps = 10, threads = 0;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--reps"))
-            reps = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--threads"))
-            threads = atoi(argv[i + 1]);
+    for (int i = 1; i < argc; i += 2) {
+        char *end = NULL;
+        long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
+        bool ok = i + 1 < argc && *argv[i + 1] && !*end;
+        if (!strcmp(argv[i], "--reps") && ok && v >= 1 && v <= 1000)
+            reps = (int)v;
+        else if (!strcmp(argv[i], "--threads") && ok && v >= 0 && v <= 1024)
+            threads = (int)v;
+        else {
+            fprintf(stderr, "bench_dense: bad or incomplete option '%s'\n"
+                            "usage: bench_dense [--reps 1..1000] [--threads N]\n", argv[i]);
+            return 2;
+        }
     }
-    if (reps < 1 || reps > 1000)
-        reps = 10;
     const char *commit = getenv("TESSERA_COMMIT") ? getenv("TESSERA_COMMIT") : "dev";
     const char *machine = getenv("TESSERA_MACHINE") ? getenv("TESSERA_MACHINE") : "local";
     ts_pool *pool = NULL;

@@ -136,13 +136,28 @@ int main(int argc, char **argv)
     const char *op = "all", *isa_arg = "all";
     int64_t m = 2048, n = 512, k = 2048;
     int reps = 10;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--op")) op = argv[i + 1];
-        else if (!strcmp(argv[i], "--isa")) isa_arg = argv[i + 1];
-        else if (!strcmp(argv[i], "--m")) m = atoll(argv[i + 1]);
-        else if (!strcmp(argv[i], "--n")) n = atoll(argv[i + 1]);
-        else if (!strcmp(argv[i], "--k")) k = atoll(argv[i + 1]);
-        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+    for (int i = 1; i < argc; i += 2) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        long long x = v ? strtoll(v, &end, 10) : 0;
+        bool num = v && *v && !*end;
+        if (!strcmp(argv[i], "--op") && v) op = v;
+        else if (!strcmp(argv[i], "--isa") && v) isa_arg = v;
+        else if (!strcmp(argv[i], "--m") && num && x >= 1 && x <= (1 << 20)) m = x;
+        else if (!strcmp(argv[i], "--n") && num && x >= 1 && x <= (1 << 16)) n = x;
+        else if (!strcmp(argv[i], "--k") && num && x >= 1 && x <= (1 << 20)) k = x;
+        else if (!strcmp(argv[i], "--reps") && num && x >= 1 && x <= 64) reps = (int)x;
+        else {
+            fprintf(stderr, "bench_kernels: bad or incomplete option '%s'\nusage: bench_kernels "
+                            "[--op gemm_<type>[_r16]|all] [--isa scalar|avx2|avx512|amx|neon|"
+                            "neon_dot|all] [--m ROWS] [--n TOKENS] [--k K] [--reps 1..64]\n",
+                    argv[i]);
+            return 2;
+        }
+    }
+    if (strcmp(isa_arg, "all") && ts_isa_from_name(isa_arg) < 0) {
+        fprintf(stderr, "bench_kernels: unknown --isa '%s'\n", isa_arg);
+        return 2;
     }
     const char *commit = getenv("TESSERA_COMMIT") ? getenv("TESSERA_COMMIT") : "dev";
     const char *machine = getenv("TESSERA_MACHINE") ? getenv("TESSERA_MACHINE") : "local";
@@ -168,6 +183,11 @@ int main(int argc, char **argv)
                  base != type ? "_r16" : "");
         if (strcmp(op, "all") && strcasecmp(op, opname))
             continue;
+        if (!ts_qtype_row_bytes(base, (uint64_t)k)) { /* k must hold whole blocks */
+            fprintf(stderr, "%s: k %lld is not a multiple of %s's block, skipped\n", opname,
+                    (long long)k, ts_qtype_name(base));
+            continue;
+        }
         for (int lv = TS_ISA_SCALAR; lv <= TS_ISA_AMX; lv++) {
             if ((ts_isa)lv > det || (strcmp(isa_arg, "all") && ts_isa_from_name(isa_arg) != lv))
                 continue;

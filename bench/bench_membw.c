@@ -67,8 +67,11 @@ int main(int argc, char **argv)
     size_t mib = argc > 2 ? (size_t)atol(argv[2]) : 1024;
     int reps = argc > 3 ? atoi(argv[3]) : 9;
     long pf = argc > 4 ? atol(argv[4]) : 0;
-    if (nt < 1 || nt > 256 || reps < 1 || reps > 64 || mib < 1 || pf < 0 || pf > (1l << 20))
-        return 1;
+    if (nt < 1 || nt > 256 || reps < 1 || reps > 64 || mib < 1 || pf < 0 || pf > (1l << 20)) {
+        fprintf(stderr, "usage: bench_membw [THREADS 1..256] [MIB] [REPS 1..64] "
+                        "[PREFETCH_BYTES 0..1048576]\n");
+        return 2;
+    }
     size_t n = mib * (1u << 20) / 8;
     uint64_t *buf = aligned_alloc(64, n * 8);
     if (!buf)
