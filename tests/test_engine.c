@@ -371,3 +371,40 @@ TS_TEST(test_engine_olmoe_matches_llama_cpp)
     free(got);
     free(ref);
 }
+
+/* `tessera bench` with llama-bench's test options on a generated model: -pg
+ * and -d name their rows as llama-bench does, -ub lists chunks, jsonl rows
+ * carry llama-bench's fields, and -ngl is accepted; bad values exit 2. */
+TS_TEST(test_engine_bench_llama_bench_options)
+{
+    char path[512], out[8192];
+    snprintf(path, sizeof(path), "%s/gen-bench.gguf", ts_test_tmpdir());
+    int rc = ts_test_sh(out, sizeof(out), 120, "%s gen --shape tiny --type q8_0 -o %s",
+                        ts_test_bin(), path);
+    TS_REQUIRE(rc == 0, "gen: exit %d: %s", rc, out);
+    rc = ts_test_sh(out, sizeof(out), 120,
+                    "%s bench -m %s -p 16 -n 4 -pg 8,2 -d 0,8 -ub 4,16 -r 2 -t 2 -ngl 99 2>/dev/null",
+                    ts_test_bin(), path);
+    TS_REQUIRE(rc == 0, "bench: exit %d: %s", rc, out);
+    static const char *want[] = {"| pp16 |", "| tg4 |", "| pp8+tg2 |", "| pp16 @ d8 |",
+                                 "| tg4 @ d8 |", "| pp8+tg2 @ d8 |", "| 4 | pp16 |",
+                                 "| 16 | pp16 |"};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        TS_CHECK(strstr(out, want[i]), "bench md: no '%s' in:\n%s", want[i], out);
+    TS_CHECK(count_lines(out) == 2 + 2 * 6, "bench md: %d lines:\n%s", count_lines(out), out);
+    rc = ts_test_sh(out, sizeof(out), 120,
+                    "%s bench -m %s -pg 8,2 -d 4 -r 3 -o jsonl 2>/dev/null", ts_test_bin(), path);
+    TS_REQUIRE(rc == 0, "bench jsonl: exit %d: %s", rc, out);
+    static const char *fields[] = {"\"test\": \"pp8+tg2 @ d4\"", "\"n_prompt\": 8",
+                                   "\"n_gen\": 2", "\"n_depth\": 4", "\"avg_ts\": ",
+                                   "\"stddev_ts\": ", "\"samples_ns\": [", "\"model_filename\": "};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        TS_CHECK(strstr(out, fields[i]), "bench jsonl: no '%s' in:\n%s", fields[i], out);
+    TS_CHECK(count_lines(out) == 1 && out[0] == '{', "jsonl: one object a line:\n%s", out);
+    static const char *bad[] = {"-pg 8", "-pg 8,2,1", "-d -1", "-ub x", "-o yaml", "-ngl"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        rc = ts_test_sh(out, sizeof(out), 60, "%s bench -m %s -r 1 %s", ts_test_bin(), path,
+                        bad[i]);
+        TS_CHECK(rc == 2 && count_lines(out) == 1, "bench %s: exit %d: %s", bad[i], rc, out);
+    }
+}

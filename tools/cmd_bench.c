@@ -1,9 +1,19 @@
 /*
- * tools/cmd_bench.c: `tessera bench`: llama-bench's tests and columns.
- *   -m M [-p 512,2048] [-n 128] [-t 1,2] [-r 5] [-o md|csv|json] [--chunk C]
- * pp<N>: prefill N random tokens into an empty cache (one timed ts_session_prefill).
- * tg<N>: decode N random tokens one at a time from an empty cache.
- * Each test runs once untimed (warm-up), then -r times; t/s is mean +- sd.
+ * tools/cmd_bench.c: `tessera bench`: llama-bench's tests, options and columns.
+ *   -m M[,M2] [-p 512,2048] [-n 128] [-pg 512,128] [-d 0,4096] [-t 1,2] [-r 5]
+ *   [-ub 512] [-o md|csv|json|jsonl] [--chunk C]
+ * pp<N>: prefill N random tokens (one timed ts_session_prefill).
+ * tg<N>: decode N random tokens one at a time.
+ * pp<N>+tg<M> (-pg N,M, repeatable): prefill N, then decode M; t/s counts
+ * both, as llama-bench does.
+ * -d D (list): each test starts after D untimed tokens of context (the name
+ * gets " @ dD"); 0 = an empty cache.
+ * -ub C (list): the prefill chunk (llama.cpp's micro-batch); --chunk C is the
+ * same with one value. -ngl, -b and -fa are accepted for llama-bench command
+ * lines and have no effect here (a note says so on stderr).
+ * Each test runs once untimed (warm-up), then -r times; t/s is mean +- sd,
+ * plus the median. json / jsonl rows also carry llama-bench's field names
+ * (n_prompt, n_gen, n_depth, avg_ts, stddev_ts, samples_ts, samples_ns, ...).
  * Peak RSS of the process is reported with each row.
  * --numa MODE / --cpu-range A-B: weight placement and CPUs (tessera.h); the
  * bytes placed per node go to stderr, one line per engine.
@@ -42,8 +52,9 @@ typedef struct {
 
 static int usage(const char *msg)
 {
-    ts_cli_error(CMD, "%s (usage: tessera bench -m MODEL [-p 512,2048] [-n 128] [-t 1,2] [-r 5] "
-                 "[-o md|csv|json] [--chunk C] [--numa MODE] [--cpu-range A-B] "
+    ts_cli_error(CMD, "%s (usage: tessera bench -m MODEL[,MODEL] [-p 512,2048] [-n 128] "
+                 "[-pg PP,TG] [-d 0,4096] [-t 1,2] [-r 5] [-ub 512] [-o md|csv|json|jsonl] "
+                 "[--chunk C] [--numa MODE] [--cpu-range A-B] "
                  "[--sweep 1,2,4 [--sweep-csv F] [--sweep-svg F]] | tessera bench --moe-audit [-t 1,2,3])", msg);
     return 2;
 }
@@ -63,26 +74,46 @@ static bool parse_list(const char *s, long long lo, long long hi, list *out)
     return out->n > 0;
 }
 
+/* One test: depth tokens of context (untimed), then pp prefilled and tg
+ * decoded (timed). */
+typedef struct {
+    long long pp, tg, depth;
+} test_def;
+
+static void test_name(const test_def *t, char *buf, size_t cap)
+{
+    int n = t->pp && t->tg ? snprintf(buf, cap, "pp%lld+tg%lld", t->pp, t->tg)
+            : t->pp        ? snprintf(buf, cap, "pp%lld", t->pp)
+                           : snprintf(buf, cap, "tg%lld", t->tg);
+    if (t->depth && n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, " @ d%lld", t->depth);
+}
+
 /* One timed run; returns seconds or < 0 on error. */
-static double run_once(ts_session *s, const int32_t *toks, long long n, bool pp, ts_err *err)
+static double run_once(ts_session *s, const int32_t *toks, const test_def *t, ts_err *err)
 {
     ts_session_reset(s);
+    if (t->depth > 0 && ts_session_prefill(s, toks, (int)t->depth, NULL, err) != TS_OK)
+        return -1.0;
+    const int32_t *x = toks + t->depth;
     double t0 = ts_cli_now_s();
-    if (pp) {
-        if (ts_session_prefill(s, toks, (int)n, NULL, err) != TS_OK)
+    if (t->pp > 0 && ts_session_prefill(s, x, (int)t->pp, NULL, err) != TS_OK)
+        return -1.0;
+    for (long long i = 0; i < t->tg; i++)
+        if (ts_session_decode(s, x[t->pp + i], err) != TS_OK)
             return -1.0;
-    } else {
-        for (long long i = 0; i < n; i++)
-            if (ts_session_decode(s, toks[i], err) != TS_OK)
-                return -1.0;
-    }
     return ts_cli_now_s() - t0;
 }
 
 typedef struct {
-    const char *model, *fmt;
-    list pp, tg, th;
-    long long reps, chunk;
+    const char *models[MAX_LIST];
+    int n_models;
+    const char *fmt;
+    list pp, tg, th, depth, ub;
+    long long pg[MAX_LIST][2];
+    int n_pg;
+    bool ub_set; /* -ub / --chunk given: the md table shows the chunk */
+    long long reps;
     bool moe_audit;
     int numa;
     const char *cpu_range, *sweep_csv, *sweep_svg;
@@ -124,72 +155,195 @@ static double median(double *v, long long n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* samples: the n per-run t/s in run order (json lists them, as llama-bench's
- * samples_ts); med: their median. */
-static void print_row(const bench_args *a, const char *name, const ts_engine_info *in,
-                      const char *test, double mean, double sd, double med, const double *samples,
-                      long long n, double peak_core, int first)
+typedef struct {
+    const char *path, *name; /* as given, and its file name */
+    const ts_engine_info *in;
+    const test_def *t;
+    int chunk;               /* the session's prefill chunk */
+    double mean, sd, med;
+    const double *samples;   /* t/s per run, in run order */
+    long long n;
+} row_data;
+
+/* s as a JSON string body (quotes, backslashes and control bytes escaped). */
+static void json_str(const char *s)
 {
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+}
+
+static void json_row(const bench_args *a, const row_data *r, const char *test, double g,
+                     double pct, int first)
+{
+    const ts_engine_info *in = r->in;
+    const long long tok = r->t->pp + r->t->tg;
+    double ns_sum = 0.0, ns_sum2 = 0.0;
+    for (long long i = 0; i < r->n; i++) {
+        double ns = 1e9 * (double)tok / r->samples[i];
+        ns_sum += ns;
+        ns_sum2 += ns * ns;
+    }
+    double ns_mean = ns_sum / (double)r->n;
+    double ns_var = r->n > 1 ? (ns_sum2 - ns_sum * ns_mean) / (double)(r->n - 1) : 0.0;
+    bool lines = !strcmp(a->fmt, "jsonl");
+    printf("%s{\"model\": \"", lines ? "" : first ? "[\n  " : ",\n  ");
+    json_str(r->name);
+    printf("\", \"size_mib\": %.2f, \"params_m\": %.2f, \"backend\": \"CPU\", "
+           "\"threads\": %u, \"test\": \"%s\", \"t_s\": %.2f, \"t_s_sd\": %.2f, "
+           "\"gops\": %.1f, \"pct_peak\": %.1f, \"peak_rss_mib\": %.1f, \"t_s_median\": %.2f, ",
+           (double)in->n_bytes / (1024.0 * 1024.0), (double)in->n_params / 1e6, in->n_threads,
+           test, r->mean, r->sd, g, pct, ts_cli_peak_rss_mib(), r->med);
+    /* llama-bench's names for the same run */
+    printf("\"model_filename\": \"");
+    json_str(r->path);
+    printf("\", \"model_type\": \"");
+    json_str(in->arch);
+    printf("\", \"model_size\": %llu, "
+           "\"model_n_params\": %llu, \"n_threads\": %u, \"n_ubatch\": %d, \"n_prompt\": %lld, "
+           "\"n_gen\": %lld, \"n_depth\": %lld, \"avg_ns\": %.0f, \"stddev_ns\": %.0f, "
+           "\"avg_ts\": %.6f, \"stddev_ts\": %.6f, \"samples_ns\": [",
+           (unsigned long long)in->n_bytes, (unsigned long long)in->n_params,
+           in->n_threads, r->chunk, r->t->pp, r->t->tg, r->t->depth, ns_mean,
+           ns_var > 0 ? sqrt(ns_var) : 0.0, r->mean, r->sd);
+    for (long long i = 0; i < r->n; i++)
+        printf("%s%.0f", i ? ", " : "", 1e9 * (double)tok / r->samples[i]);
+    printf("], \"samples_ts\": [");
+    for (long long i = 0; i < r->n; i++)
+        printf("%s%.2f", i ? ", " : "", r->samples[i]);
+    printf("]}%s", lines ? "\n" : "");
+}
+
+static void print_row(const bench_args *a, const row_data *r, double peak_core, int first)
+{
+    const ts_engine_info *in = r->in;
     double size_mib = (double)in->n_bytes / (1024.0 * 1024.0);
     double params_m = (double)in->n_params / 1e6;
     double g, pct;
-    gops(in, mean, peak_core, &g, &pct);
+    char test[64];
+    test_name(r->t, test, sizeof(test));
+    gops(in, r->mean, peak_core, &g, &pct);
     if (!strcmp(a->fmt, "csv")) {
         if (first)
             printf("model,size_mib,params_m,backend,threads,test,t_s,t_s_sd,gops,pct_peak,"
-                   "peak_rss_mib,t_s_median\n");
-        printf("%s,%.2f,%.2f,CPU,%u,%s,%.2f,%.2f,%.1f,%.1f,%.1f,%.2f\n", name, size_mib,
-               params_m, in->n_threads, test, mean, sd, g, pct, ts_cli_peak_rss_mib(), med);
-    } else if (!strcmp(a->fmt, "json")) {
-        printf("%s{\"model\": \"%s\", \"size_mib\": %.2f, \"params_m\": %.2f, \"backend\": \"CPU\", "
-               "\"threads\": %u, \"test\": \"%s\", \"t_s\": %.2f, \"t_s_sd\": %.2f, "
-               "\"gops\": %.1f, \"pct_peak\": %.1f, \"peak_rss_mib\": %.1f, "
-               "\"t_s_median\": %.2f, \"samples_ts\": [",
-               first ? "[\n  " : ",\n  ", name, size_mib, params_m, in->n_threads, test, mean, sd,
-               g, pct, ts_cli_peak_rss_mib(), med);
-        for (long long i = 0; i < n; i++)
-            printf("%s%.2f", i ? ", " : "", samples[i]);
-        printf("]}");
+                   "peak_rss_mib,t_s_median,n_prompt,n_gen,n_depth,n_ubatch\n");
+        printf("%s,%.2f,%.2f,CPU,%u,%s,%.2f,%.2f,%.1f,%.1f,%.1f,%.2f,%lld,%lld,%lld,%d\n",
+               r->name, size_mib, params_m, in->n_threads, test, r->mean, r->sd, g, pct,
+               ts_cli_peak_rss_mib(), r->med, r->t->pp, r->t->tg, r->t->depth, r->chunk);
+    } else if (!strncmp(a->fmt, "json", 4)) {
+        json_row(a, r, test, g, pct, first);
     } else {
         if (first) {
-            printf("| model | size | params | backend | threads | test | t/s | median t/s "
-                   "| GOP/s | %% peak | peak RSS |\n");
-            printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-                   "|\n");
+            printf("| model | size | params | backend | threads |%s test | t/s | median t/s "
+                   "| GOP/s | %% peak | peak RSS |\n", a->ub_set ? " chunk |" : "");
+            printf("| --- | ---: | ---: | --- | ---: |%s ---: | ---: | ---: | ---: | ---: | ---: "
+                   "|\n", a->ub_set ? " ---: |" : "");
         }
-        printf("| %s %s | %.2f MiB | %.2f M | CPU | %u | %s | %.2f ± %.2f | %.2f | %.1f | "
+        char chunk[24] = "";
+        if (a->ub_set)
+            snprintf(chunk, sizeof(chunk), " %d |", r->chunk);
+        printf("| %s %s | %.2f MiB | %.2f M | CPU | %u |%s %s | %.2f ± %.2f | %.2f | %.1f | "
                "%.1f%% | %.1f MiB |\n",
-               in->arch, name, size_mib, params_m, in->n_threads, test, mean, sd, med, g, pct,
-               ts_cli_peak_rss_mib());
+               in->arch, r->name, size_mib, params_m, in->n_threads, chunk, test, r->mean, r->sd,
+               r->med, g, pct, ts_cli_peak_rss_mib());
     }
     fflush(stdout);
+}
+
+/* Appends the comma-separated items of s to out (at most MAX_LIST in all). */
+static bool parse_models(const char *s, bench_args *a)
+{
+    if (!s || !*s)
+        return false;
+    const char *p = s;
+    while (*p) {
+        const char *c = strchr(p, ',');
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        if (n == 0 || a->n_models == MAX_LIST)
+            return false;
+        char *m = strndup(p, n); /* freed by cmd_bench */
+        if (!m)
+            return false;
+        a->models[a->n_models++] = m;
+        p += n + (c ? 1 : 0);
+        if (c && !*p)
+            return false;
+    }
+    return true;
+}
+
+/* Options llama-bench takes that change nothing on this engine (its GPU
+ * layers, logical batch and flash-attention switches): 1 if o is one. */
+static bool ignored_opt(const char *o)
+{
+    static const char *const names[] = {"-ngl", "--n-gpu-layers", "-b", "--batch-size", "-fa",
+                                        "--flash-attn"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (!strcmp(o, names[i]))
+            return true;
+    return false;
 }
 
 static int parse(int argc, char **argv, bench_args *a)
 {
     *a = (bench_args){.fmt = "md", .pp = {{512}, 1}, .tg = {{128}, 1}, .th = {{0}, 1},
-                      .reps = 5, .chunk = -2};
+                      .depth = {{0}, 1}, .ub = {{-2}, 1}, .reps = 5};
+    bool pp_set = false, tg_set = false;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = v != NULL;
+        long long c = 0;
         if (!strcmp(o, "--moe-audit")) {
             a->moe_audit = true;
             continue;
         }
-        if (!strcmp(o, "-m")) a->model = v;
-        else if (!strcmp(o, "-p")) ok = ok && parse_list(v, 0, 1 << 20, &a->pp);
-        else if (!strcmp(o, "-n")) ok = ok && parse_list(v, 0, 1 << 20, &a->tg);
-        else if (!strcmp(o, "-t")) ok = ok && parse_list(v, 1, 1024, &a->th);
-        else if (!strcmp(o, "--sweep")) ok = ok && parse_list(v, 1, 1024, &a->sweep);
+        if (!strcmp(o, "-m") || !strcmp(o, "--model")) ok = ok && parse_models(v, a);
+        else if (!strcmp(o, "-p") || !strcmp(o, "--n-prompt")) {
+            ok = ok && parse_list(v, 0, 1 << 20, &a->pp);
+            pp_set = true;
+        } else if (!strcmp(o, "-n") || !strcmp(o, "--n-gen")) {
+            ok = ok && parse_list(v, 0, 1 << 20, &a->tg);
+            tg_set = true;
+        } else if (!strcmp(o, "-pg")) {
+            list l;
+            ok = ok && parse_list(v, 0, 1 << 20, &l) && l.n == 2 && a->n_pg < MAX_LIST;
+            if (ok) {
+                a->pg[a->n_pg][0] = l.v[0];
+                a->pg[a->n_pg++][1] = l.v[1];
+            }
+        } else if (!strcmp(o, "-d") || !strcmp(o, "--n-depth"))
+            ok = ok && parse_list(v, 0, 1 << 20, &a->depth);
+        else if (!strcmp(o, "-t") || !strcmp(o, "--threads"))
+            ok = ok && parse_list(v, 1, 1024, &a->th);
+        else if (!strcmp(o, "-ub") || !strcmp(o, "--ubatch-size")) {
+            ok = ok && parse_list(v, 0, 1 << 24, &a->ub);
+            a->ub_set = true;
+        } else if (!strcmp(o, "--chunk")) {
+            ok = ok && ts_cli_parse_i64(v, 0, 1 << 24, &c);
+            a->ub = (list){{c}, 1};
+            a->ub_set = true;
+        } else if (!strcmp(o, "--sweep")) ok = ok && parse_list(v, 1, 1024, &a->sweep);
         else if (!strcmp(o, "--sweep-csv")) a->sweep_csv = v;
         else if (!strcmp(o, "--sweep-svg")) a->sweep_svg = v;
         else if (!strcmp(o, "--cpu-range")) a->cpu_range = v;
         else if (!strcmp(o, "--numa")) ok = ok && (a->numa = ts_numa_parse(v)) >= 0;
-        else if (!strcmp(o, "-r")) ok = ok && ts_cli_parse_i64(v, 1, MAX_REPS, &a->reps);
-        else if (!strcmp(o, "--chunk")) ok = ok && ts_cli_parse_i64(v, 0, 1 << 24, &a->chunk);
-        else if (!strcmp(o, "-o")) {
-            ok = ok && (!strcmp(v, "md") || !strcmp(v, "csv") || !strcmp(v, "json"));
+        else if (!strcmp(o, "-r") || !strcmp(o, "--repetitions"))
+            ok = ok && ts_cli_parse_i64(v, 1, MAX_REPS, &a->reps);
+        else if (!strcmp(o, "-o") || !strcmp(o, "--output")) {
+            ok = ok && (!strcmp(v, "md") || !strcmp(v, "csv") || !strcmp(v, "json") ||
+                        !strcmp(v, "jsonl"));
             a->fmt = v;
+        } else if (ignored_opt(o)) {
+            list l;
+            ok = ok && parse_list(v, 0, 1 << 24, &l);
+            if (ok)
+                fprintf(stderr, "tessera bench: %s has no effect on this CPU engine\n", o);
         } else {
             char msg[160];
             snprintf(msg, sizeof(msg), "unknown option '%s'", o);
@@ -202,21 +356,51 @@ static int parse(int argc, char **argv, bench_args *a)
         }
         i++;
     }
-    return a->model || a->moe_audit ? 0 : usage("-m MODEL is required");
+    /* llama-bench: a -pg alone does not also run the default pp512 / tg128. */
+    if (a->n_pg && !pp_set)
+        a->pp = (list){{0}, 1};
+    if (a->n_pg && !tg_set)
+        a->tg = (list){{0}, 1};
+    if (a->sweep.n && (a->n_models > 1 || a->ub.n > 1 || a->depth.n > 1 || a->depth.v[0]))
+        return usage("--sweep takes one model, one chunk and depth 0");
+    return a->n_models || a->moe_audit ? 0 : usage("-m MODEL is required");
 }
 
-/* Runs every test at one thread count; returns 0 or 1 (error printed).
- * pt: NULL, or receives the first pp and tg results (--sweep). */
-static int bench_threads(const bench_args *a, int threads, int *first, ts_sweep_point *pt)
+/* The tests of one (model, threads, chunk): for each depth, every pp, tg and
+ * pg test in that order. Returns how many were written to out. */
+static int plan_tests(const bench_args *a, test_def *out, int cap)
+{
+    int n = 0;
+    for (int d = 0; d < a->depth.n; d++) {
+        for (int i = 0; i < a->pp.n && n < cap; i++)
+            if (a->pp.v[i])
+                out[n++] = (test_def){a->pp.v[i], 0, a->depth.v[d]};
+        for (int i = 0; i < a->tg.n && n < cap; i++)
+            if (a->tg.v[i])
+                out[n++] = (test_def){0, a->tg.v[i], a->depth.v[d]};
+        for (int i = 0; i < a->n_pg && n < cap; i++)
+            if (a->pg[i][0] || a->pg[i][1])
+                out[n++] = (test_def){a->pg[i][0], a->pg[i][1], a->depth.v[d]};
+    }
+    return n;
+}
+
+/* Runs every test of one model at one thread count (every chunk of -ub);
+ * returns 0 or 1 (error printed). pt: NULL, or receives the first pp and tg
+ * results (--sweep). */
+static int bench_threads(const bench_args *a, const char *model, int threads, int *first,
+                         ts_sweep_point *pt)
 {
     ts_err err = {0};
     ts_engine *eng = NULL;
     ts_session *s = NULL;
     int32_t *toks = NULL;
     int rc = 1;
-    const char *name = strrchr(a->model, '/') ? strrchr(a->model, '/') + 1 : a->model;
+    test_def tests[3 * MAX_LIST * MAX_LIST];
+    const int n_tests = plan_tests(a, tests, (int)(sizeof(tests) / sizeof(tests[0])));
+    const char *name = strrchr(model, '/') ? strrchr(model, '/') + 1 : model;
     const double t_load = ts_cli_now_s();
-    if (ts_engine_create(&eng, &(ts_engine_opts){.model_path = a->model, .n_threads = threads,
+    if (ts_engine_create(&eng, &(ts_engine_opts){.model_path = model, .n_threads = threads,
                                                  .numa = a->numa, .cpu_range = a->cpu_range},
                          &err) != TS_OK)
         goto done;
@@ -227,51 +411,63 @@ static int bench_threads(const bench_args *a, int threads, int *first, ts_sweep_
     if (pt)
         *pt = (ts_sweep_point){.threads = in.n_threads, .numa = in.numa, .n_nodes = in.n_nodes};
     long long max_n = 1;
-    for (int i = 0; i < a->pp.n; i++) max_n = a->pp.v[i] > max_n ? a->pp.v[i] : max_n;
-    for (int i = 0; i < a->tg.n; i++) max_n = a->tg.v[i] > max_n ? a->tg.v[i] : max_n;
-    ts_session_opts so = {.n_ctx = (int)max_n,
-                          .chunk = a->chunk == -2 ? 0 : (a->chunk == 0 ? -1 : (int)a->chunk)};
-    toks = malloc((size_t)max_n * sizeof(*toks));
-    if (!toks || ts_session_create(&s, eng, &so, &err) != TS_OK)
+    for (int i = 0; i < n_tests; i++) {
+        long long n = tests[i].depth + tests[i].pp + tests[i].tg;
+        max_n = n > max_n ? n : max_n;
+    }
+    if (max_n > (1 << 22)) {
+        snprintf(err.msg, sizeof(err.msg), "depth + prompt + generated tokens = %lld: too many",
+                 max_n);
         goto done;
+    }
+    toks = malloc((size_t)max_n * sizeof(*toks));
+    if (!toks) {
+        snprintf(err.msg, sizeof(err.msg), "out of memory");
+        goto done;
+    }
     uint64_t rng = 0x9E3779B97F4A7C15ull;
     for (long long i = 0; i < max_n; i++) {
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
         toks[i] = (int32_t)((rng >> 33) % (uint64_t)in.n_vocab);
     }
-    double samples[MAX_REPS];
-    for (int pass = 0; pass < 2; pass++) {
-        const list *l = pass ? &a->tg : &a->pp;
-        for (int i = 0; i < l->n; i++) {
-            long long n = l->v[i];
-            if (n == 0)
-                continue;
+    double samples[MAX_REPS], sorted[MAX_REPS];
+    bool got_pp = false, got_tg = false;
+    for (int u = 0; u < a->ub.n; u++) {
+        long long ub = a->ub.v[u];
+        ts_session_opts so = {.n_ctx = (int)max_n, .chunk = ub == -2 ? 0 : ub == 0 ? -1 : (int)ub};
+        ts_session_destroy(s);
+        s = NULL;
+        if (ts_session_create(&s, eng, &so, &err) != TS_OK)
+            goto done;
+        for (int i = 0; i < n_tests; i++) {
+            const test_def *t = &tests[i];
             double sum = 0.0, sum2 = 0.0;
-            if (run_once(s, toks, n, !pass, &err) < 0) /* warm-up */
+            if (run_once(s, toks, t, &err) < 0) /* warm-up */
                 goto done;
             ts_prof_reset(); /* TESSERA_PROFILE: the timed runs only */
             for (long long r = 0; r < a->reps; r++) {
-                double dt = run_once(s, toks, n, !pass, &err);
+                double dt = run_once(s, toks, t, &err);
                 if (dt < 0)
                     goto done;
-                double tps = (double)n / dt;
+                double tps = (double)(t->pp + t->tg) / dt;
                 samples[r] = tps;
                 sum += tps;
                 sum2 += tps * tps;
             }
             double mean = sum / (double)a->reps;
             double var = a->reps > 1 ? (sum2 - sum * mean) / (double)(a->reps - 1) : 0.0;
-            double sorted[MAX_REPS];
             memcpy(sorted, samples, (size_t)a->reps * sizeof(*sorted));
-            char test[32];
-            snprintf(test, sizeof(test), "%s%lld", pass ? "tg" : "pp", n);
-            print_row(a, name, &in, test, mean, var > 0 ? sqrt(var) : 0.0,
-                      median(sorted, a->reps), samples, a->reps, peak_core(), *first);
+            row_data rd = {model, name, &in, t, ts_session_chunk(s), mean,
+                           var > 0 ? sqrt(var) : 0.0, median(sorted, a->reps), samples, a->reps};
+            print_row(a, &rd, peak_core(), *first);
             *first = 0;
-            if (pt && i == 0) {
-                double *m = pass ? &pt->tg : &pt->pp, *sd = pass ? &pt->tg_sd : &pt->pp_sd;
+            bool pp_only = t->pp && !t->tg, tg_only = t->tg && !t->pp;
+            if (pt && ((pp_only && !got_pp) || (tg_only && !got_tg))) {
+                double *m = tg_only ? &pt->tg : &pt->pp, *sd = tg_only ? &pt->tg_sd : &pt->pp_sd;
                 *m = mean;
-                *sd = var > 0 ? sqrt(var) : 0.0;
+                *sd = rd.sd;
+                got_pp |= pp_only;
+                got_tg |= tg_only;
             }
         }
     }
@@ -338,32 +534,40 @@ static int moe_audit(const bench_args *a)
     return bad ? 1 : 0;
 }
 
+static int run_bench(bench_args *a)
+{
+    if (a->moe_audit)
+        return moe_audit(a);
+    int first = 1;
+    if (a->sweep.n) {
+        ts_sweep_point pts[MAX_LIST];
+        for (int t = 0; t < a->sweep.n; t++)
+            if (bench_threads(a, a->models[0], (int)a->sweep.v[t], &first, &pts[t]))
+                return 1;
+        if (!strcmp(a->fmt, "json") && !first)
+            printf("\n]\n");
+        const char *name =
+            strrchr(a->models[0], '/') ? strrchr(a->models[0], '/') + 1 : a->models[0];
+        return ts_sweep_report(pts, a->sweep.n, name, a->pp.v[0], a->tg.v[0], a->sweep_csv,
+                               a->sweep_svg);
+    }
+    for (int m = 0; m < a->n_models; m++)
+        for (int t = 0; t < a->th.n; t++)
+            if (bench_threads(a, a->models[m], (int)a->th.v[t], &first, NULL))
+                return 1;
+    if (!strcmp(a->fmt, "json") && !first)
+        printf("\n]\n");
+    ts_prof_report(stderr); /* the last test's timed runs */
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     bench_args a;
     int rc = parse(argc, argv, &a);
-    if (rc)
-        return rc;
-    if (a.moe_audit)
-        return moe_audit(&a);
-
-    int first = 1;
-    if (a.sweep.n) {
-        ts_sweep_point pts[MAX_LIST];
-        for (int t = 0; t < a.sweep.n; t++)
-            if (bench_threads(&a, (int)a.sweep.v[t], &first, &pts[t]))
-                return 1;
-        if (!strcmp(a.fmt, "json") && !first)
-            printf("\n]\n");
-        const char *name = strrchr(a.model, '/') ? strrchr(a.model, '/') + 1 : a.model;
-        return ts_sweep_report(pts, a.sweep.n, name, a.pp.v[0], a.tg.v[0], a.sweep_csv,
-                               a.sweep_svg);
-    }
-    for (int t = 0; t < a.th.n; t++)
-        if (bench_threads(&a, (int)a.th.v[t], &first, NULL))
-            return 1;
-    if (!strcmp(a.fmt, "json") && !first)
-        printf("\n]\n");
-    ts_prof_report(stderr); /* the last test's timed runs */
-    return 0;
+    if (rc == 0)
+        rc = run_bench(&a);
+    for (int m = 0; m < a.n_models; m++) /* parse_models' copies */
+        free((char *)a.models[m]);
+    return rc;
 }
