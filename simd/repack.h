@@ -35,6 +35,11 @@
  *            (64) at 256 + 4r: byte i bit 2s = hb(4s + i), bit 2s + 1 =
  *            hb(16 + 4s + i) (s = 0..3; hb(e) = bit e of qh); MB 32: d[r] f16.
  *            Stored value u = nibble | hb << 4 (0..31), q = u - 16.
+ *   Q5_K_R16 QB 2560: low nibbles as Q4_K_R16 (2048: chunk c, step s at
+ *            512c + 64s + 4r: qs[32c + 4s..]); high bits (512): step s (0..7)
+ *            at 2048 + 64s + 4r: qh[4s..4s+3] as they are (bit j of qh[l] is
+ *            the 5th bit of element 32j + l, sub-block j); MB 320 as Q4_K_R16.
+ *            Value q = nibble | bit << 4 (0..31).
  */
 #ifndef TS_SIMD_REPACK_H
 #define TS_SIMD_REPACK_H
@@ -72,6 +77,10 @@ void ts_gemm_q4_0_r16_q8_0_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
                                   const void *restrict a, size_t a_stride, float *restrict y,
                                   size_t y_stride);
 void ts_gemm_q4_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
+                                  const void *restrict w, size_t w_stride,
+                                  const void *restrict a, size_t a_stride, float *restrict y,
+                                  size_t y_stride);
+void ts_gemm_q5_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
                                   const void *restrict w, size_t w_stride,
                                   const void *restrict a, size_t a_stride, float *restrict y,
                                   size_t y_stride);

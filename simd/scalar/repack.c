@@ -4,6 +4,7 @@
  * Invariant: get_block(repack(x)) == x byte for byte for every block of every
  * real row (tested), so a repacked matrix carries exactly the plain values.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include "../repack.h"
@@ -23,6 +24,7 @@ static const r16_info *info(uint32_t rtype)
         {TS_QTYPE_Q4_K, sizeof(ts_block_q4_k), TS_QK_K, 2048, 320},
         {TS_QTYPE_Q6_K, sizeof(ts_block_q6_k), TS_QK_K, 3072, 288},
         {TS_QTYPE_Q5_0, sizeof(ts_block_q5_0), TS_QK5_0, 320, 32},
+        {TS_QTYPE_Q5_K, sizeof(ts_block_q5_k), TS_QK_K, 2560, 320},
     };
     if (rtype < TS_QTYPE_COUNT || rtype >= TS_GEMM_SLOTS)
         return NULL;
@@ -37,6 +39,7 @@ uint32_t ts_repack_type(uint32_t qtype)
     case TS_QTYPE_Q4_K: return TS_QTYPE_Q4_K_R16;
     case TS_QTYPE_Q6_K: return TS_QTYPE_Q6_K_R16;
     case TS_QTYPE_Q5_0: return TS_QTYPE_Q5_0_R16;
+    case TS_QTYPE_Q5_K: return TS_QTYPE_Q5_K_R16;
     default: return 0;
     }
 }
@@ -148,12 +151,17 @@ static void put(uint32_t rtype, const void *src, int r, uint8_t *q, uint8_t *m)
         memcpy(m + 256 + 2 * r, &b->d, 2);
         break;
     }
-    default: { /* Q4_K */
-        const ts_block_q4_k *b = src;
-        const uint8_t *s6 = b->scales;
+    default: { /* Q4_K, Q5_K (same scales, nibbles and metadata; Q5_K's qh after) */
+        const bool q5 = rtype == TS_QTYPE_Q5_K_R16;
+        const ts_block_q4_k *b4 = src;
+        const ts_block_q5_k *b5 = src;
+        const uint8_t *s6 = q5 ? b5->scales : b4->scales, *qs = q5 ? b5->qs : b4->qs;
         for (int c = 0; c < 4; c++)
             for (int s = 0; s < 8; s++)
-                memcpy(q + 512 * c + 64 * s + 4 * r, b->qs + 32 * c + 4 * s, 4);
+                memcpy(q + 512 * c + 64 * s + 4 * r, qs + 32 * c + 4 * s, 4);
+        if (q5)
+            for (int s = 0; s < 8; s++)
+                memcpy(q + 2048 + 64 * s + 4 * r, b5->qh + 4 * s, 4);
         for (int j = 0; j < 8; j++) {
             int sc, mn;
             if (j < 4) {
@@ -166,8 +174,8 @@ static void put(uint32_t rtype, const void *src, int r, uint8_t *q, uint8_t *m)
             m[16 * j + r] = (uint8_t)sc;
             m[128 + 32 * (j / 2) + 2 * r + (j & 1)] = (uint8_t)mn;
         }
-        memcpy(m + 256 + 2 * r, &b->d, 2);
-        memcpy(m + 288 + 2 * r, &b->dmin, 2);
+        memcpy(m + 256 + 2 * r, q5 ? &b5->d : &b4->d, 2);
+        memcpy(m + 288 + 2 * r, q5 ? &b5->dmin : &b4->dmin, 2);
         break;
     }
     }
@@ -249,23 +257,29 @@ void ts_repack_get_block(uint32_t rtype, const void *w, size_t row_stride, int64
         memcpy(&b->d, m + 256 + 2 * r, 2);
         break;
     }
-    default: { /* Q4_K: re-encode the 12 packed 6-bit scale/min bytes */
-        ts_block_q4_k *b = out;
+    default: { /* Q4_K, Q5_K: re-encode the 12 packed 6-bit scale/min bytes */
+        const bool q5 = rtype == TS_QTYPE_Q5_K_R16;
+        ts_block_q4_k *b4 = out;
+        ts_block_q5_k *b5 = out;
+        uint8_t *scales = q5 ? b5->scales : b4->scales, *qs = q5 ? b5->qs : b4->qs;
         int sc[8], mn[8];
         for (int j = 0; j < 8; j++) {
             sc[j] = m[16 * j + r];
             mn[j] = m[128 + 32 * (j / 2) + 2 * r + (j & 1)];
         }
         for (int j = 0; j < 4; j++) {
-            b->scales[j] = (uint8_t)(sc[j] | ((sc[j + 4] >> 4) << 6));
-            b->scales[j + 4] = (uint8_t)(mn[j] | ((mn[j + 4] >> 4) << 6));
-            b->scales[j + 8] = (uint8_t)((sc[j + 4] & 0xf) | ((mn[j + 4] & 0xf) << 4));
+            scales[j] = (uint8_t)(sc[j] | ((sc[j + 4] >> 4) << 6));
+            scales[j + 4] = (uint8_t)(mn[j] | ((mn[j + 4] >> 4) << 6));
+            scales[j + 8] = (uint8_t)((sc[j + 4] & 0xf) | ((mn[j + 4] & 0xf) << 4));
         }
         for (int c = 0; c < 4; c++)
             for (int s = 0; s < 8; s++)
-                memcpy(b->qs + 32 * c + 4 * s, q + 512 * c + 64 * s + 4 * r, 4);
-        memcpy(&b->d, m + 256 + 2 * r, 2);
-        memcpy(&b->dmin, m + 288 + 2 * r, 2);
+                memcpy(qs + 32 * c + 4 * s, q + 512 * c + 64 * s + 4 * r, 4);
+        if (q5)
+            for (int s = 0; s < 8; s++)
+                memcpy(b5->qh + 4 * s, q + 2048 + 64 * s + 4 * r, 4);
+        memcpy(q5 ? &b5->d : &b4->d, m + 256 + 2 * r, 2);
+        memcpy(q5 ? &b5->dmin : &b4->dmin, m + 288 + 2 * r, 2);
         break;
     }
     }

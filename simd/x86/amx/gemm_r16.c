@@ -1,11 +1,11 @@
 /*
  * simd/x86/amx/gemm_r16.c: AMX-INT8 GEMM tiles for the repacked layouts
- * (simd/repack.h): Q8_0_R16, Q4_0_R16, Q5_0_R16 x Q8_0 and Q4_K_R16,
+ * (simd/repack.h): Q8_0_R16, Q4_0_R16, Q5_0_R16 x Q8_0 and Q4_K_R16, Q5_K_R16,
  * Q6_K_R16 x Q8_K. Every kernel gives the scalar twin's bits (kernels.h's
  * canonical order: exact integer block or super-block sums, then the float
  * steps in K order), tested with memcmp where AMX exists and under tile.h's
  * emulation elsewhere. The two families are described above their code:
- * "Block-32 types" and "Q4_K_R16 / Q6_K_R16".
+ * "Block-32 types" and "Q4_K_R16 / Q5_K_R16 / Q6_K_R16".
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -260,7 +260,7 @@ GEMM_DECL(ts_gemm_q5_0_r16_q8_0_amx)
         b32_gemm(2, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
 }
 
-/* ---- Q4_K_R16 / Q6_K_R16 x Q8_K ----
+/* ---- Q4_K_R16 / Q5_K_R16 / Q6_K_R16 x Q8_K ----
  *
  * The K-quants carry an integer scale per 32 (Q4_K) or 16 (Q6_K) weights
  * inside a 256-weight super-block, and the canonical order (kernels.h) wants
@@ -269,6 +269,7 @@ GEMM_DECL(ts_gemm_q5_0_r16_q8_0_amx)
  * K chunk into a stack buffer, to w' = sc * q + off and split into bytes,
  * w' = 256 * hi + lo:
  *   Q4_K: w' = sc * q (q 0..15, sc 0..63: 0..945), off 0;
+ *   Q5_K: the same with q 0..31 (0..1953), and Q4_K's float steps below;
  *   Q6_K: w' = sc * (u - 32) + 4096 (u = stored 0..63, sc -128..127: 128..8192),
  *         computed as sc * u + (4096 - 32 sc).
  * Two u8 B tiles per 64 weights (lo, hi) against one s8 A tile of 16 tokens'
@@ -305,8 +306,10 @@ static const ts_tile_cfg g_cfg_kq __attribute__((aligned(64))) = {
     .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
 
 GEMM_DECL(ts_gemm_q4_k_r16_q8_k_amx);
+GEMM_DECL(ts_gemm_q5_k_r16_q8_k_amx);
 GEMM_DECL(ts_gemm_q6_k_r16_q8_k_amx);
 GEMM_DECL(ts_gemm_q4_k_r16_q8_k_avx512); /* simd/x86/avx512/gemm_r16.c */
+GEMM_DECL(ts_gemm_q5_k_r16_q8_k_avx512);
 GEMM_DECL(ts_gemm_q6_k_r16_q8_k_avx512);
 
 /* One row group's super-block as B tiles: [lo, hi][K tile][16 x 64 B]. */
@@ -344,12 +347,16 @@ INLINE __m512i kq_words(__m512i v)
                            _mm512_slli_epi32(v, 16));
 }
 
-/* Expands super-block blk of the Q4_K_R16 row group g. */
-static void kq_expand_q4k(const uint8_t *g, int64_t nb, int64_t blk, kq_expanded ex)
+/* Expands super-block blk of the Q4_K_R16 (q5 0) or Q5_K_R16 (q5 1) row
+ * group g. Q5_K: q = nibble | 5th bit << 4 (0..31; sc * q <= 1953, so the
+ * high byte stays <= 7), the bit moved as the avx512 kernel moves it. */
+INLINE void kq_expand_q45k(int q5, const uint8_t *g, int64_t nb, int64_t blk, kq_expanded ex)
 {
-    const __m512i m4 = _mm512_set1_epi8(0x0f), zero = _mm512_setzero_si512();
-    const uint8_t *q = g + (size_t)blk * 2048;
-    const uint8_t *meta = g + (size_t)nb * 2048 + (size_t)blk * 320;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m10 = _mm512_set1_epi8(0x10);
+    const __m512i zero = _mm512_setzero_si512();
+    const size_t qb = q5 ? 2560 : 2048;
+    const uint8_t *q = g + (size_t)blk * qb;
+    const uint8_t *meta = g + (size_t)nb * qb + (size_t)blk * 320;
     for (int c = 0; c < 4; c++) {
         const __m512i sc0 = kq_words(
             _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(meta + 32 * c))));
@@ -358,11 +365,21 @@ static void kq_expand_q4k(const uint8_t *g, int64_t nb, int64_t blk, kq_expanded
         uint8_t *lo = ex[0][c], *hi = ex[1][c];
         UNROLL_KQ for (int s = 0; s < 8; s++) {
             const __m512i v = _mm512_loadu_si512(q + 512 * c + 64 * s);
+            __m512i x0 = _mm512_and_si512(v, m4), x1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            if (q5) { /* sub-blocks 2c and 2c + 1: bits 2c, 2c + 1 of the step's qh bytes */
+                const __m512i hv = _mm512_loadu_si512(q + 2048 + 64 * s);
+                const __m512i h0 = c < 2 ? _mm512_slli_epi16(hv, 4 - 2 * c)
+                                         : _mm512_srli_epi16(hv, 2 * c - 4);
+                const __m512i h1 = c < 2 ? _mm512_slli_epi16(hv, 3 - 2 * c)
+                                         : _mm512_srli_epi16(hv, 2 * c - 3);
+                x0 = _mm512_ternarylogic_epi32(x0, h0, m10, 0xF8);
+                x1 = _mm512_ternarylogic_epi32(x1, h1, m10, 0xF8);
+            }
             __m512i l, h;
-            kq_split(_mm512_and_si512(v, m4), sc0, zero, 0, &l, &h);
+            kq_split(x0, sc0, zero, 0, &l, &h);
             _mm512_store_si512(lo + 64 * s, l);
             _mm512_store_si512(hi + 64 * s, h);
-            kq_split(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), sc1, zero, 0, &l, &h);
+            kq_split(x1, sc1, zero, 0, &l, &h);
             _mm512_store_si512(lo + 64 * (8 + s), l);
             _mm512_store_si512(hi + 64 * (8 + s), h);
         }
@@ -509,20 +526,27 @@ INLINE void kq_float(int is_q6, const kq_tokens *td, int64_t blk, const uint8_t 
     }
 }
 
-INLINE void kq_expand(int is_q6, const uint8_t *g, int64_t nb, int64_t blk, kq_expanded ex)
+/* kt: KQ_Q4K, KQ_Q6K or KQ_Q5K (Q5_K is Q4_K with a 5th bit: same metadata,
+ * min term and float step). */
+enum { KQ_Q4K, KQ_Q6K, KQ_Q5K };
+
+INLINE void kq_expand(int kt, const uint8_t *g, int64_t nb, int64_t blk, kq_expanded ex)
 {
-    if (is_q6)
+    if (kt == KQ_Q6K)
         kq_expand_q6k(g, nb, blk, ex);
+    else if (kt == KQ_Q5K)
+        kq_expand_q45k(1, g, nb, blk, ex);
     else
-        kq_expand_q4k(g, nb, blk, ex);
+        kq_expand_q45k(0, g, nb, blk, ex);
 }
 
-/* The two K-quant kernels: contract as the Q8_0_R16 one, k % 256 == 0. */
-INLINE void kq_gemm(int is_q6, int64_t k, int64_t n_rows, int64_t n_tok, const void *w,
+/* The K-quant kernels: contract as the Q8_0_R16 one, k % 256 == 0. */
+INLINE void kq_gemm(int kt, int64_t k, int64_t n_rows, int64_t n_tok, const void *w,
                     size_t w_stride, const void *a, size_t a_stride, float *y, size_t y_stride)
 {
+    const int is_q6 = kt == KQ_Q6K;
     const int64_t nb = k / TS_QK_K, n_rg = (n_rows + 15) / 16;
-    const size_t qb = is_q6 ? 3072 : 2048, mb = is_q6 ? 288 : 320;
+    const size_t qb = is_q6 ? 3072 : kt == KQ_Q5K ? 2560 : 2048, mb = is_q6 ? 288 : 320;
     kq_expanded ex[2] __attribute__((aligned(64)));
     kq_tokens td;
     int8_t ap[KQ_TG / 16 * 4096] __attribute__((aligned(64)));
@@ -534,7 +558,7 @@ INLINE void kq_gemm(int is_q6, int64_t k, int64_t n_rows, int64_t n_tok, const v
         float *yg = (float *)((char *)y + (size_t)t0 * y_stride);
         for (int64_t blk = 0; blk < nb; blk++) {
             kq_token_pass(is_q6, a, a_stride, t0, nt, blk, &td, ap);
-            kq_expand(is_q6, (const uint8_t *)w, nb, blk, ex[0]);
+            kq_expand(kt, (const uint8_t *)w, nb, blk, ex[0]);
             TILE_BARRIER(); /* the packed and expanded bytes are read by tile loads */
             kq_tiles(ex[0], ap, 0, ntt > 1, cb[0]);
             for (int64_t st = 0; st < n_steps; st++) {
@@ -542,7 +566,7 @@ INLINE void kq_gemm(int is_q6, int64_t k, int64_t n_rows, int64_t n_tok, const v
                 if (st + 1 < n_steps) {
                     const int64_t rg1 = (st + 1) / n_pairs, tt1 = 2 * ((st + 1) % n_pairs);
                     if (rg1 != rg) {
-                        kq_expand(is_q6, (const uint8_t *)w + (size_t)(16 * rg1) * w_stride, nb,
+                        kq_expand(kt, (const uint8_t *)w + (size_t)(16 * rg1) * w_stride, nb,
                                   blk, ex[rg1 & 1]);
                         TILE_BARRIER();
                     }
@@ -565,7 +589,16 @@ GEMM_DECL(ts_gemm_q4_k_r16_q8_k_amx)
         ts_gemm_q4_k_r16_q8_k_avx512(k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
         return;
     }
-    kq_gemm(0, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+    kq_gemm(KQ_Q4K, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+}
+
+GEMM_DECL(ts_gemm_q5_k_r16_q8_k_amx)
+{
+    if (n_tok < AMX_MIN_TOK) {
+        ts_gemm_q5_k_r16_q8_k_avx512(k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+        return;
+    }
+    kq_gemm(KQ_Q5K, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
 }
 
 GEMM_DECL(ts_gemm_q6_k_r16_q8_k_amx)
@@ -574,7 +607,7 @@ GEMM_DECL(ts_gemm_q6_k_r16_q8_k_amx)
         ts_gemm_q6_k_r16_q8_k_avx512(k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
         return;
     }
-    kq_gemm(1, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+    kq_gemm(KQ_Q6K, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
 }
 
 void ts_simd_register_gemm_r16_amx(ts_kernels *k)
@@ -593,6 +626,9 @@ void ts_simd_register_gemm_r16_amx(ts_kernels *k)
                                                 "ts_gemm_q4_k_r16_q8_k_amx"};
     k->gemm[TS_QTYPE_Q6_K_R16] = (ts_gemm_slot){ts_gemm_q6_k_r16_q8_k_amx, TS_ACT_Q8_K, 16, NT,
                                                 "ts_gemm_q6_k_r16_q8_k_amx"};
+    k->gemm[TS_QTYPE_Q5_K_R16] = (ts_gemm_slot){ts_gemm_q5_k_r16_q8_k_amx, TS_ACT_Q8_K, 16, NT,
+                                                "ts_gemm_q5_k_r16_q8_k_amx"};
     k->gemm_tok_block[TS_QTYPE_Q4_K_R16] = KQ_TG;
+    k->gemm_tok_block[TS_QTYPE_Q5_K_R16] = KQ_TG;
     k->gemm_tok_block[TS_QTYPE_Q6_K_R16] = KQ_TG;
 }

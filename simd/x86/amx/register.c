@@ -1,6 +1,6 @@
 /*
  * simd/x86/amx/register.c: overwrites the kernel-table slots the amx level
- * implements (the Q8_0_R16, Q4_K_R16 and Q6_K_R16 GEMM tiles on AMX-INT8, and
+ * implements (the _R16 GEMM tiles on AMX-INT8, and
  * the int8 peak probe); every other slot keeps
  * the avx512 level's kernel. Registered only when simd/dispatch.c found AMX
  * usable (CPUID, XCR0 and the arch_prctl XTILEDATA permission).

@@ -1,7 +1,7 @@
 /*
  * simd/x86/avx512/gemm_r16.c: AVX-512 VNNI zmm GEMM tiles for the load-time
- * repacked layouts (simd/repack.h): Q8_0_R16, Q4_0_R16, Q5_0_R16 (x Q8_0), Q4_K_R16 and
- * Q6_K_R16 (x Q8_K).
+ * repacked layouts (simd/repack.h): Q8_0_R16, Q4_0_R16, Q5_0_R16 (x Q8_0), Q4_K_R16,
+ * Q5_K_R16 and Q6_K_R16 (x Q8_K).
  *
  * Register block: 16 rows (one row group, one zmm lane per row) x NY <= 8
  * tokens. Per 4-byte step one zmm load (or nibble unpack) of the 16 rows'
@@ -51,6 +51,7 @@ GEMM_DECL(ts_gemm_q8_0_r16_q8_0_avx512);
 GEMM_DECL(ts_gemm_q4_0_r16_q8_0_avx512);
 GEMM_DECL(ts_gemm_q5_0_r16_q8_0_avx512);
 GEMM_DECL(ts_gemm_q4_k_r16_q8_k_avx512);
+GEMM_DECL(ts_gemm_q5_k_r16_q8_k_avx512);
 GEMM_DECL(ts_gemm_q6_k_r16_q8_k_avx512);
 void ts_simd_register_gemm_r16_avx512(ts_kernels *k);
 
@@ -272,12 +273,17 @@ static void pass_q8_k(const ts_block_q8_k *ab, int64_t b0, int64_t n, int32_t *m
     }
 }
 
-INLINE void q4k_group(int ny, const uint8_t *g, const uint8_t *gn, int64_t nb, int64_t b0,
-                      int64_t n, const void *a,
+/* One row group x ny tokens over super-blocks [b0, b0 + n): Q4_K_R16 (q5 0)
+ * or Q5_K_R16 (q5 1: each step's 5th bits from the 512-byte high-bit region,
+ * bit j of a byte moved to bit 4 for sub-block j, as r16_unpack.h does for
+ * Q5_0: 16-bit shifts by <= 4 never carry a neighbouring byte's bit there). */
+INLINE void q4k_group(int ny, int q5, const uint8_t *g, const uint8_t *gn, int64_t nb,
+                      int64_t b0, int64_t n, const void *a,
                       size_t a_stride, const int32_t *mpair, float *y, size_t y_stride,
                       __mmask16 mask)
 {
-    const uint8_t *meta0 = g + (size_t)nb * 2048;
+    const size_t qb = q5 ? 2560 : 2048;
+    const uint8_t *meta0 = g + (size_t)nb * qb;
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     const __m512 neg = _mm512_set1_ps(-0.0f);
     const ts_block_q8_k *ab[NYMAX];
@@ -287,7 +293,7 @@ INLINE void q4k_group(int ny, const uint8_t *g, const uint8_t *gn, int64_t nb, i
         acc[t] = acc_load(b0 == 0, YROW(t), mask);
     }
     for (int64_t blk = b0; blk < b0 + n; blk++) {
-        const uint8_t *q = g + (size_t)blk * 2048, *meta = meta0 + (size_t)blk * 320;
+        const uint8_t *q = g + (size_t)blk * qb, *meta = meta0 + (size_t)blk * 320;
         const uint8_t *pg = NULL;
         int64_t pb = 0;
         if (ny == 1)
@@ -301,8 +307,13 @@ INLINE void q4k_group(int ny, const uint8_t *g, const uint8_t *gn, int64_t nb, i
             UNROLL for (int s = 0; s < 8; s++) {
                 __m512i wv = _mm512_loadu_si512(qc + 64 * s);
                 wv = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(wv, 4) : wv, m4);
+                if (q5) { /* nibble | (bit j << 4) */
+                    __m512i hv = _mm512_loadu_si512(q + 2048 + 64 * s);
+                    hv = j < 4 ? _mm512_slli_epi16(hv, 4 - j) : _mm512_srli_epi16(hv, j - 4);
+                    wv = _mm512_ternarylogic_epi32(wv, hv, _mm512_set1_epi8(0x10), 0xF8);
+                }
                 if (ny == 1)
-                    pf_line(pg, pb, nb, 2048, 320, 8 * j + s);
+                    pf_line(pg, pb, nb, qb, 320, 8 * j + s);
                 UNROLL for (int t = 0; t < ny; t++) {
                     const __m512i av = bcast32(ab[t][blk].qs + 32 * j + 4 * s);
                     d[t] = s ? _mm512_dpbusd_epi32(d[t], wv, av)
@@ -337,7 +348,8 @@ INLINE void q4k_group(int ny, const uint8_t *g, const uint8_t *gn, int64_t nb, i
 }
 
 /* Contract: as the Q8_0_R16 one, k % 256 == 0. */
-GEMM_DECL(ts_gemm_q4_k_r16_q8_k_avx512)
+INLINE void gemm_q45k(int q5, int64_t k, int64_t n_rows, int64_t n_tok, const void *w,
+                      size_t w_stride, const void *a, size_t a_stride, float *y, size_t y_stride)
 {
     const int64_t nb = k / TS_QK_K;
     int32_t mpair[NYMAX * 4 * NBCK];
@@ -362,7 +374,10 @@ GEMM_DECL(ts_gemm_q4_k_r16_q8_k_avx512)
                     row + 16 < (n == nb && n_tg == 1 ? n_rows : r1) ? g + 16 * w_stride : NULL;
 #define QK_CASE(NY_)                                                                           \
     case NY_:                                                                                  \
-        q4k_group(NY_, g, gn, nb, b0, n, at, a_stride, mpair, yt + row, y_stride, mask);       \
+        if (q5)                                                                                \
+            q4k_group(NY_, 1, g, gn, nb, b0, n, at, a_stride, mpair, yt + row, y_stride, mask); \
+        else                                                                                   \
+            q4k_group(NY_, 0, g, gn, nb, b0, n, at, a_stride, mpair, yt + row, y_stride, mask); \
         break;
                 switch (ny) {
                     QK_CASE(1) QK_CASE(2) QK_CASE(3) QK_CASE(4)
@@ -372,6 +387,16 @@ GEMM_DECL(ts_gemm_q4_k_r16_q8_k_avx512)
             }
         }
     }
+}
+
+GEMM_DECL(ts_gemm_q4_k_r16_q8_k_avx512)
+{
+    gemm_q45k(0, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+}
+
+GEMM_DECL(ts_gemm_q5_k_r16_q8_k_avx512)
+{
+    gemm_q45k(1, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
 }
 
 /* ---- Q6_K_R16 x Q8_K ---- */
@@ -488,4 +513,6 @@ void ts_simd_register_gemm_r16_avx512(ts_kernels *k)
                                                 NYMAX, "ts_gemm_q6_k_r16_q8_k_avx512"};
     k->gemm[TS_QTYPE_Q5_0_R16] = (ts_gemm_slot){ts_gemm_q5_0_r16_q8_0_avx512, TS_ACT_Q8_0, 16,
                                                 NYMAX, "ts_gemm_q5_0_r16_q8_0_avx512"};
+    k->gemm[TS_QTYPE_Q5_K_R16] = (ts_gemm_slot){ts_gemm_q5_k_r16_q8_k_avx512, TS_ACT_Q8_K, 16,
+                                                NYMAX, "ts_gemm_q5_k_r16_q8_k_avx512"};
 }
