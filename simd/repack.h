@@ -40,6 +40,13 @@
  *            at 2048 + 64s + 4r: qh[4s..4s+3] as they are (bit j of qh[l] is
  *            the 5th bit of element 32j + l, sub-block j); MB 320 as Q4_K_R16.
  *            Value q = nibble | bit << 4 (0..31).
+ *   Q3_K_R16 QB 1536 (114 bytes per row and block, plain 110): low 2 bits
+ *            (1024): half h (0..1), step s at 512h + 64s + 4r: qs[32h + 4s..]
+ *            as they are (bits 2m..2m+1: 32-sub-block 4h + m); high bits
+ *            (512): step s at 1024 + 64s + 4r: hmask[4s..] as they are (bit
+ *            j: sub-block j). Stored u = low2 | hbit << 2 (0..7), q = u - 4.
+ *            MB 288 as Q6_K_R16: the 16 scales (6-bit stored - 32) as int8
+ *            pairs at 32i + 2r, d[r] f16 at 256.
  */
 #ifndef TS_SIMD_REPACK_H
 #define TS_SIMD_REPACK_H
@@ -81,6 +88,10 @@ void ts_gemm_q4_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
                                   const void *restrict a, size_t a_stride, float *restrict y,
                                   size_t y_stride);
 void ts_gemm_q5_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
+                                  const void *restrict w, size_t w_stride,
+                                  const void *restrict a, size_t a_stride, float *restrict y,
+                                  size_t y_stride);
+void ts_gemm_q3_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
                                   const void *restrict w, size_t w_stride,
                                   const void *restrict a, size_t a_stride, float *restrict y,
                                   size_t y_stride);

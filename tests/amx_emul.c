@@ -11,6 +11,7 @@
 #define ts_gemm_q5_0_r16_q8_0_amx ts_emu_gemm_q5_0_r16_q8_0_amx
 #define ts_gemm_q4_k_r16_q8_k_amx ts_emu_gemm_q4_k_r16_q8_k_amx
 #define ts_gemm_q5_k_r16_q8_k_amx ts_emu_gemm_q5_k_r16_q8_k_amx
+#define ts_gemm_q3_k_r16_q8_k_amx ts_emu_gemm_q3_k_r16_q8_k_amx
 #define ts_gemm_q6_k_r16_q8_k_amx ts_emu_gemm_q6_k_r16_q8_k_amx
 #define ts_simd_register_gemm_r16_amx ts_test_amx_emul_register
 #include "../simd/x86/amx/gemm_r16.c"

@@ -25,6 +25,7 @@ static const r16_info *info(uint32_t rtype)
         {TS_QTYPE_Q6_K, sizeof(ts_block_q6_k), TS_QK_K, 3072, 288},
         {TS_QTYPE_Q5_0, sizeof(ts_block_q5_0), TS_QK5_0, 320, 32},
         {TS_QTYPE_Q5_K, sizeof(ts_block_q5_k), TS_QK_K, 2560, 320},
+        {TS_QTYPE_Q3_K, sizeof(ts_block_q3_k), TS_QK_K, 1536, 288},
     };
     if (rtype < TS_QTYPE_COUNT || rtype >= TS_GEMM_SLOTS)
         return NULL;
@@ -40,6 +41,7 @@ uint32_t ts_repack_type(uint32_t qtype)
     case TS_QTYPE_Q6_K: return TS_QTYPE_Q6_K_R16;
     case TS_QTYPE_Q5_0: return TS_QTYPE_Q5_0_R16;
     case TS_QTYPE_Q5_K: return TS_QTYPE_Q5_K_R16;
+    case TS_QTYPE_Q3_K: return TS_QTYPE_Q3_K_R16;
     default: return 0;
     }
 }
@@ -118,6 +120,23 @@ static void put(uint32_t rtype, const void *src, int r, uint8_t *q, uint8_t *m)
             q[256 + 4 * r + i] = hb;
         }
         memcpy(m + 2 * r, &b->d, 2);
+        break;
+    }
+    case TS_QTYPE_Q3_K_R16: {
+        const ts_block_q3_k *b = src;
+        for (int h = 0; h < 2; h++)
+            for (int s = 0; s < 8; s++)
+                memcpy(q + 512 * h + 64 * s + 4 * r, b->qs + 32 * h + 4 * s, 4);
+        for (int s = 0; s < 8; s++)
+            memcpy(q + 1024 + 64 * s + 4 * r, b->hmask + 4 * s, 4);
+        /* 16 6-bit scales: low nibble in byte g % 8 (nibble g / 8), high 2
+         * bits in byte 8 + g % 4 (bits 2 (g / 4)); stored + 32. */
+        for (int g = 0; g < 16; g++) {
+            const int lo = (b->scales[g % 8] >> (4 * (g / 8))) & 0xf;
+            const int hi = (b->scales[8 + g % 4] >> (2 * (g / 4))) & 3;
+            m[32 * (g / 2) + 2 * r + (g & 1)] = (uint8_t)(int8_t)((lo | hi << 4) - 32);
+        }
+        memcpy(m + 256 + 2 * r, &b->d, 2);
         break;
     }
     case TS_QTYPE_Q6_K_R16: {
@@ -237,6 +256,22 @@ void ts_repack_get_block(uint32_t rtype, const void *w, size_t row_stride, int64
         }
         memcpy(b->qh, &qh, 4);
         memcpy(&b->d, m + 2 * r, 2);
+        break;
+    }
+    case TS_QTYPE_Q3_K_R16: {
+        ts_block_q3_k *b = out;
+        memset(b, 0, sizeof(*b));
+        for (int h = 0; h < 2; h++)
+            for (int s = 0; s < 8; s++)
+                memcpy(b->qs + 32 * h + 4 * s, q + 512 * h + 64 * s + 4 * r, 4);
+        for (int s = 0; s < 8; s++)
+            memcpy(b->hmask + 4 * s, q + 1024 + 64 * s + 4 * r, 4);
+        for (int g = 0; g < 16; g++) {
+            const int v = (int8_t)m[32 * (g / 2) + 2 * r + (g & 1)] + 32; /* 0..63 */
+            b->scales[g % 8] |= (uint8_t)((v & 0xf) << (4 * (g / 8)));
+            b->scales[8 + g % 4] |= (uint8_t)((v >> 4) << (2 * (g / 4)));
+        }
+        memcpy(&b->d, m + 256 + 2 * r, 2);
         break;
     }
     case TS_QTYPE_Q6_K_R16: {

@@ -52,4 +52,23 @@ static inline __attribute__((always_inline)) __m512i ts_r16_q6_k_step(__m512i v,
                                      _mm512_set1_epi8(0x30), 0xF8);
 }
 
+/* Q3_K_R16 32-sub-block j, one step: lo the step's low-2-bit bytes (half
+ * j / 4), hb its high-bit bytes. Returns u = bits 2 (j % 4).. of lo | bit j
+ * of hb << 2: the stored 3-bit values 0..7 (q = u - 4). 16-bit shifts by <=
+ * 6 (lo, then masked to bits 0..1) and <= 5 (hb, masked to bit 2) never bring
+ * a neighbouring byte's bit into the kept ones. */
+static inline __attribute__((always_inline)) __m512i ts_r16_q3_k_step(__m512i lo, __m512i hb,
+                                                                      int j)
+{
+    if (j % 4)
+        lo = _mm512_srli_epi16(lo, 2 * (j % 4));
+    if (j < 2)
+        hb = _mm512_slli_epi16(hb, 2 - j);
+    else if (j > 2)
+        hb = _mm512_srli_epi16(hb, j - 2);
+    /* (lo & 0x03) | (hb & 0x04) */
+    return _mm512_ternarylogic_epi32(_mm512_and_si512(lo, _mm512_set1_epi8(0x03)), hb,
+                                     _mm512_set1_epi8(0x04), 0xF8);
+}
+
 #endif

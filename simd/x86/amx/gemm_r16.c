@@ -1,7 +1,7 @@
 /*
  * simd/x86/amx/gemm_r16.c: AMX-INT8 GEMM tiles for the repacked layouts
  * (simd/repack.h): Q8_0_R16, Q4_0_R16, Q5_0_R16 x Q8_0 and Q4_K_R16, Q5_K_R16,
- * Q6_K_R16 x Q8_K. Every kernel gives the scalar twin's bits (kernels.h's
+ * Q6_K_R16, Q3_K_R16 x Q8_K. Every kernel gives the scalar twin's bits (kernels.h's
  * canonical order: exact integer block or super-block sums, then the float
  * steps in K order), tested with memcmp where AMX exists and under tile.h's
  * emulation elsewhere. The two families are described above their code:
@@ -270,6 +270,8 @@ GEMM_DECL(ts_gemm_q5_0_r16_q8_0_amx)
  * w' = 256 * hi + lo:
  *   Q4_K: w' = sc * q (q 0..15, sc 0..63: 0..945), off 0;
  *   Q5_K: the same with q 0..31 (0..1953), and Q4_K's float steps below;
+ *   Q3_K: w' = sc * (u - 4) + 128 (u = stored 0..7, sc -32..31: 0..256), and
+ *         Q6_K's float step below with 128 for 4096;
  *   Q6_K: w' = sc * (u - 32) + 4096 (u = stored 0..63, sc -128..127: 128..8192),
  *         computed as sc * u + (4096 - 32 sc).
  * Two u8 B tiles per 64 weights (lo, hi) against one s8 A tile of 16 tokens'
@@ -308,6 +310,8 @@ static const ts_tile_cfg g_cfg_kq __attribute__((aligned(64))) = {
 GEMM_DECL(ts_gemm_q4_k_r16_q8_k_amx);
 GEMM_DECL(ts_gemm_q5_k_r16_q8_k_amx);
 GEMM_DECL(ts_gemm_q6_k_r16_q8_k_amx);
+GEMM_DECL(ts_gemm_q3_k_r16_q8_k_amx);
+GEMM_DECL(ts_gemm_q3_k_r16_q8_k_avx512);
 GEMM_DECL(ts_gemm_q4_k_r16_q8_k_avx512); /* simd/x86/avx512/gemm_r16.c */
 GEMM_DECL(ts_gemm_q5_k_r16_q8_k_avx512);
 GEMM_DECL(ts_gemm_q6_k_r16_q8_k_avx512);
@@ -386,30 +390,35 @@ INLINE void kq_expand_q45k(int q5, const uint8_t *g, int64_t nb, int64_t blk, kq
     }
 }
 
-/* Expands super-block blk of the Q6_K_R16 row group g (layout in
- * simd/repack.h; the same 6-bit assembly as the avx512 kernel). */
-static void kq_expand_q6k(const uint8_t *g, int64_t nb, int64_t blk, kq_expanded ex)
+/* Expands super-block blk of the Q6_K_R16 (q3 0) or Q3_K_R16 (q3 1) row
+ * group g (layouts in simd/repack.h; the same bit assembly as the avx512
+ * kernel). Q3_K: w' = sc * (u - 4) + 128 (0..256), as sc * u + (128 - 4 sc). */
+INLINE void kq_expand_q36k(int q3, const uint8_t *g, int64_t nb, int64_t blk, kq_expanded ex)
 {
-    const __m512i k4096 = _mm512_set1_epi16(4096);
-    const uint8_t *q = g + (size_t)blk * 3072;
-    const uint8_t *meta = g + (size_t)nb * 3072 + (size_t)blk * 288;
+    const __m512i kbias = _mm512_set1_epi16(q3 ? 128 : 4096);
+    const size_t qb = q3 ? 1536 : 3072;
+    const uint8_t *q = g + (size_t)blk * qb;
+    const uint8_t *meta = g + (size_t)nb * qb + (size_t)blk * 288;
     for (int c = 0; c < 4; c++) {
         uint8_t *lo = ex[0][c], *hi = ex[1][c];
-        const uint8_t *qh = q + 2048 + 512 * (c / 2);
         for (int nib = 0; nib < 2; nib++) { /* sub-block j = 2c + nib */
             const int j = 2 * c + nib;
+            const uint8_t *ql = q3 ? q + 512 * (j / 4) : q + 512 * c;
+            const uint8_t *qh = q3 ? q + 1024 : q + 2048 + 512 * (c / 2);
             /* (sc 2j, sc 2j+1) of row r: groups 2j (steps 0..3), 2j+1 (4..7). */
             const __m512i scp =
                 _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(meta + 32 * j)));
             const __m512i scw[2] = {
                 kq_words(_mm512_srai_epi32(_mm512_slli_epi32(scp, 16), 16)),
                 kq_words(_mm512_srai_epi32(scp, 16))};
+            const int sh = q3 ? 2 : 5; /* the bias 4 or 32 */
             const __m512i off[2] = {
-                _mm512_sub_epi16(k4096, _mm512_slli_epi16(scw[0], 5)),
-                _mm512_sub_epi16(k4096, _mm512_slli_epi16(scw[1], 5))};
+                _mm512_sub_epi16(kbias, _mm512_slli_epi16(scw[0], sh)),
+                _mm512_sub_epi16(kbias, _mm512_slli_epi16(scw[1], sh))};
             UNROLL_KQ for (int s = 0; s < 8; s++) {
-                const __m512i u = ts_r16_q6_k_step(_mm512_loadu_si512(q + 512 * c + 64 * s),
-                                                   _mm512_loadu_si512(qh + 64 * s), j);
+                const __m512i lv = _mm512_loadu_si512(ql + 64 * s);
+                const __m512i hv = _mm512_loadu_si512(qh + 64 * s);
+                const __m512i u = q3 ? ts_r16_q3_k_step(lv, hv, j) : ts_r16_q6_k_step(lv, hv, j);
                 __m512i l, h;
                 kq_split(u, scw[s / 4], off[s / 4], 1, &l, &h);
                 _mm512_store_si512(lo + 64 * (8 * nib + s), l);
@@ -424,8 +433,8 @@ static void kq_expand_q6k(const uint8_t *g, int64_t nb, int64_t blk, kq_expanded
  * (rows past nt zero, so tile loads never read past the caller's rows). da;
  * Q4_K: the min pairs (S_2i, S_2i+1), S_j = bsums[2j] + bsums[2j+1], as
  * pass_q8_k in the avx512 level; Q6_K: -4096 * sum(a). */
-static void kq_token_pass(int is_q6, const void *a, size_t a_stride, int64_t t0, int64_t nt,
-                          int64_t blk, kq_tokens *td, int8_t *ap)
+static void kq_token_pass(int is_q6, int32_t kbias, const void *a, size_t a_stride, int64_t t0,
+                          int64_t nt, int64_t blk, kq_tokens *td, int8_t *ap)
 {
     for (int64_t t = 0; t < nt; t++) {
         const ts_block_q8_k *ab =
@@ -438,7 +447,7 @@ static void kq_token_pass(int is_q6, const void *a, size_t a_stride, int64_t t0,
                                             _mm256_extracti128_si256(s32, 1));
             const __m128i h2 = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
             const __m128i h1 = _mm_add_epi32(h2, _mm_shuffle_epi32(h2, 0xb1));
-            td->nas[t] = -4096 * _mm_cvtsi128_si32(h1);
+            td->nas[t] = -kbias * _mm_cvtsi128_si32(h1);
         } else {
             _mm_storeu_si128((__m128i *)td->mp[t],
                              _mm_packs_epi32(_mm256_castsi256_si128(s32),
@@ -528,12 +537,14 @@ INLINE void kq_float(int is_q6, const kq_tokens *td, int64_t blk, const uint8_t 
 
 /* kt: KQ_Q4K, KQ_Q6K or KQ_Q5K (Q5_K is Q4_K with a 5th bit: same metadata,
  * min term and float step). */
-enum { KQ_Q4K, KQ_Q6K, KQ_Q5K };
+enum { KQ_Q4K, KQ_Q6K, KQ_Q5K, KQ_Q3K };
 
 INLINE void kq_expand(int kt, const uint8_t *g, int64_t nb, int64_t blk, kq_expanded ex)
 {
     if (kt == KQ_Q6K)
-        kq_expand_q6k(g, nb, blk, ex);
+        kq_expand_q36k(0, g, nb, blk, ex);
+    else if (kt == KQ_Q3K)
+        kq_expand_q36k(1, g, nb, blk, ex);
     else if (kt == KQ_Q5K)
         kq_expand_q45k(1, g, nb, blk, ex);
     else
@@ -544,9 +555,11 @@ INLINE void kq_expand(int kt, const uint8_t *g, int64_t nb, int64_t blk, kq_expa
 INLINE void kq_gemm(int kt, int64_t k, int64_t n_rows, int64_t n_tok, const void *w,
                     size_t w_stride, const void *a, size_t a_stride, float *y, size_t y_stride)
 {
-    const int is_q6 = kt == KQ_Q6K;
+    /* is_q6: the Q6_K-like float step (sum(a) bias, no min term), Q3_K too. */
+    const int is_q6 = kt == KQ_Q6K || kt == KQ_Q3K;
     const int64_t nb = k / TS_QK_K, n_rg = (n_rows + 15) / 16;
-    const size_t qb = is_q6 ? 3072 : kt == KQ_Q5K ? 2560 : 2048, mb = is_q6 ? 288 : 320;
+    const size_t qb = kt == KQ_Q6K ? 3072 : kt == KQ_Q3K ? 1536 : kt == KQ_Q5K ? 2560 : 2048;
+    const size_t mb = is_q6 ? 288 : 320;
     kq_expanded ex[2] __attribute__((aligned(64)));
     kq_tokens td;
     int8_t ap[KQ_TG / 16 * 4096] __attribute__((aligned(64)));
@@ -557,7 +570,7 @@ INLINE void kq_gemm(int kt, int64_t k, int64_t n_rows, int64_t n_tok, const void
         const int64_t ntt = (nt + 15) / 16, n_pairs = (ntt + 1) / 2, n_steps = n_rg * n_pairs;
         float *yg = (float *)((char *)y + (size_t)t0 * y_stride);
         for (int64_t blk = 0; blk < nb; blk++) {
-            kq_token_pass(is_q6, a, a_stride, t0, nt, blk, &td, ap);
+            kq_token_pass(is_q6, kt == KQ_Q3K ? 128 : 4096, a, a_stride, t0, nt, blk, &td, ap);
             kq_expand(kt, (const uint8_t *)w, nb, blk, ex[0]);
             TILE_BARRIER(); /* the packed and expanded bytes are read by tile loads */
             kq_tiles(ex[0], ap, 0, ntt > 1, cb[0]);
@@ -601,6 +614,15 @@ GEMM_DECL(ts_gemm_q5_k_r16_q8_k_amx)
     kq_gemm(KQ_Q5K, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
 }
 
+GEMM_DECL(ts_gemm_q3_k_r16_q8_k_amx)
+{
+    if (n_tok < AMX_MIN_TOK) {
+        ts_gemm_q3_k_r16_q8_k_avx512(k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+        return;
+    }
+    kq_gemm(KQ_Q3K, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+}
+
 GEMM_DECL(ts_gemm_q6_k_r16_q8_k_amx)
 {
     if (n_tok < AMX_MIN_TOK) {
@@ -629,6 +651,9 @@ void ts_simd_register_gemm_r16_amx(ts_kernels *k)
     k->gemm[TS_QTYPE_Q5_K_R16] = (ts_gemm_slot){ts_gemm_q5_k_r16_q8_k_amx, TS_ACT_Q8_K, 16, NT,
                                                 "ts_gemm_q5_k_r16_q8_k_amx"};
     k->gemm_tok_block[TS_QTYPE_Q4_K_R16] = KQ_TG;
+    k->gemm[TS_QTYPE_Q3_K_R16] = (ts_gemm_slot){ts_gemm_q3_k_r16_q8_k_amx, TS_ACT_Q8_K, 16, NT,
+                                                "ts_gemm_q3_k_r16_q8_k_amx"};
     k->gemm_tok_block[TS_QTYPE_Q5_K_R16] = KQ_TG;
+    k->gemm_tok_block[TS_QTYPE_Q3_K_R16] = KQ_TG;
     k->gemm_tok_block[TS_QTYPE_Q6_K_R16] = KQ_TG;
 }

@@ -1,7 +1,7 @@
 /*
  * simd/x86/avx512/gemm_r16.c: AVX-512 VNNI zmm GEMM tiles for the load-time
  * repacked layouts (simd/repack.h): Q8_0_R16, Q4_0_R16, Q5_0_R16 (x Q8_0), Q4_K_R16,
- * Q5_K_R16 and Q6_K_R16 (x Q8_K).
+ * Q5_K_R16, Q6_K_R16 and Q3_K_R16 (x Q8_K).
  *
  * Register block: 16 rows (one row group, one zmm lane per row) x NY <= 8
  * tokens. Per 4-byte step one zmm load (or nibble unpack) of the 16 rows'
@@ -52,6 +52,7 @@ GEMM_DECL(ts_gemm_q4_0_r16_q8_0_avx512);
 GEMM_DECL(ts_gemm_q5_0_r16_q8_0_avx512);
 GEMM_DECL(ts_gemm_q4_k_r16_q8_k_avx512);
 GEMM_DECL(ts_gemm_q5_k_r16_q8_k_avx512);
+GEMM_DECL(ts_gemm_q3_k_r16_q8_k_avx512);
 GEMM_DECL(ts_gemm_q6_k_r16_q8_k_avx512);
 void ts_simd_register_gemm_r16_avx512(ts_kernels *k);
 
@@ -406,10 +407,13 @@ GEMM_DECL(ts_gemm_q5_k_r16_q8_k_avx512)
  * bits (half j / 4, bit pair j % 4) << 4; per group of 16 (4 steps) one
  * vpmulld by the sign-extended scale; the bias term -32 * sum(sc * bsum) comes
  * from the same scale pairs (vpmaddwd with a bsum pair). */
-INLINE void q6k_group(int ny, const uint8_t *g, const uint8_t *gn, int64_t nb, const void *a,
-                      size_t a_stride, float *y, size_t y_stride, __mmask16 mask)
+INLINE void q6k_group(int ny, int q3, const uint8_t *g, const uint8_t *gn, int64_t nb,
+                      const void *a, size_t a_stride, float *y, size_t y_stride, __mmask16 mask)
 {
-    const uint8_t *meta0 = g + (size_t)nb * 3072;
+    /* Q3_K_R16 (q3): the same with u = q + 4 (0..7, ts_r16_q3_k_step), so the
+     * bias is -4 * sum(sc * bsum) and |4 sc| <= 128 fits the int16 pairs. */
+    const size_t qb = q3 ? 1536 : 3072;
+    const uint8_t *meta0 = g + (size_t)nb * qb;
     const ts_block_q8_k *ab[NYMAX];
     __m512 acc[NYMAX];
     UNROLL for (int t = 0; t < ny; t++) {
@@ -417,7 +421,7 @@ INLINE void q6k_group(int ny, const uint8_t *g, const uint8_t *gn, int64_t nb, c
         acc[t] = _mm512_setzero_ps();
     }
     for (int64_t blk = 0; blk < nb; blk++) {
-        const uint8_t *q = g + (size_t)blk * 3072, *meta = meta0 + (size_t)blk * 288;
+        const uint8_t *q = g + (size_t)blk * qb, *meta = meta0 + (size_t)blk * 288;
         const uint8_t *pg = NULL;
         int64_t pb = 0;
         if (ny == 1)
@@ -431,24 +435,27 @@ INLINE void q6k_group(int ny, const uint8_t *g, const uint8_t *gn, int64_t nb, c
                 _mm512_sub_epi16(_mm512_setzero_si512(),
                                  _mm512_cvtepi8_epi16(
                                      _mm256_loadu_si256((const __m256i *)(meta + 32 * j)))),
-                5);
+                q3 ? 2 : 5);
         UNROLL for (int t = 0; t < ny; t++) {
             isum[t] = _mm512_madd_epi16(scn[0], bcast32(ab[t][blk].bsums));
             UNROLL for (int j = 1; j < 8; j++)
                 isum[t] = _mm512_dpwssd_epi32(isum[t], scn[j], bcast32(ab[t][blk].bsums + 2 * j));
         }
         UNROLL for (int j = 0; j < 8; j++) {
-            const uint8_t *qc = q + 512 * (j / 2), *qh = q + 2048 + 512 * (j / 4);
+            const uint8_t *qc = q3 ? q + 512 * (j / 4) : q + 512 * (j / 2);
+            const uint8_t *qh = q3 ? q + 1024 : q + 2048 + 512 * (j / 4);
             /* (sc 2j, sc 2j+1) per row as two int16 in one dword lane. */
             const __m512i scp =
                 _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(meta + 32 * j)));
             UNROLL for (int half = 0; half < 2; half++) { /* group 2j + half */
                 __m512i d[NYMAX];
                 UNROLL for (int s = 4 * half; s < 4 * half + 4; s++) {
-                    const __m512i wv = ts_r16_q6_k_step(_mm512_loadu_si512(qc + 64 * s),
-                                                        _mm512_loadu_si512(qh + 64 * s), j);
+                    const __m512i lv = _mm512_loadu_si512(qc + 64 * s);
+                    const __m512i hv = _mm512_loadu_si512(qh + 64 * s);
+                    const __m512i wv = q3 ? ts_r16_q3_k_step(lv, hv, j)
+                                          : ts_r16_q6_k_step(lv, hv, j);
                     if (ny == 1)
-                        pf_line(pg, pb, nb, 3072, 288, 8 * j + s);
+                        pf_line(pg, pb, nb, qb, 288, 8 * j + s);
                     UNROLL for (int t = 0; t < ny; t++) {
                         const __m512i av = bcast32(ab[t][blk].qs + 32 * j + 4 * s);
                         d[t] = s & 3 ? _mm512_dpbusd_epi32(d[t], wv, av)
@@ -473,7 +480,8 @@ INLINE void q6k_group(int ny, const uint8_t *g, const uint8_t *gn, int64_t nb, c
 
 /* Contract: as the Q8_0_R16 one, k % 256 == 0. Loop order: sweep of RB rows,
  * token group, row group, all of K (no activation pass, no K chunks). */
-GEMM_DECL(ts_gemm_q6_k_r16_q8_k_avx512)
+INLINE void gemm_q36k(int q3, int64_t k, int64_t n_rows, int64_t n_tok, const void *w,
+                      size_t w_stride, const void *a, size_t a_stride, float *y, size_t y_stride)
 {
     const int64_t nb = k / TS_QK_K;
     const int64_t n_tg = (n_tok + NYMAX - 1) / NYMAX;
@@ -490,7 +498,10 @@ GEMM_DECL(ts_gemm_q6_k_r16_q8_k_avx512)
             const uint8_t *gn = row + 16 < n_rows ? g + 16 * w_stride : NULL;
 #define Q6_CASE(NY_)                                                                           \
     case NY_:                                                                                  \
-        q6k_group(NY_, g, gn, nb, at, a_stride, yt + row, y_stride, mask);                     \
+        if (q3)                                                                                \
+            q6k_group(NY_, 1, g, gn, nb, at, a_stride, yt + row, y_stride, mask);              \
+        else                                                                                   \
+            q6k_group(NY_, 0, g, gn, nb, at, a_stride, yt + row, y_stride, mask);              \
         break;
             switch (ny) {
                 Q6_CASE(1) Q6_CASE(2) Q6_CASE(3) Q6_CASE(4)
@@ -499,6 +510,16 @@ GEMM_DECL(ts_gemm_q6_k_r16_q8_k_avx512)
 #undef Q6_CASE
         }
     }
+}
+
+GEMM_DECL(ts_gemm_q6_k_r16_q8_k_avx512)
+{
+    gemm_q36k(0, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+}
+
+GEMM_DECL(ts_gemm_q3_k_r16_q8_k_avx512)
+{
+    gemm_q36k(1, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
 }
 
 void ts_simd_register_gemm_r16_avx512(ts_kernels *k)
@@ -515,4 +536,6 @@ void ts_simd_register_gemm_r16_avx512(ts_kernels *k)
                                                 NYMAX, "ts_gemm_q5_0_r16_q8_0_avx512"};
     k->gemm[TS_QTYPE_Q5_K_R16] = (ts_gemm_slot){ts_gemm_q5_k_r16_q8_k_avx512, TS_ACT_Q8_K, 16,
                                                 NYMAX, "ts_gemm_q5_k_r16_q8_k_avx512"};
+    k->gemm[TS_QTYPE_Q3_K_R16] = (ts_gemm_slot){ts_gemm_q3_k_r16_q8_k_avx512, TS_ACT_Q8_K, 16,
+                                                NYMAX, "ts_gemm_q3_k_r16_q8_k_avx512"};
 }
