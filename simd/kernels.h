@@ -91,6 +91,7 @@ enum {
     TS_QTYPE_Q5_0_R16,
     TS_QTYPE_Q5_K_R16,
     TS_QTYPE_Q3_K_R16,
+    TS_QTYPE_Q2_K_R16,
     TS_GEMM_SLOTS /* size of ts_kernels.gemm */
 };
 

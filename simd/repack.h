@@ -47,6 +47,10 @@
  *            j: sub-block j). Stored u = low2 | hbit << 2 (0..7), q = u - 4.
  *            MB 288 as Q6_K_R16: the 16 scales (6-bit stored - 32) as int8
  *            pairs at 32i + 2r, d[r] f16 at 256.
+ *   Q2_K_R16 QB 1024 (84 bytes per row and block, as plain): the 2-bit
+ *            values as Q3_K_R16's low region (qs[32h + 4s..] at 512h + 64s +
+ *            4r); MB 320: scales[g] of row r at 16g + r (low nibble the
+ *            scale, high nibble the min), d[r] f16 at 256, dmin[r] at 288.
  */
 #ifndef TS_SIMD_REPACK_H
 #define TS_SIMD_REPACK_H
@@ -92,6 +96,10 @@ void ts_gemm_q5_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
                                   const void *restrict a, size_t a_stride, float *restrict y,
                                   size_t y_stride);
 void ts_gemm_q3_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
+                                  const void *restrict w, size_t w_stride,
+                                  const void *restrict a, size_t a_stride, float *restrict y,
+                                  size_t y_stride);
+void ts_gemm_q2_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
                                   const void *restrict w, size_t w_stride,
                                   const void *restrict a, size_t a_stride, float *restrict y,
                                   size_t y_stride);

@@ -355,6 +355,11 @@ N_GEMM_Q_DECL(ts_gemm_q3_k_r16_q8_k_scalar)
     tile_k(dec_q3_k, sizeof(ts_block_q3_k), 0, TS_QTYPE_Q3_K_R16, k, n_rows, n_tok, w, w_stride,
            a, a_stride, y, y_stride);
 }
+N_GEMM_Q_DECL(ts_gemm_q2_k_r16_q8_k_scalar)
+{
+    tile_k(dec_q2_k, sizeof(ts_block_q2_k), 1, TS_QTYPE_Q2_K_R16, k, n_rows, n_tok, w, w_stride,
+           a, a_stride, y, y_stride);
+}
 N_GEMM_Q_DECL(ts_gemm_q6_k_r16_q8_k_scalar)
 {
     tile_k(dec_q6_k, sizeof(ts_block_q6_k), 0, TS_QTYPE_Q6_K_R16, k, n_rows, n_tok, w, w_stride,

@@ -73,4 +73,6 @@ void ts_simd_register_scalar(ts_kernels *k)
                                                 "ts_gemm_q5_k_r16_q8_k_scalar"};
     k->gemm[TS_QTYPE_Q3_K_R16] = (ts_gemm_slot){ts_gemm_q3_k_r16_q8_k_scalar, TS_ACT_Q8_K, 16, 1,
                                                 "ts_gemm_q3_k_r16_q8_k_scalar"};
+    k->gemm[TS_QTYPE_Q2_K_R16] = (ts_gemm_slot){ts_gemm_q2_k_r16_q8_k_scalar, TS_ACT_Q8_K, 16, 1,
+                                                "ts_gemm_q2_k_r16_q8_k_scalar"};
 }

@@ -26,6 +26,7 @@ static const r16_info *info(uint32_t rtype)
         {TS_QTYPE_Q5_0, sizeof(ts_block_q5_0), TS_QK5_0, 320, 32},
         {TS_QTYPE_Q5_K, sizeof(ts_block_q5_k), TS_QK_K, 2560, 320},
         {TS_QTYPE_Q3_K, sizeof(ts_block_q3_k), TS_QK_K, 1536, 288},
+        {TS_QTYPE_Q2_K, sizeof(ts_block_q2_k), TS_QK_K, 1024, 320},
     };
     if (rtype < TS_QTYPE_COUNT || rtype >= TS_GEMM_SLOTS)
         return NULL;
@@ -42,6 +43,7 @@ uint32_t ts_repack_type(uint32_t qtype)
     case TS_QTYPE_Q5_0: return TS_QTYPE_Q5_0_R16;
     case TS_QTYPE_Q5_K: return TS_QTYPE_Q5_K_R16;
     case TS_QTYPE_Q3_K: return TS_QTYPE_Q3_K_R16;
+    case TS_QTYPE_Q2_K: return TS_QTYPE_Q2_K_R16;
     default: return 0;
     }
 }
@@ -120,6 +122,17 @@ static void put(uint32_t rtype, const void *src, int r, uint8_t *q, uint8_t *m)
             q[256 + 4 * r + i] = hb;
         }
         memcpy(m + 2 * r, &b->d, 2);
+        break;
+    }
+    case TS_QTYPE_Q2_K_R16: {
+        const ts_block_q2_k *b = src;
+        for (int h = 0; h < 2; h++)
+            for (int s = 0; s < 8; s++)
+                memcpy(q + 512 * h + 64 * s + 4 * r, b->qs + 32 * h + 4 * s, 4);
+        for (int g = 0; g < 16; g++)
+            m[16 * g + r] = b->scales[g];
+        memcpy(m + 256 + 2 * r, &b->d, 2);
+        memcpy(m + 288 + 2 * r, &b->dmin, 2);
         break;
     }
     case TS_QTYPE_Q3_K_R16: {
@@ -256,6 +269,17 @@ void ts_repack_get_block(uint32_t rtype, const void *w, size_t row_stride, int64
         }
         memcpy(b->qh, &qh, 4);
         memcpy(&b->d, m + 2 * r, 2);
+        break;
+    }
+    case TS_QTYPE_Q2_K_R16: {
+        ts_block_q2_k *b = out;
+        for (int h = 0; h < 2; h++)
+            for (int s = 0; s < 8; s++)
+                memcpy(b->qs + 32 * h + 4 * s, q + 512 * h + 64 * s + 4 * r, 4);
+        for (int g = 0; g < 16; g++)
+            b->scales[g] = m[16 * g + r];
+        memcpy(&b->d, m + 256 + 2 * r, 2);
+        memcpy(&b->dmin, m + 288 + 2 * r, 2);
         break;
     }
     case TS_QTYPE_Q3_K_R16: {

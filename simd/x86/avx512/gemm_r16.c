@@ -1,7 +1,7 @@
 /*
  * simd/x86/avx512/gemm_r16.c: AVX-512 VNNI zmm GEMM tiles for the load-time
  * repacked layouts (simd/repack.h): Q8_0_R16, Q4_0_R16, Q5_0_R16 (x Q8_0), Q4_K_R16,
- * Q5_K_R16, Q6_K_R16 and Q3_K_R16 (x Q8_K).
+ * Q5_K_R16, Q6_K_R16, Q3_K_R16 and Q2_K_R16 (x Q8_K).
  *
  * Register block: 16 rows (one row group, one zmm lane per row) x NY <= 8
  * tokens. Per 4-byte step one zmm load (or nibble unpack) of the 16 rows'
@@ -53,6 +53,7 @@ GEMM_DECL(ts_gemm_q5_0_r16_q8_0_avx512);
 GEMM_DECL(ts_gemm_q4_k_r16_q8_k_avx512);
 GEMM_DECL(ts_gemm_q5_k_r16_q8_k_avx512);
 GEMM_DECL(ts_gemm_q3_k_r16_q8_k_avx512);
+GEMM_DECL(ts_gemm_q2_k_r16_q8_k_avx512);
 GEMM_DECL(ts_gemm_q6_k_r16_q8_k_avx512);
 void ts_simd_register_gemm_r16_avx512(ts_kernels *k);
 
@@ -522,6 +523,116 @@ GEMM_DECL(ts_gemm_q3_k_r16_q8_k_avx512)
     gemm_q36k(1, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
 }
 
+/* ---- Q2_K_R16 x Q8_K ---- */
+
+/* One row group x ny tokens over all nb super-blocks. Values q = 0..3 (the
+ * 2-bit fields, no offset); per group of 16 (4 steps) one vpmulld by the
+ * 4-bit scale; the min term msum = sum_g mn_g * bsum_g by vpdpwssd over the
+ * 8 (mn 2i, mn 2i+1) x (bsum 2i, bsum 2i+1) pairs; then Q4_K's two float
+ * steps. All integer sums exact, so the scalar twin's bits. */
+INLINE void q2k_group(int ny, const uint8_t *g, const uint8_t *gn, int64_t nb, const void *a,
+                      size_t a_stride, float *y, size_t y_stride, __mmask16 mask)
+{
+    const uint8_t *meta0 = g + (size_t)nb * 1024;
+    const __m512i m3 = _mm512_set1_epi8(0x03), m4 = _mm512_set1_epi32(0x0f);
+    const __m512 neg = _mm512_set1_ps(-0.0f);
+    const ts_block_q8_k *ab[NYMAX];
+    __m512 acc[NYMAX];
+    UNROLL for (int t = 0; t < ny; t++) {
+        ab[t] = AROW(ts_block_q8_k, t);
+        acc[t] = _mm512_setzero_ps();
+    }
+    for (int64_t blk = 0; blk < nb; blk++) {
+        const uint8_t *q = g + (size_t)blk * 1024, *meta = meta0 + (size_t)blk * 320;
+        const uint8_t *pg = NULL;
+        int64_t pb = 0;
+        if (ny == 1)
+            pf_target(g, gn, 0, nb, blk, &pg, &pb);
+        __m512i isum[NYMAX], msum[NYMAX];
+        UNROLL for (int t = 0; t < ny; t++)
+            isum[t] = _mm512_setzero_si512();
+        UNROLL for (int j = 0; j < 8; j++) {
+            const uint8_t *ql = q + 512 * (j / 4);
+            UNROLL for (int half = 0; half < 2; half++) { /* group 2j + half */
+                __m512i d[NYMAX];
+                UNROLL for (int s = 4 * half; s < 4 * half + 4; s++) {
+                    __m512i wv = _mm512_loadu_si512(ql + 64 * s);
+                    if (j % 4)
+                        wv = _mm512_srli_epi16(wv, 2 * (j % 4));
+                    wv = _mm512_and_si512(wv, m3);
+                    if (ny == 1)
+                        pf_line(pg, pb, nb, 1024, 320, 8 * j + s);
+                    UNROLL for (int t = 0; t < ny; t++) {
+                        const __m512i av = bcast32(ab[t][blk].qs + 32 * j + 4 * s);
+                        d[t] = s & 3 ? _mm512_dpbusd_epi32(d[t], wv, av)
+                                     : _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, av);
+                    }
+                }
+                const __m512i sc = _mm512_and_si512(
+                    _mm512_cvtepu8_epi32(
+                        _mm_loadu_si128((const __m128i *)(meta + 16 * (2 * j + half)))),
+                    m4);
+                UNROLL for (int t = 0; t < ny; t++)
+                    isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(d[t], sc));
+            }
+        }
+        /* (mn 2i, mn 2i+1) per row as two int16 in one dword lane. */
+        __m512i mp[8];
+        UNROLL for (int i = 0; i < 8; i++) {
+            const __m512i m0 = _mm512_srli_epi32(
+                _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(meta + 32 * i))), 4);
+            const __m512i m1 = _mm512_srli_epi32(
+                _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(meta + 32 * i + 16))), 4);
+            mp[i] = _mm512_or_si512(m0, _mm512_slli_epi32(m1, 16));
+        }
+        UNROLL for (int t = 0; t < ny; t++) {
+            msum[t] = _mm512_madd_epi16(mp[0], bcast32(ab[t][blk].bsums));
+            UNROLL for (int i = 1; i < 8; i++)
+                msum[t] = _mm512_dpwssd_epi32(msum[t], mp[i], bcast32(ab[t][blk].bsums + 2 * i));
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + 256)));
+        /* -(dm * da) == (-dm) * da exactly (IEEE multiply is sign-symmetric). */
+        const __m512 ndm = _mm512_xor_ps(
+            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + 288))), neg);
+        UNROLL for (int t = 0; t < ny; t++) {
+            const __m512 da = _mm512_set1_ps(ab[t][blk].d);
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, da), _mm512_cvtepi32_ps(isum[t]), acc[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(ndm, da), _mm512_cvtepi32_ps(msum[t]), acc[t]);
+        }
+    }
+    UNROLL for (int t = 0; t < ny; t++)
+        _mm512_mask_storeu_ps(YROW(t), mask, acc[t]);
+}
+
+/* Contract: as the Q8_0_R16 one, k % 256 == 0; loop order as Q6_K_R16's. */
+GEMM_DECL(ts_gemm_q2_k_r16_q8_k_avx512)
+{
+    const int64_t nb = k / TS_QK_K;
+    const int64_t n_tg = (n_tok + NYMAX - 1) / NYMAX;
+    for (int64_t sw = 0; sw < (n_rows + RB - 1) / RB * n_tg; sw++) {
+        const int64_t r0 = sw / n_tg * RB, tok = sw % n_tg * NYMAX;
+        const int64_t r1 = n_rows - r0 < RB ? n_rows : r0 + RB;
+        const int ny = n_tok - tok < NYMAX ? (int)(n_tok - tok) : NYMAX;
+        const char *at = (const char *)a + (size_t)tok * a_stride;
+        float *yt = (float *)((char *)y + (size_t)tok * y_stride);
+        for (int64_t row = r0; row < r1; row += 16) {
+            const int nv = r1 - row < 16 ? (int)(r1 - row) : 16;
+            const __mmask16 mask = (__mmask16)((1u << nv) - 1u);
+            const uint8_t *g = (const uint8_t *)w + (size_t)row * w_stride;
+            const uint8_t *gn = row + 16 < n_rows ? g + 16 * w_stride : NULL;
+#define Q2_CASE(NY_)                                                                           \
+    case NY_:                                                                                  \
+        q2k_group(NY_, g, gn, nb, at, a_stride, yt + row, y_stride, mask);                     \
+        break;
+            switch (ny) {
+                Q2_CASE(1) Q2_CASE(2) Q2_CASE(3) Q2_CASE(4)
+                Q2_CASE(5) Q2_CASE(6) Q2_CASE(7) default: Q2_CASE(8)
+            }
+#undef Q2_CASE
+        }
+    }
+}
+
 void ts_simd_register_gemm_r16_avx512(ts_kernels *k)
 {
     k->gemm[TS_QTYPE_Q8_0_R16] = (ts_gemm_slot){ts_gemm_q8_0_r16_q8_0_avx512, TS_ACT_Q8_0, 16,
@@ -538,4 +649,6 @@ void ts_simd_register_gemm_r16_avx512(ts_kernels *k)
                                                 NYMAX, "ts_gemm_q5_k_r16_q8_k_avx512"};
     k->gemm[TS_QTYPE_Q3_K_R16] = (ts_gemm_slot){ts_gemm_q3_k_r16_q8_k_avx512, TS_ACT_Q8_K, 16,
                                                 NYMAX, "ts_gemm_q3_k_r16_q8_k_avx512"};
+    k->gemm[TS_QTYPE_Q2_K_R16] = (ts_gemm_slot){ts_gemm_q2_k_r16_q8_k_avx512, TS_ACT_Q8_K, 16,
+                                                NYMAX, "ts_gemm_q2_k_r16_q8_k_avx512"};
 }
