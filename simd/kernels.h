@@ -92,6 +92,8 @@ enum {
     TS_QTYPE_Q5_K_R16,
     TS_QTYPE_Q3_K_R16,
     TS_QTYPE_Q2_K_R16,
+    TS_QTYPE_Q4_1_R16,
+    TS_QTYPE_Q5_1_R16,
     TS_GEMM_SLOTS /* size of ts_kernels.gemm */
 };
 

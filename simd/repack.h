@@ -51,6 +51,9 @@
  *            values as Q3_K_R16's low region (qs[32h + 4s..] at 512h + 64s +
  *            4r); MB 320: scales[g] of row r at 16g + r (low nibble the
  *            scale, high nibble the min), d[r] f16 at 256, dmin[r] at 288.
+ *   Q4_1_R16 / Q5_1_R16: quant bytes as Q4_0_R16 / Q5_0_R16 (QB 256 / 320);
+ *            MB 64: d[r] f16 at 2r, m[r] f16 at 32 + 2r. Values q = 0..15 /
+ *            0..31 (no offset: the min is m).
  */
 #ifndef TS_SIMD_REPACK_H
 #define TS_SIMD_REPACK_H
@@ -100,6 +103,14 @@ void ts_gemm_q3_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
                                   const void *restrict a, size_t a_stride, float *restrict y,
                                   size_t y_stride);
 void ts_gemm_q2_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
+                                  const void *restrict w, size_t w_stride,
+                                  const void *restrict a, size_t a_stride, float *restrict y,
+                                  size_t y_stride);
+void ts_gemm_q4_1_r16_q8_1_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
+                                  const void *restrict w, size_t w_stride,
+                                  const void *restrict a, size_t a_stride, float *restrict y,
+                                  size_t y_stride);
+void ts_gemm_q5_1_r16_q8_1_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
                                   const void *restrict w, size_t w_stride,
                                   const void *restrict a, size_t a_stride, float *restrict y,
                                   size_t y_stride);

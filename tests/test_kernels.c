@@ -582,7 +582,8 @@ TS_TEST(test_kernels_r16_vs_plain)
 {
     static const uint32_t rtypes[] = {TS_QTYPE_Q8_0_R16, TS_QTYPE_Q4_0_R16, TS_QTYPE_Q4_K_R16,
                                       TS_QTYPE_Q6_K_R16, TS_QTYPE_Q5_0_R16, TS_QTYPE_Q5_K_R16,
-                                      TS_QTYPE_Q3_K_R16, TS_QTYPE_Q2_K_R16};
+                                      TS_QTYPE_Q3_K_R16, TS_QTYPE_Q2_K_R16, TS_QTYPE_Q4_1_R16,
+                                      TS_QTYPE_Q5_1_R16};
     const int64_t toks[] = {1, 2, 3, 5, 7, 8, 9, 31, 33, 63, 65, 127, 129, 300};
     const int64_t rows_set[] = {1, 15, 16, 17, 31, 37};
     ts_isa lv[5];

@@ -360,6 +360,16 @@ N_GEMM_Q_DECL(ts_gemm_q2_k_r16_q8_k_scalar)
     tile_k(dec_q2_k, sizeof(ts_block_q2_k), 1, TS_QTYPE_Q2_K_R16, k, n_rows, n_tok, w, w_stride,
            a, a_stride, y, y_stride);
 }
+N_GEMM_Q_DECL(ts_gemm_q4_1_r16_q8_1_scalar)
+{
+    tile_q32(dec_q4_1, sizeof(ts_block_q4_1), 1, TS_QTYPE_Q4_1_R16, k, n_rows, n_tok, w, w_stride,
+             a, a_stride, y, y_stride);
+}
+N_GEMM_Q_DECL(ts_gemm_q5_1_r16_q8_1_scalar)
+{
+    tile_q32(dec_q5_1, sizeof(ts_block_q5_1), 1, TS_QTYPE_Q5_1_R16, k, n_rows, n_tok, w, w_stride,
+             a, a_stride, y, y_stride);
+}
 N_GEMM_Q_DECL(ts_gemm_q6_k_r16_q8_k_scalar)
 {
     tile_k(dec_q6_k, sizeof(ts_block_q6_k), 0, TS_QTYPE_Q6_K_R16, k, n_rows, n_tok, w, w_stride,

@@ -75,4 +75,8 @@ void ts_simd_register_scalar(ts_kernels *k)
                                                 "ts_gemm_q3_k_r16_q8_k_scalar"};
     k->gemm[TS_QTYPE_Q2_K_R16] = (ts_gemm_slot){ts_gemm_q2_k_r16_q8_k_scalar, TS_ACT_Q8_K, 16, 1,
                                                 "ts_gemm_q2_k_r16_q8_k_scalar"};
+    k->gemm[TS_QTYPE_Q4_1_R16] = (ts_gemm_slot){ts_gemm_q4_1_r16_q8_1_scalar, TS_ACT_Q8_1, 16, 1,
+                                                "ts_gemm_q4_1_r16_q8_1_scalar"};
+    k->gemm[TS_QTYPE_Q5_1_R16] = (ts_gemm_slot){ts_gemm_q5_1_r16_q8_1_scalar, TS_ACT_Q8_1, 16, 1,
+                                                "ts_gemm_q5_1_r16_q8_1_scalar"};
 }

@@ -27,6 +27,8 @@ static const r16_info *info(uint32_t rtype)
         {TS_QTYPE_Q5_K, sizeof(ts_block_q5_k), TS_QK_K, 2560, 320},
         {TS_QTYPE_Q3_K, sizeof(ts_block_q3_k), TS_QK_K, 1536, 288},
         {TS_QTYPE_Q2_K, sizeof(ts_block_q2_k), TS_QK_K, 1024, 320},
+        {TS_QTYPE_Q4_1, sizeof(ts_block_q4_1), TS_QK4_1, 256, 64},
+        {TS_QTYPE_Q5_1, sizeof(ts_block_q5_1), TS_QK5_1, 320, 64},
     };
     if (rtype < TS_QTYPE_COUNT || rtype >= TS_GEMM_SLOTS)
         return NULL;
@@ -44,6 +46,8 @@ uint32_t ts_repack_type(uint32_t qtype)
     case TS_QTYPE_Q5_K: return TS_QTYPE_Q5_K_R16;
     case TS_QTYPE_Q3_K: return TS_QTYPE_Q3_K_R16;
     case TS_QTYPE_Q2_K: return TS_QTYPE_Q2_K_R16;
+    case TS_QTYPE_Q4_1: return TS_QTYPE_Q4_1_R16;
+    case TS_QTYPE_Q5_1: return TS_QTYPE_Q5_1_R16;
     default: return 0;
     }
 }
@@ -89,6 +93,38 @@ static void q6_set(ts_block_q6_k *b, int e, int u)
     *qh = (uint8_t)((*qh & ~(3u << (2 * m))) | (((unsigned)u >> 4) << (2 * m)));
 }
 
+/* Q5_0 / Q5_1 quant bytes of lane r: the nibbles as Q4_0_R16, the 32 high
+ * bits regrouped per step (simd/repack.h). */
+static void put_q5(const uint8_t *qs, const uint8_t *qh4, int r, uint8_t *q)
+{
+    uint32_t qh;
+    memcpy(&qh, qh4, 4);
+    for (int s = 0; s < 4; s++)
+        memcpy(q + 64 * s + 4 * r, qs + 4 * s, 4);
+    for (int i = 0; i < 4; i++) {
+        uint8_t hb = 0;
+        for (int s = 0; s < 4; s++)
+            hb |= (uint8_t)((((qh >> (4 * s + i)) & 1u) << (2 * s)) |
+                            (((qh >> (16 + 4 * s + i)) & 1u) << (2 * s + 1)));
+        q[256 + 4 * r + i] = hb;
+    }
+}
+
+/* The inverse of put_q5. */
+static void get_q5(const uint8_t *q, int r, uint8_t *qs, uint8_t *qh4)
+{
+    uint32_t qh = 0;
+    for (int s = 0; s < 4; s++)
+        memcpy(qs + 4 * s, q + 64 * s + 4 * r, 4);
+    for (int i = 0; i < 4; i++) {
+        const uint32_t hb = q[256 + 4 * r + i];
+        for (int s = 0; s < 4; s++)
+            qh |= (((hb >> (2 * s)) & 1u) << (4 * s + i)) |
+                  (((hb >> (2 * s + 1)) & 1u) << (16 + 4 * s + i));
+    }
+    memcpy(qh4, &qh, 4);
+}
+
 /* One plain block (or zeros, for a padding row) -> lane r of a group block. */
 static void put(uint32_t rtype, const void *src, int r, uint8_t *q, uint8_t *m)
 {
@@ -110,18 +146,23 @@ static void put(uint32_t rtype, const void *src, int r, uint8_t *q, uint8_t *m)
     }
     case TS_QTYPE_Q5_0_R16: {
         const ts_block_q5_0 *b = src;
-        uint32_t qh;
-        memcpy(&qh, b->qh, 4);
+        put_q5(b->qs, b->qh, r, q);
+        memcpy(m + 2 * r, &b->d, 2);
+        break;
+    }
+    case TS_QTYPE_Q4_1_R16: {
+        const ts_block_q4_1 *b = src;
         for (int s = 0; s < 4; s++)
             memcpy(q + 64 * s + 4 * r, b->qs + 4 * s, 4);
-        for (int i = 0; i < 4; i++) {
-            uint8_t hb = 0;
-            for (int s = 0; s < 4; s++)
-                hb |= (uint8_t)((((qh >> (4 * s + i)) & 1u) << (2 * s)) |
-                                (((qh >> (16 + 4 * s + i)) & 1u) << (2 * s + 1)));
-            q[256 + 4 * r + i] = hb;
-        }
         memcpy(m + 2 * r, &b->d, 2);
+        memcpy(m + 32 + 2 * r, &b->m, 2);
+        break;
+    }
+    case TS_QTYPE_Q5_1_R16: {
+        const ts_block_q5_1 *b = src;
+        put_q5(b->qs, b->qh, r, q);
+        memcpy(m + 2 * r, &b->d, 2);
+        memcpy(m + 32 + 2 * r, &b->m, 2);
         break;
     }
     case TS_QTYPE_Q2_K_R16: {
@@ -258,17 +299,23 @@ void ts_repack_get_block(uint32_t rtype, const void *w, size_t row_stride, int64
     }
     case TS_QTYPE_Q5_0_R16: {
         ts_block_q5_0 *b = out;
-        uint32_t qh = 0;
+        get_q5(q, r, b->qs, b->qh);
+        memcpy(&b->d, m + 2 * r, 2);
+        break;
+    }
+    case TS_QTYPE_Q4_1_R16: {
+        ts_block_q4_1 *b = out;
         for (int s = 0; s < 4; s++)
             memcpy(b->qs + 4 * s, q + 64 * s + 4 * r, 4);
-        for (int i = 0; i < 4; i++) {
-            const uint32_t hb = q[256 + 4 * r + i];
-            for (int s = 0; s < 4; s++)
-                qh |= (((hb >> (2 * s)) & 1u) << (4 * s + i)) |
-                      (((hb >> (2 * s + 1)) & 1u) << (16 + 4 * s + i));
-        }
-        memcpy(b->qh, &qh, 4);
         memcpy(&b->d, m + 2 * r, 2);
+        memcpy(&b->m, m + 32 + 2 * r, 2);
+        break;
+    }
+    case TS_QTYPE_Q5_1_R16: {
+        ts_block_q5_1 *b = out;
+        get_q5(q, r, b->qs, b->qh);
+        memcpy(&b->d, m + 2 * r, 2);
+        memcpy(&b->m, m + 32 + 2 * r, 2);
         break;
     }
     case TS_QTYPE_Q2_K_R16: {

@@ -1,6 +1,7 @@
 /*
  * simd/x86/avx512/gemm_r16.c: AVX-512 VNNI zmm GEMM tiles for the load-time
- * repacked layouts (simd/repack.h): Q8_0_R16, Q4_0_R16, Q5_0_R16 (x Q8_0), Q4_K_R16,
+ * repacked layouts (simd/repack.h): Q8_0_R16, Q4_0_R16, Q5_0_R16 (x Q8_0), Q4_1_R16,
+ * Q5_1_R16 (x Q8_1), Q4_K_R16,
  * Q5_K_R16, Q6_K_R16, Q3_K_R16 and Q2_K_R16 (x Q8_K).
  *
  * Register block: 16 rows (one row group, one zmm lane per row) x NY <= 8
@@ -28,6 +29,7 @@
  * is exact).
  */
 #include <immintrin.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "../../kernels.h"
@@ -54,6 +56,8 @@ GEMM_DECL(ts_gemm_q4_k_r16_q8_k_avx512);
 GEMM_DECL(ts_gemm_q5_k_r16_q8_k_avx512);
 GEMM_DECL(ts_gemm_q3_k_r16_q8_k_avx512);
 GEMM_DECL(ts_gemm_q2_k_r16_q8_k_avx512);
+GEMM_DECL(ts_gemm_q4_1_r16_q8_1_avx512);
+GEMM_DECL(ts_gemm_q5_1_r16_q8_1_avx512);
 GEMM_DECL(ts_gemm_q6_k_r16_q8_k_avx512);
 void ts_simd_register_gemm_r16_avx512(ts_kernels *k);
 
@@ -99,6 +103,19 @@ static void pass_q8_0(const ts_block_q8_0 *ab, int64_t b0, int64_t n, int shift,
     }
     for (b = 0; b < n; b++)
         da[b] = _cvtsh_ss(ab[b0 + b].d);
+}
+
+/* Q8_1 activation pass for one token: da[b] = f32(d), sa[b] = f32(s) (s = d *
+ * sum(qs)), corr[b] = 0 (Q4_1 / Q5_1 values carry no offset; their min is
+ * the float term m * sa). */
+static void pass_q8_1(const ts_block_q8_1 *ab, int64_t b0, int64_t n, float *da, float *sa,
+                      int32_t *corr)
+{
+    for (int64_t b = 0; b < n; b++) {
+        da[b] = _cvtsh_ss(ab[b0 + b].d);
+        sa[b] = _cvtsh_ss(ab[b0 + b].s);
+        corr[b] = 0;
+    }
 }
 
 INLINE __m512 acc_load(int first, const float *y, __mmask16 m)
@@ -151,13 +168,18 @@ INLINE void pf_line(const uint8_t *pg, int64_t pb, int64_t nb, size_t qb, size_t
 }
 
 /* One row group (16 rows at g) x ny tokens over blocks [b0, b0 + n) of nb.
- * Q8_0 (wt 0), Q4_0 (wt 1) or Q5_0 (wt 2) weights; y: the group's first row.
- * Q5_0: u = nibble | hb << 4 (0..31) per step, ts_r16_q32_step (r16_unpack.h). */
+ * Q8_0 (wt 0), Q4_0 (wt 1), Q5_0 (wt 2), Q4_1 (wt 3) or Q5_1 (wt 4) weights;
+ * y: the group's first row. Q5_0 / Q5_1: u = nibble | hb << 4 (0..31) per
+ * step, ts_r16_q32_step (r16_unpack.h). Q4_1 / Q5_1 (x Q8_1) add the min
+ * term per block and token, acc = fma(m, sa, acc), as the scalar twin. */
 INLINE void q32_group(int ny, int wt, const uint8_t *g, int64_t nb, int64_t b0, int64_t n,
-                      const void *a, size_t a_stride, const float *da, const int32_t *corr,
-                      float *y, size_t y_stride, __mmask16 mask)
+                      const void *a, size_t a_stride, const float *da, const float *sa,
+                      const int32_t *corr, float *y, size_t y_stride, __mmask16 mask)
 {
-    const size_t qb = wt == 1 ? 256 : wt == 2 ? 320 : 512;
+    const int q1 = wt >= 3, q5 = wt == 2 || wt == 4;
+    const size_t qb = wt == 1 || wt == 3 ? 256 : q5 ? 320 : 512, mb = q1 ? 64 : 32;
+    const size_t as = q1 ? sizeof(ts_block_q8_1) : sizeof(ts_block_q8_0);
+    const size_t aqo = q1 ? offsetof(ts_block_q8_1, qs) : offsetof(ts_block_q8_0, qs);
     const uint8_t *meta = g + (size_t)nb * qb;
     __m512 acc[NYMAX];
     UNROLL for (int t = 0; t < ny; t++)
@@ -168,13 +190,15 @@ INLINE void q32_group(int ny, int wt, const uint8_t *g, int64_t nb, int64_t b0, 
         UNROLL for (int t = 0; t < ny; t++)
             d[t] = _mm512_set1_epi32(corr[t * NBC32 + (blk - b0)]);
         if (wt) {
-            const __m512i hv = wt == 2 ? _mm512_loadu_si512(q + 256) : _mm512_setzero_si512();
+            const __m512i hv = q5 ? _mm512_loadu_si512(q + 256) : _mm512_setzero_si512();
             UNROLL for (int s = 0; s < 4; s++) {
                 const __m512i wv = _mm512_loadu_si512(q + 64 * s);
                 __m512i lo, hi;
-                ts_r16_q32_step(wv, hv, wt == 2, s, &lo, &hi);
+                ts_r16_q32_step(wv, hv, q5, s, &lo, &hi);
                 UNROLL for (int t = 0; t < ny; t++) {
-                    const int8_t *aq = AROW(ts_block_q8_0, t)[blk].qs;
+                    const int8_t *aq =
+                        (const int8_t *)((const char *)a + (size_t)t * a_stride +
+                                         (size_t)blk * as + aqo);
                     d[t] = _mm512_dpbusd_epi32(d[t], lo, bcast32(aq + 4 * s));
                     d[t] = _mm512_dpbusd_epi32(d[t], hi, bcast32(aq + 16 + 4 * s));
                 }
@@ -188,10 +212,15 @@ INLINE void q32_group(int ny, int wt, const uint8_t *g, int64_t nb, int64_t b0, 
             }
         }
         const __m512 dw =
-            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + (size_t)blk * 32)));
+            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(meta + (size_t)blk * mb)));
+        const __m512 mw = q1 ? _mm512_cvtph_ps(_mm256_loadu_si256(
+                                   (const __m256i *)(meta + (size_t)blk * mb + 32)))
+                             : _mm512_setzero_ps();
         UNROLL for (int t = 0; t < ny; t++) {
             const __m512 sc = _mm512_mul_ps(dw, _mm512_set1_ps(da[t * NBC32 + (blk - b0)]));
             acc[t] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(d[t]), acc[t]);
+            if (q1)
+                acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(sa[t * NBC32 + (blk - b0)]), acc[t]);
         }
     }
     UNROLL for (int t = 0; t < ny; t++)
@@ -202,7 +231,7 @@ static void gemm_q32(int wt, int64_t k, int64_t n_rows, int64_t n_tok, const voi
                      size_t w_stride, const void *a, size_t a_stride, float *y, size_t y_stride)
 {
     const int64_t nb = k / 32;
-    float da[NYMAX * NBC32];
+    float da[NYMAX * NBC32], sa[NYMAX * NBC32];
     int32_t corr[NYMAX * NBC32];
     const int64_t n_tg = (n_tok + NYMAX - 1) / NYMAX;
     for (int64_t sw = 0; sw < (n_rows + RB - 1) / RB * n_tg; sw++) {
@@ -213,28 +242,36 @@ static void gemm_q32(int wt, int64_t k, int64_t n_rows, int64_t n_tok, const voi
         float *yt = (float *)((char *)y + (size_t)tok * y_stride);
         for (int64_t b0 = 0; b0 < nb; b0 += NBC32) {
             const int64_t n = nb - b0 < NBC32 ? nb - b0 : NBC32;
-            for (int t = 0; t < ny; t++)
-                pass_q8_0((const ts_block_q8_0 *)(at + (size_t)t * a_stride), b0, n,
-                          wt == 1 ? 3 : wt == 2 ? 4 : 7,
-                          da + t * NBC32, corr + t * NBC32);
+            for (int t = 0; t < ny; t++) {
+                if (wt >= 3)
+                    pass_q8_1((const ts_block_q8_1 *)(at + (size_t)t * a_stride), b0, n,
+                              da + t * NBC32, sa + t * NBC32, corr + t * NBC32);
+                else
+                    pass_q8_0((const ts_block_q8_0 *)(at + (size_t)t * a_stride), b0, n,
+                              wt == 1 ? 3 : wt == 2 ? 4 : 7, da + t * NBC32, corr + t * NBC32);
+            }
             for (int64_t row = r0; row < r1; row += 16) {
                 const int nv = r1 - row < 16 ? (int)(r1 - row) : 16;
                 const __mmask16 mask = (__mmask16)((1u << nv) - 1u);
                 const uint8_t *g = (const uint8_t *)w + (size_t)row * w_stride;
+#define Q32_WT(NY_, WT_)                                                                       \
+    q32_group(NY_, WT_, g, nb, b0, n, at, a_stride, da, sa, corr, yt + row, y_stride, mask)
 #define Q32_CASE(NY_)                                                                          \
     case NY_:                                                                                  \
-        if (wt == 1)                                                                           \
-            q32_group(NY_, 1, g, nb, b0, n, at, a_stride, da, corr, yt + row, y_stride, mask); \
-        else if (wt == 2)                                                                      \
-            q32_group(NY_, 2, g, nb, b0, n, at, a_stride, da, corr, yt + row, y_stride, mask); \
-        else                                                                                   \
-            q32_group(NY_, 0, g, nb, b0, n, at, a_stride, da, corr, yt + row, y_stride, mask); \
+        switch (wt) {                                                                          \
+        case 1: Q32_WT(NY_, 1); break;                                                         \
+        case 2: Q32_WT(NY_, 2); break;                                                         \
+        case 3: Q32_WT(NY_, 3); break;                                                         \
+        case 4: Q32_WT(NY_, 4); break;                                                         \
+        default: Q32_WT(NY_, 0); break;                                                        \
+        }                                                                                      \
         break;
                 switch (ny) {
                     Q32_CASE(1) Q32_CASE(2) Q32_CASE(3) Q32_CASE(4)
                     Q32_CASE(5) Q32_CASE(6) Q32_CASE(7) default: Q32_CASE(8)
                 }
 #undef Q32_CASE
+#undef Q32_WT
             }
         }
     }
@@ -257,6 +294,17 @@ GEMM_DECL(ts_gemm_q4_0_r16_q8_0_avx512)
 GEMM_DECL(ts_gemm_q5_0_r16_q8_0_avx512)
 {
     gemm_q32(2, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+}
+
+/* Contract: as above, x Q8_1 activations: Q4_1_R16, Q5_1_R16. */
+GEMM_DECL(ts_gemm_q4_1_r16_q8_1_avx512)
+{
+    gemm_q32(3, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+}
+
+GEMM_DECL(ts_gemm_q5_1_r16_q8_1_avx512)
+{
+    gemm_q32(4, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
 }
 
 /* ---- Q4_K_R16 x Q8_K ---- */
@@ -651,4 +699,8 @@ void ts_simd_register_gemm_r16_avx512(ts_kernels *k)
                                                 NYMAX, "ts_gemm_q3_k_r16_q8_k_avx512"};
     k->gemm[TS_QTYPE_Q2_K_R16] = (ts_gemm_slot){ts_gemm_q2_k_r16_q8_k_avx512, TS_ACT_Q8_K, 16,
                                                 NYMAX, "ts_gemm_q2_k_r16_q8_k_avx512"};
+    k->gemm[TS_QTYPE_Q4_1_R16] = (ts_gemm_slot){ts_gemm_q4_1_r16_q8_1_avx512, TS_ACT_Q8_1, 16,
+                                                NYMAX, "ts_gemm_q4_1_r16_q8_1_avx512"};
+    k->gemm[TS_QTYPE_Q5_1_R16] = (ts_gemm_slot){ts_gemm_q5_1_r16_q8_1_avx512, TS_ACT_Q8_1, 16,
+                                                NYMAX, "ts_gemm_q5_1_r16_q8_1_avx512"};
 }
