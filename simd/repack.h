@@ -82,45 +82,18 @@ void ts_repack_get_block(uint32_t rtype, const void *w, size_t row_stride, int64
                          int64_t row, int64_t blk, void *out);
 
 /* Scalar twins of the repacked GEMM slots (registered by the scalar level). */
-void ts_gemm_q8_0_r16_q8_0_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
-                                  const void *restrict w, size_t w_stride,
-                                  const void *restrict a, size_t a_stride, float *restrict y,
-                                  size_t y_stride);
-void ts_gemm_q4_0_r16_q8_0_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
-                                  const void *restrict w, size_t w_stride,
-                                  const void *restrict a, size_t a_stride, float *restrict y,
-                                  size_t y_stride);
-void ts_gemm_q4_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
-                                  const void *restrict w, size_t w_stride,
-                                  const void *restrict a, size_t a_stride, float *restrict y,
-                                  size_t y_stride);
-void ts_gemm_q5_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
-                                  const void *restrict w, size_t w_stride,
-                                  const void *restrict a, size_t a_stride, float *restrict y,
-                                  size_t y_stride);
-void ts_gemm_q3_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
-                                  const void *restrict w, size_t w_stride,
-                                  const void *restrict a, size_t a_stride, float *restrict y,
-                                  size_t y_stride);
-void ts_gemm_q2_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
-                                  const void *restrict w, size_t w_stride,
-                                  const void *restrict a, size_t a_stride, float *restrict y,
-                                  size_t y_stride);
-void ts_gemm_q4_1_r16_q8_1_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
-                                  const void *restrict w, size_t w_stride,
-                                  const void *restrict a, size_t a_stride, float *restrict y,
-                                  size_t y_stride);
-void ts_gemm_q5_1_r16_q8_1_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
-                                  const void *restrict w, size_t w_stride,
-                                  const void *restrict a, size_t a_stride, float *restrict y,
-                                  size_t y_stride);
-void ts_gemm_q6_k_r16_q8_k_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
-                                  const void *restrict w, size_t w_stride,
-                                  const void *restrict a, size_t a_stride, float *restrict y,
-                                  size_t y_stride);
-void ts_gemm_q5_0_r16_q8_0_scalar(int64_t k, int64_t n_rows, int64_t n_tok,
-                                  const void *restrict w, size_t w_stride,
-                                  const void *restrict a, size_t a_stride, float *restrict y,
-                                  size_t y_stride);
+#define TS_R16_TWIN(name)                                                                      \
+    void name(int64_t k, int64_t n_rows, int64_t n_tok, const void *restrict w, size_t w_stride, \
+              const void *restrict a, size_t a_stride, float *restrict y, size_t y_stride)
+TS_R16_TWIN(ts_gemm_q8_0_r16_q8_0_scalar);
+TS_R16_TWIN(ts_gemm_q4_0_r16_q8_0_scalar);
+TS_R16_TWIN(ts_gemm_q4_k_r16_q8_k_scalar);
+TS_R16_TWIN(ts_gemm_q5_k_r16_q8_k_scalar);
+TS_R16_TWIN(ts_gemm_q3_k_r16_q8_k_scalar);
+TS_R16_TWIN(ts_gemm_q2_k_r16_q8_k_scalar);
+TS_R16_TWIN(ts_gemm_q4_1_r16_q8_1_scalar);
+TS_R16_TWIN(ts_gemm_q5_1_r16_q8_1_scalar);
+TS_R16_TWIN(ts_gemm_q6_k_r16_q8_k_scalar);
+TS_R16_TWIN(ts_gemm_q5_0_r16_q8_0_scalar);
 
 #endif

@@ -325,53 +325,25 @@ DEF_K(q6_k, 0)
 /* Scalar twins of the _R16 slots: the plain kernels' loops, blocks copied out
  * of the row groups (simd/repack.h). w points at a group start (row 0 of the
  * tile is a multiple of 16). Contract otherwise as above. */
-N_GEMM_Q_DECL(ts_gemm_q8_0_r16_q8_0_scalar)
-{
-    tile_q32(dec_q8_0, sizeof(ts_block_q8_0), 0, TS_QTYPE_Q8_0_R16, k, n_rows, n_tok, w, w_stride,
-             a, a_stride, y, y_stride);
-}
-N_GEMM_Q_DECL(ts_gemm_q4_0_r16_q8_0_scalar)
-{
-    tile_q32(dec_q4_0, sizeof(ts_block_q4_0), 0, TS_QTYPE_Q4_0_R16, k, n_rows, n_tok, w, w_stride,
-             a, a_stride, y, y_stride);
-}
-N_GEMM_Q_DECL(ts_gemm_q5_0_r16_q8_0_scalar)
-{
-    tile_q32(dec_q5_0, sizeof(ts_block_q5_0), 0, TS_QTYPE_Q5_0_R16, k, n_rows, n_tok, w, w_stride,
-             a, a_stride, y, y_stride);
-}
-N_GEMM_Q_DECL(ts_gemm_q4_k_r16_q8_k_scalar)
-{
-    tile_k(dec_q4_k, sizeof(ts_block_q4_k), 1, TS_QTYPE_Q4_K_R16, k, n_rows, n_tok, w, w_stride,
-           a, a_stride, y, y_stride);
-}
-N_GEMM_Q_DECL(ts_gemm_q5_k_r16_q8_k_scalar)
-{
-    tile_k(dec_q5_k, sizeof(ts_block_q5_k), 1, TS_QTYPE_Q5_K_R16, k, n_rows, n_tok, w, w_stride,
-           a, a_stride, y, y_stride);
-}
-N_GEMM_Q_DECL(ts_gemm_q3_k_r16_q8_k_scalar)
-{
-    tile_k(dec_q3_k, sizeof(ts_block_q3_k), 0, TS_QTYPE_Q3_K_R16, k, n_rows, n_tok, w, w_stride,
-           a, a_stride, y, y_stride);
-}
-N_GEMM_Q_DECL(ts_gemm_q2_k_r16_q8_k_scalar)
-{
-    tile_k(dec_q2_k, sizeof(ts_block_q2_k), 1, TS_QTYPE_Q2_K_R16, k, n_rows, n_tok, w, w_stride,
-           a, a_stride, y, y_stride);
-}
-N_GEMM_Q_DECL(ts_gemm_q4_1_r16_q8_1_scalar)
-{
-    tile_q32(dec_q4_1, sizeof(ts_block_q4_1), 1, TS_QTYPE_Q4_1_R16, k, n_rows, n_tok, w, w_stride,
-             a, a_stride, y, y_stride);
-}
-N_GEMM_Q_DECL(ts_gemm_q5_1_r16_q8_1_scalar)
-{
-    tile_q32(dec_q5_1, sizeof(ts_block_q5_1), 1, TS_QTYPE_Q5_1_R16, k, n_rows, n_tok, w, w_stride,
-             a, a_stride, y, y_stride);
-}
-N_GEMM_Q_DECL(ts_gemm_q6_k_r16_q8_k_scalar)
-{
-    tile_k(dec_q6_k, sizeof(ts_block_q6_k), 0, TS_QTYPE_Q6_K_R16, k, n_rows, n_tok, w, w_stride,
-           a, a_stride, y, y_stride);
-}
+#define DEF_Q32_R16(wt, at, withmin, rtype)                                                   \
+    N_GEMM_Q_DECL(ts_gemm_##wt##_r16_##at##_scalar)                                           \
+    {                                                                                         \
+        tile_q32(dec_##wt, sizeof(ts_block_##wt), withmin, rtype, k, n_rows, n_tok, w,       \
+                 w_stride, a, a_stride, y, y_stride);                                         \
+    }
+#define DEF_K_R16(wt, withmin, rtype)                                                         \
+    N_GEMM_Q_DECL(ts_gemm_##wt##_r16_q8_k_scalar)                                             \
+    {                                                                                         \
+        tile_k(dec_##wt, sizeof(ts_block_##wt), withmin, rtype, k, n_rows, n_tok, w, w_stride,   \
+               a, a_stride, y, y_stride);                                                     \
+    }
+DEF_Q32_R16(q8_0, q8_0, 0, TS_QTYPE_Q8_0_R16)
+DEF_Q32_R16(q4_0, q8_0, 0, TS_QTYPE_Q4_0_R16)
+DEF_Q32_R16(q5_0, q8_0, 0, TS_QTYPE_Q5_0_R16)
+DEF_K_R16(q4_k, 1, TS_QTYPE_Q4_K_R16)
+DEF_K_R16(q5_k, 1, TS_QTYPE_Q5_K_R16)
+DEF_K_R16(q3_k, 0, TS_QTYPE_Q3_K_R16)
+DEF_K_R16(q2_k, 1, TS_QTYPE_Q2_K_R16)
+DEF_Q32_R16(q4_1, q8_1, 1, TS_QTYPE_Q4_1_R16)
+DEF_Q32_R16(q5_1, q8_1, 1, TS_QTYPE_Q5_1_R16)
+DEF_K_R16(q6_k, 0, TS_QTYPE_Q6_K_R16)

@@ -59,24 +59,16 @@ void ts_simd_register_scalar(ts_kernels *k)
     SET(TS_QTYPE_Q6_K, ts_gemm_q6_k_q8_k_scalar, TS_ACT_Q8_K);
     SET(TS_QTYPE_IQ2_XXS, ts_gemm_iq2_xxs_q8_k_scalar, TS_ACT_Q8_K);
     /* _R16 twins: row tiles must start at multiples of 16 (mr = 16). */
-    k->gemm[TS_QTYPE_Q8_0_R16] = (ts_gemm_slot){ts_gemm_q8_0_r16_q8_0_scalar, TS_ACT_Q8_0, 16, 1,
-                                                "ts_gemm_q8_0_r16_q8_0_scalar"};
-    k->gemm[TS_QTYPE_Q4_0_R16] = (ts_gemm_slot){ts_gemm_q4_0_r16_q8_0_scalar, TS_ACT_Q8_0, 16, 1,
-                                                "ts_gemm_q4_0_r16_q8_0_scalar"};
-    k->gemm[TS_QTYPE_Q4_K_R16] = (ts_gemm_slot){ts_gemm_q4_k_r16_q8_k_scalar, TS_ACT_Q8_K, 16, 1,
-                                                "ts_gemm_q4_k_r16_q8_k_scalar"};
-    k->gemm[TS_QTYPE_Q6_K_R16] = (ts_gemm_slot){ts_gemm_q6_k_r16_q8_k_scalar, TS_ACT_Q8_K, 16, 1,
-                                                "ts_gemm_q6_k_r16_q8_k_scalar"};
-    k->gemm[TS_QTYPE_Q5_0_R16] = (ts_gemm_slot){ts_gemm_q5_0_r16_q8_0_scalar, TS_ACT_Q8_0, 16, 1,
-                                                "ts_gemm_q5_0_r16_q8_0_scalar"};
-    k->gemm[TS_QTYPE_Q5_K_R16] = (ts_gemm_slot){ts_gemm_q5_k_r16_q8_k_scalar, TS_ACT_Q8_K, 16, 1,
-                                                "ts_gemm_q5_k_r16_q8_k_scalar"};
-    k->gemm[TS_QTYPE_Q3_K_R16] = (ts_gemm_slot){ts_gemm_q3_k_r16_q8_k_scalar, TS_ACT_Q8_K, 16, 1,
-                                                "ts_gemm_q3_k_r16_q8_k_scalar"};
-    k->gemm[TS_QTYPE_Q2_K_R16] = (ts_gemm_slot){ts_gemm_q2_k_r16_q8_k_scalar, TS_ACT_Q8_K, 16, 1,
-                                                "ts_gemm_q2_k_r16_q8_k_scalar"};
-    k->gemm[TS_QTYPE_Q4_1_R16] = (ts_gemm_slot){ts_gemm_q4_1_r16_q8_1_scalar, TS_ACT_Q8_1, 16, 1,
-                                                "ts_gemm_q4_1_r16_q8_1_scalar"};
-    k->gemm[TS_QTYPE_Q5_1_R16] = (ts_gemm_slot){ts_gemm_q5_1_r16_q8_1_scalar, TS_ACT_Q8_1, 16, 1,
-                                                "ts_gemm_q5_1_r16_q8_1_scalar"};
+#define R16(rt, fn, act) k->gemm[rt] = (ts_gemm_slot){fn, act, 16, 1, #fn}
+    R16(TS_QTYPE_Q8_0_R16, ts_gemm_q8_0_r16_q8_0_scalar, TS_ACT_Q8_0);
+    R16(TS_QTYPE_Q4_0_R16, ts_gemm_q4_0_r16_q8_0_scalar, TS_ACT_Q8_0);
+    R16(TS_QTYPE_Q4_K_R16, ts_gemm_q4_k_r16_q8_k_scalar, TS_ACT_Q8_K);
+    R16(TS_QTYPE_Q6_K_R16, ts_gemm_q6_k_r16_q8_k_scalar, TS_ACT_Q8_K);
+    R16(TS_QTYPE_Q5_0_R16, ts_gemm_q5_0_r16_q8_0_scalar, TS_ACT_Q8_0);
+    R16(TS_QTYPE_Q5_K_R16, ts_gemm_q5_k_r16_q8_k_scalar, TS_ACT_Q8_K);
+    R16(TS_QTYPE_Q3_K_R16, ts_gemm_q3_k_r16_q8_k_scalar, TS_ACT_Q8_K);
+    R16(TS_QTYPE_Q2_K_R16, ts_gemm_q2_k_r16_q8_k_scalar, TS_ACT_Q8_K);
+    R16(TS_QTYPE_Q4_1_R16, ts_gemm_q4_1_r16_q8_1_scalar, TS_ACT_Q8_1);
+    R16(TS_QTYPE_Q5_1_R16, ts_gemm_q5_1_r16_q8_1_scalar, TS_ACT_Q8_1);
+#undef R16
 }

@@ -596,41 +596,23 @@ INLINE void kq_gemm(int kt, int64_t k, int64_t n_rows, int64_t n_tok, const void
     }
 }
 
-GEMM_DECL(ts_gemm_q4_k_r16_q8_k_amx)
-{
-    if (n_tok < AMX_MIN_TOK) {
-        ts_gemm_q4_k_r16_q8_k_avx512(k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
-        return;
+/* The K-quant entries: below AMX_MIN_TOK tokens the avx512 kernel (same bits). */
+#define KQ_ENTRY(T_, KT_)                                                                      \
+    GEMM_DECL(ts_gemm_##T_##_r16_q8_k_amx)                                                     \
+    {                                                                                          \
+        if (n_tok < AMX_MIN_TOK)                                                               \
+            ts_gemm_##T_##_r16_q8_k_avx512(k, n_rows, n_tok, w, w_stride, a, a_stride, y,      \
+                                           y_stride);                                          \
+        else                                                                                   \
+            kq_gemm(KT_, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);             \
     }
-    kq_gemm(KQ_Q4K, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
-}
+KQ_ENTRY(q4_k, KQ_Q4K)
 
-GEMM_DECL(ts_gemm_q5_k_r16_q8_k_amx)
-{
-    if (n_tok < AMX_MIN_TOK) {
-        ts_gemm_q5_k_r16_q8_k_avx512(k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
-        return;
-    }
-    kq_gemm(KQ_Q5K, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
-}
+KQ_ENTRY(q5_k, KQ_Q5K)
 
-GEMM_DECL(ts_gemm_q3_k_r16_q8_k_amx)
-{
-    if (n_tok < AMX_MIN_TOK) {
-        ts_gemm_q3_k_r16_q8_k_avx512(k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
-        return;
-    }
-    kq_gemm(KQ_Q3K, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
-}
+KQ_ENTRY(q3_k, KQ_Q3K)
 
-GEMM_DECL(ts_gemm_q6_k_r16_q8_k_amx)
-{
-    if (n_tok < AMX_MIN_TOK) {
-        ts_gemm_q6_k_r16_q8_k_avx512(k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
-        return;
-    }
-    kq_gemm(KQ_Q6K, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
-}
+KQ_ENTRY(q6_k, KQ_Q6K)
 
 void ts_simd_register_gemm_r16_amx(ts_kernels *k)
 {

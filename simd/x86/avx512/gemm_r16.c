@@ -527,50 +527,6 @@ INLINE void q6k_group(int ny, int q3, const uint8_t *g, const uint8_t *gn, int64
         _mm512_mask_storeu_ps(YROW(t), mask, acc[t]);
 }
 
-/* Contract: as the Q8_0_R16 one, k % 256 == 0. Loop order: sweep of RB rows,
- * token group, row group, all of K (no activation pass, no K chunks). */
-INLINE void gemm_q36k(int q3, int64_t k, int64_t n_rows, int64_t n_tok, const void *w,
-                      size_t w_stride, const void *a, size_t a_stride, float *y, size_t y_stride)
-{
-    const int64_t nb = k / TS_QK_K;
-    const int64_t n_tg = (n_tok + NYMAX - 1) / NYMAX;
-    for (int64_t sw = 0; sw < (n_rows + RB - 1) / RB * n_tg; sw++) {
-        const int64_t r0 = sw / n_tg * RB, tok = sw % n_tg * NYMAX;
-        const int64_t r1 = n_rows - r0 < RB ? n_rows : r0 + RB;
-        const int ny = n_tok - tok < NYMAX ? (int)(n_tok - tok) : NYMAX;
-        const char *at = (const char *)a + (size_t)tok * a_stride;
-        float *yt = (float *)((char *)y + (size_t)tok * y_stride);
-        for (int64_t row = r0; row < r1; row += 16) {
-            const int nv = r1 - row < 16 ? (int)(r1 - row) : 16;
-            const __mmask16 mask = (__mmask16)((1u << nv) - 1u);
-            const uint8_t *g = (const uint8_t *)w + (size_t)row * w_stride;
-            const uint8_t *gn = row + 16 < n_rows ? g + 16 * w_stride : NULL;
-#define Q6_CASE(NY_)                                                                           \
-    case NY_:                                                                                  \
-        if (q3)                                                                                \
-            q6k_group(NY_, 1, g, gn, nb, at, a_stride, yt + row, y_stride, mask);              \
-        else                                                                                   \
-            q6k_group(NY_, 0, g, gn, nb, at, a_stride, yt + row, y_stride, mask);              \
-        break;
-            switch (ny) {
-                Q6_CASE(1) Q6_CASE(2) Q6_CASE(3) Q6_CASE(4)
-                Q6_CASE(5) Q6_CASE(6) Q6_CASE(7) default: Q6_CASE(8)
-            }
-#undef Q6_CASE
-        }
-    }
-}
-
-GEMM_DECL(ts_gemm_q6_k_r16_q8_k_avx512)
-{
-    gemm_q36k(0, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
-}
-
-GEMM_DECL(ts_gemm_q3_k_r16_q8_k_avx512)
-{
-    gemm_q36k(1, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
-}
-
 /* ---- Q2_K_R16 x Q8_K ---- */
 
 /* One row group x ny tokens over all nb super-blocks. Values q = 0..3 (the
@@ -652,8 +608,13 @@ INLINE void q2k_group(int ny, const uint8_t *g, const uint8_t *gn, int64_t nb, c
         _mm512_mask_storeu_ps(YROW(t), mask, acc[t]);
 }
 
-/* Contract: as the Q8_0_R16 one, k % 256 == 0; loop order as Q6_K_R16's. */
-GEMM_DECL(ts_gemm_q2_k_r16_q8_k_avx512)
+/* The row-group kernels without an activation pass: Q6_K, Q3_K, Q2_K. */
+enum { KG_Q6K, KG_Q3K, KG_Q2K };
+
+/* Contract: as the Q8_0_R16 one, k % 256 == 0. Loop order: sweep of RB rows,
+ * token group, row group, all of K (no activation pass, no K chunks). */
+INLINE void gemm_kg(int kind, int64_t k, int64_t n_rows, int64_t n_tok, const void *w,
+                    size_t w_stride, const void *a, size_t a_stride, float *y, size_t y_stride)
 {
     const int64_t nb = k / TS_QK_K;
     const int64_t n_tg = (n_tok + NYMAX - 1) / NYMAX;
@@ -668,39 +629,51 @@ GEMM_DECL(ts_gemm_q2_k_r16_q8_k_avx512)
             const __mmask16 mask = (__mmask16)((1u << nv) - 1u);
             const uint8_t *g = (const uint8_t *)w + (size_t)row * w_stride;
             const uint8_t *gn = row + 16 < n_rows ? g + 16 * w_stride : NULL;
-#define Q2_CASE(NY_)                                                                           \
+#define Q6_CASE(NY_)                                                                           \
     case NY_:                                                                                  \
-        q2k_group(NY_, g, gn, nb, at, a_stride, yt + row, y_stride, mask);                     \
+        if (kind == KG_Q2K)                                                                    \
+            q2k_group(NY_, g, gn, nb, at, a_stride, yt + row, y_stride, mask);                 \
+        else if (kind == KG_Q3K)                                                               \
+            q6k_group(NY_, 1, g, gn, nb, at, a_stride, yt + row, y_stride, mask);              \
+        else                                                                                   \
+            q6k_group(NY_, 0, g, gn, nb, at, a_stride, yt + row, y_stride, mask);              \
         break;
             switch (ny) {
-                Q2_CASE(1) Q2_CASE(2) Q2_CASE(3) Q2_CASE(4)
-                Q2_CASE(5) Q2_CASE(6) Q2_CASE(7) default: Q2_CASE(8)
+                Q6_CASE(1) Q6_CASE(2) Q6_CASE(3) Q6_CASE(4)
+                Q6_CASE(5) Q6_CASE(6) Q6_CASE(7) default: Q6_CASE(8)
             }
-#undef Q2_CASE
+#undef Q6_CASE
         }
     }
 }
 
+GEMM_DECL(ts_gemm_q6_k_r16_q8_k_avx512)
+{
+    gemm_kg(KG_Q6K, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+}
+
+GEMM_DECL(ts_gemm_q3_k_r16_q8_k_avx512)
+{
+    gemm_kg(KG_Q3K, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+}
+
+GEMM_DECL(ts_gemm_q2_k_r16_q8_k_avx512)
+{
+    gemm_kg(KG_Q2K, k, n_rows, n_tok, w, w_stride, a, a_stride, y, y_stride);
+}
+
 void ts_simd_register_gemm_r16_avx512(ts_kernels *k)
 {
-    k->gemm[TS_QTYPE_Q8_0_R16] = (ts_gemm_slot){ts_gemm_q8_0_r16_q8_0_avx512, TS_ACT_Q8_0, 16,
-                                                NYMAX, "ts_gemm_q8_0_r16_q8_0_avx512"};
-    k->gemm[TS_QTYPE_Q4_0_R16] = (ts_gemm_slot){ts_gemm_q4_0_r16_q8_0_avx512, TS_ACT_Q8_0, 16,
-                                                NYMAX, "ts_gemm_q4_0_r16_q8_0_avx512"};
-    k->gemm[TS_QTYPE_Q4_K_R16] = (ts_gemm_slot){ts_gemm_q4_k_r16_q8_k_avx512, TS_ACT_Q8_K, 16,
-                                                NYMAX, "ts_gemm_q4_k_r16_q8_k_avx512"};
-    k->gemm[TS_QTYPE_Q6_K_R16] = (ts_gemm_slot){ts_gemm_q6_k_r16_q8_k_avx512, TS_ACT_Q8_K, 16,
-                                                NYMAX, "ts_gemm_q6_k_r16_q8_k_avx512"};
-    k->gemm[TS_QTYPE_Q5_0_R16] = (ts_gemm_slot){ts_gemm_q5_0_r16_q8_0_avx512, TS_ACT_Q8_0, 16,
-                                                NYMAX, "ts_gemm_q5_0_r16_q8_0_avx512"};
-    k->gemm[TS_QTYPE_Q5_K_R16] = (ts_gemm_slot){ts_gemm_q5_k_r16_q8_k_avx512, TS_ACT_Q8_K, 16,
-                                                NYMAX, "ts_gemm_q5_k_r16_q8_k_avx512"};
-    k->gemm[TS_QTYPE_Q3_K_R16] = (ts_gemm_slot){ts_gemm_q3_k_r16_q8_k_avx512, TS_ACT_Q8_K, 16,
-                                                NYMAX, "ts_gemm_q3_k_r16_q8_k_avx512"};
-    k->gemm[TS_QTYPE_Q2_K_R16] = (ts_gemm_slot){ts_gemm_q2_k_r16_q8_k_avx512, TS_ACT_Q8_K, 16,
-                                                NYMAX, "ts_gemm_q2_k_r16_q8_k_avx512"};
-    k->gemm[TS_QTYPE_Q4_1_R16] = (ts_gemm_slot){ts_gemm_q4_1_r16_q8_1_avx512, TS_ACT_Q8_1, 16,
-                                                NYMAX, "ts_gemm_q4_1_r16_q8_1_avx512"};
-    k->gemm[TS_QTYPE_Q5_1_R16] = (ts_gemm_slot){ts_gemm_q5_1_r16_q8_1_avx512, TS_ACT_Q8_1, 16,
-                                                NYMAX, "ts_gemm_q5_1_r16_q8_1_avx512"};
+#define SLOT(rt, fn, act) k->gemm[rt] = (ts_gemm_slot){fn, act, 16, NYMAX, #fn}
+    SLOT(TS_QTYPE_Q8_0_R16, ts_gemm_q8_0_r16_q8_0_avx512, TS_ACT_Q8_0);
+    SLOT(TS_QTYPE_Q4_0_R16, ts_gemm_q4_0_r16_q8_0_avx512, TS_ACT_Q8_0);
+    SLOT(TS_QTYPE_Q4_K_R16, ts_gemm_q4_k_r16_q8_k_avx512, TS_ACT_Q8_K);
+    SLOT(TS_QTYPE_Q6_K_R16, ts_gemm_q6_k_r16_q8_k_avx512, TS_ACT_Q8_K);
+    SLOT(TS_QTYPE_Q5_0_R16, ts_gemm_q5_0_r16_q8_0_avx512, TS_ACT_Q8_0);
+    SLOT(TS_QTYPE_Q5_K_R16, ts_gemm_q5_k_r16_q8_k_avx512, TS_ACT_Q8_K);
+    SLOT(TS_QTYPE_Q3_K_R16, ts_gemm_q3_k_r16_q8_k_avx512, TS_ACT_Q8_K);
+    SLOT(TS_QTYPE_Q2_K_R16, ts_gemm_q2_k_r16_q8_k_avx512, TS_ACT_Q8_K);
+    SLOT(TS_QTYPE_Q4_1_R16, ts_gemm_q4_1_r16_q8_1_avx512, TS_ACT_Q8_1);
+    SLOT(TS_QTYPE_Q5_1_R16, ts_gemm_q5_1_r16_q8_1_avx512, TS_ACT_Q8_1);
+#undef SLOT
 }
