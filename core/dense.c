@@ -26,16 +26,21 @@
 #define DENSE_MIN_TOK 16
 #define DENSE_ROW_ALIGN 16 /* TILE mode: row tiles in multiples of 16 rows */
 
+int ts_dense_blas_parse(const char *s)
+{
+    if (!s || !*s || strcmp(s, "0") == 0)
+        return TS_DENSE_BLAS_OFF;
+    if (strcmp(s, "1") == 0 || strcmp(s, "threaded") == 0)
+        return TS_DENSE_BLAS_THREADED;
+    if (strcmp(s, "tile") == 0)
+        return TS_DENSE_BLAS_TILE;
+    return -1;
+}
+
 ts_dense_blas_mode ts_dense_blas_env(void)
 {
-    const char *env = getenv("TESSERA_BLAS");
-    if (!env || !*env || strcmp(env, "0") == 0)
-        return TS_DENSE_BLAS_OFF;
-    if (strcmp(env, "1") == 0 || strcmp(env, "threaded") == 0)
-        return TS_DENSE_BLAS_THREADED;
-    if (strcmp(env, "tile") == 0)
-        return TS_DENSE_BLAS_TILE;
-    return TS_DENSE_BLAS_OFF;
+    const int m = ts_dense_blas_parse(getenv("TESSERA_BLAS"));
+    return m < 0 ? TS_DENSE_BLAS_OFF : (ts_dense_blas_mode)m;
 }
 
 void ts_dense_blas_setup(ts_dense_blas_mode mode, uint32_t n_threads)

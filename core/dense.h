@@ -26,10 +26,13 @@ typedef enum {
     TS_DENSE_BLAS_TILE = 2,
 } ts_dense_blas_mode;
 
-/* Mode asked for by TESSERA_BLAS: unset, "" or "0": OFF; "1": the default
- * mode, THREADED (as fast as TILE or faster on a 16-core Xeon, 2026-11-22, and
- * the only one STYLE §6 allows: bench/RESULTS.md "Dense float layers");
- * "threaded"; "tile" (kept to re-measure). Anything else: OFF. */
+/* A TESSERA_BLAS value: NULL, "" or "0": OFF; "1": the default mode,
+ * THREADED (as fast as TILE or faster on a 16-core Xeon, 2026-11-22, and the
+ * only one STYLE §6 allows: bench/RESULTS.md "Dense float layers");
+ * "threaded"; "tile" (kept to re-measure). Anything else: -1 (the engine
+ * refuses it at creation). */
+int ts_dense_blas_parse(const char *s);
+/* The mode TESSERA_BLAS asks for (an unusable value: OFF). */
 ts_dense_blas_mode ts_dense_blas_env(void);
 /* Plan time: sets OpenBLAS's thread count for mode (n_threads for THREADED,
  * 1 for TILE). Process-wide (OpenBLAS has one count); call before running. */

@@ -94,11 +94,17 @@ static size_t act_row_bytes(int f, int64_t k)
     return f == TS_ACT_F32 ? (size_t)k * sizeof(float) : ts_qtype_row_bytes(act_qtype[f], (uint64_t)k);
 }
 
+int ts_moe_tile_max_parse(const char *s)
+{
+    if (!s || !*s)
+        return TS_MOE_TILE_MAX_DEFAULT;
+    return !strcmp(s, "32") ? 32 : !strcmp(s, "64") ? 64 : !strcmp(s, "128") ? 128 : -1;
+}
+
 static int tile_max_env(void)
 {
-    const char *e = getenv("TESSERA_MOE_TILE_MAX");
-    int v = e ? atoi(e) : 0;
-    return v == 32 || v == 64 || v == 128 ? v : TS_MOE_TILE_MAX_DEFAULT;
+    const int v = ts_moe_tile_max_parse(getenv("TESSERA_MOE_TILE_MAX"));
+    return v < 0 ? TS_MOE_TILE_MAX_DEFAULT : v;
 }
 
 void ts_moe_set_tile_max(ts_moe *mo, int tile_max)
@@ -423,17 +429,11 @@ static void proj_tile(void *vc, const ts_tile *t, ts_scratch *s)
     float *wrow = (float *)(rest + pad64((size_t)toks * SUB_ROWS * sizeof(float)));
     float *y = row(c->y, c->y_stride, j0);
     int64_t sub = SUB_ROWS / c->mr * c->mr; /* mr <= 64 */
-    if (!c->b.w) {
-        for (int64_t r0 = t->row0; r0 < (int64_t)t->row0 + t->rows; r0 += sub) {
-            int64_t rn =
-                (int64_t)t->row0 + t->rows - r0 < sub ? (int64_t)t->row0 + t->rows - r0 : sub;
-            gemm(&c->a, t->expert, r0, rn, toks, a, sa, c->k, y + r0, c->y_stride, wrow);
-        }
-        return;
-    }
     for (int64_t r0 = t->row0; r0 < (int64_t)t->row0 + t->rows; r0 += sub) {
         int64_t rn = (int64_t)t->row0 + t->rows - r0 < sub ? (int64_t)t->row0 + t->rows - r0 : sub;
         gemm(&c->a, t->expert, r0, rn, toks, a, sa, c->k, y + r0, c->y_stride, wrow);
+        if (!c->b.w)
+            continue;
         gemm(&c->b, t->expert, r0, rn, toks, b, sb, c->k, tmp, (size_t)sub * sizeof(float), wrow);
         for (int64_t i = 0; i < toks; i++) /* the dense FFN's SwiGLU: the same bits */
             c->swiglu(row(y, c->y_stride, i) + r0, tmp + i * sub, rn);

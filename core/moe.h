@@ -41,6 +41,9 @@ ts_status ts_moe_create(ts_moe **out, ts_pool *pool, const ts_moe_dims *d, ts_er
 void ts_moe_destroy(ts_moe *mo);
 const ts_kernels *ts_moe_kernels(const ts_moe *mo);
 /* Token-tile cap: 32, 64 or 128 (other values are rounded down to one). */
+/* A TESSERA_MOE_TILE_MAX value: NULL or "": the default cap; "32", "64" or
+ * "128"; anything else -1 (the engine refuses it at creation). */
+int ts_moe_tile_max_parse(const char *s);
 void ts_moe_set_tile_max(ts_moe *mo, int tile_max);
 int ts_moe_get_tile_max(const ts_moe *mo);
 /* The activation format of qtype's kernel (TS_ACT_F32 for types without one). */

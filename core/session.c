@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dense.h"
 #include "err.h"
 #include "moe.h"
 #include "place.h"
@@ -22,9 +23,21 @@
 #define DEFAULT_CHUNK 512
 #define DEFAULT_CTX_CAP 4096
 
-/* The tuning variables an engine reads (TESSERA_TOPO and TESSERA_SPIN_US are
- * checked where they are parsed, in sched/): a value they cannot use is a
- * clear error, like a bad flag, not a silent default. */
+/* TESSERA_PREFILL_CHUNK: NULL or "": DEFAULT_CHUNK; else a token count in
+ * [0, 2^30] (0 = one shot), or -1 when it is not one. */
+static long long chunk_env_parse(const char *s)
+{
+    if (!s || !*s)
+        return DEFAULT_CHUNK;
+    char *end = NULL;
+    long long v = strtoll(s, &end, 10);
+    return *end || v < 0 || v > (1ll << 30) ? -1 : v;
+}
+
+/* The tuning variables an engine reads, through the parsers their users call
+ * (TESSERA_TOPO and TESSERA_SPIN_US are checked where sched/ parses them): a
+ * value they cannot use is a clear error, like a bad flag, not a silent
+ * default. */
 static ts_status check_env(ts_err *err)
 {
     const char *e = getenv("TESSERA_ISA");
@@ -32,20 +45,12 @@ static ts_status check_env(ts_err *err)
         return ts_err_set(err, TS_E_ARG,
                           "TESSERA_ISA='%s': expected scalar, avx2, avx512, amx, neon or neon_dot",
                           e);
-    e = getenv("TESSERA_PREFILL_CHUNK");
-    if (e && *e) {
-        char *end = NULL;
-        long long v = strtoll(e, &end, 10);
-        if (*end || v < 0 || v > (1ll << 30))
-            return ts_err_set(err, TS_E_ARG,
-                              "TESSERA_PREFILL_CHUNK='%s': expected a token count (0 = one shot)",
-                              e);
-    }
-    e = getenv("TESSERA_MOE_TILE_MAX");
-    if (e && *e && strcmp(e, "32") && strcmp(e, "64") && strcmp(e, "128"))
+    if (chunk_env_parse(e = getenv("TESSERA_PREFILL_CHUNK")) < 0)
+        return ts_err_set(err, TS_E_ARG,
+                          "TESSERA_PREFILL_CHUNK='%s': expected a token count (0 = one shot)", e);
+    if (ts_moe_tile_max_parse(e = getenv("TESSERA_MOE_TILE_MAX")) < 0)
         return ts_err_set(err, TS_E_ARG, "TESSERA_MOE_TILE_MAX='%s': expected 32, 64 or 128", e);
-    e = getenv("TESSERA_BLAS");
-    if (e && *e && strcmp(e, "0") && strcmp(e, "1") && strcmp(e, "threaded") && strcmp(e, "tile"))
+    if (ts_dense_blas_parse(e = getenv("TESSERA_BLAS")) < 0)
         return ts_err_set(err, TS_E_ARG, "TESSERA_BLAS='%s': expected 0, 1, threaded or tile", e);
     return TS_OK;
 }
@@ -231,12 +236,8 @@ static int64_t pick_chunk(const ts_session_opts *o, int64_t n_ctx)
 {
     int64_t chunk = o->chunk;
     if (chunk == 0) {
-        const char *env = getenv("TESSERA_PREFILL_CHUNK");
-        char *end = NULL;
-        long long v = env && *env ? strtoll(env, &end, 10) : DEFAULT_CHUNK;
-        chunk = (env && *env && (*end || v < 0)) ? DEFAULT_CHUNK : v;
-        if (chunk == 0)
-            chunk = -1;
+        const long long v = chunk_env_parse(getenv("TESSERA_PREFILL_CHUNK"));
+        chunk = v < 0 ? DEFAULT_CHUNK : v == 0 ? -1 : v;
     }
     if (chunk < 0 || chunk > n_ctx)
         chunk = n_ctx;
