@@ -13,6 +13,7 @@
 
 #include "../../kernels.h"
 #include "../../repack.h"
+#include "../prefetch.h"
 #include "../r16_unpack.h"
 #include "tile.h"
 
@@ -160,8 +161,8 @@ INLINE void b32_store(int64_t j, int32_t (*cb)[16])
  * the current token tile, from y (or 0 at b0 == 0), back to y after its last
  * block. */
 INLINE void b32_rowgroup(const uint8_t *ex, const int8_t *ap, const float *da, int64_t ntt,
-                         int64_t nt, int64_t b0, int64_t n, const uint8_t *meta, float *y,
-                         size_t y_stride, __mmask16 mask)
+                         int64_t nt, int64_t b0, int64_t n, const uint8_t *meta,
+                         const ts_pf_plan *pf, float *y, size_t y_stride, __mmask16 mask)
 {
     int32_t cb[4][16][16] __attribute__((aligned(64)));
     __m512 acc[16];
@@ -180,6 +181,7 @@ INLINE void b32_rowgroup(const uint8_t *ex, const int8_t *ap, const float *da, i
             acc[t] = b0 == 0 || t >= ntok ? _mm512_setzero_ps()
                                           : _mm512_maskz_loadu_ps(mask, YROW(16 * tt + t));
         for (int64_t i = 0; i < n; i++, j++) {
+            ts_pf_step(pf, j);
             if (j + B32_AHEAD < steps)
                 b32_tdp(ex, B32_AT(j + B32_AHEAD), B32_I(j + B32_AHEAD), j + B32_AHEAD);
             if (j + B32_LAG < steps)
@@ -226,9 +228,21 @@ INLINE void b32_gemm(int wt, int64_t k, int64_t n_rows, int64_t n_tok, const voi
             for (int64_t row = 0; row < n_rows; row += 16) {
                 const int nv = n_rows - row < 16 ? (int)(n_rows - row) : 16;
                 const uint8_t *g = (const uint8_t *)w + (size_t)row * w_stride;
+                /* The next row group's chunk (or the first one's next chunk)
+                 * streams in during this one's steps (simd/x86/prefetch.h). */
+                ts_pf_plan pf = {0};
+                const int64_t nrow = row + 16 < n_rows ? row + 16 : 0;
+                const int64_t nb0 = row + 16 < n_rows ? b0 : b0 + B32_NBK;
+                if (nb0 < nb) {
+                    const int64_t nn = nb - nb0 < B32_NBK ? nb - nb0 : B32_NBK;
+                    const uint8_t *gn = (const uint8_t *)w + (size_t)nrow * w_stride;
+                    ts_pf_add(&pf, gn + (size_t)nb0 * qb, (size_t)nn * qb, ntt * n);
+                    ts_pf_add(&pf, gn + (size_t)nb * qb + (size_t)nb0 * 32, (size_t)nn * 32,
+                              ntt * n);
+                }
                 b32_expand(wt, g, b0, n, ex);
                 TILE_BARRIER(); /* the packed and expanded bytes are read by tile loads */
-                b32_rowgroup(ex, ap, da, ntt, nt, b0, n, g + (size_t)nb * qb, yg + row,
+                b32_rowgroup(ex, ap, da, ntt, nt, b0, n, g + (size_t)nb * qb, &pf, yg + row,
                              y_stride, (__mmask16)((1u << nv) - 1u));
             }
         }
@@ -564,6 +578,7 @@ INLINE void kq_gemm(int kt, int64_t k, int64_t n_rows, int64_t n_tok, const void
     kq_tokens td;
     int8_t ap[KQ_TG / 16 * 4096] __attribute__((aligned(64)));
     int32_t cb[2][4][16][16] __attribute__((aligned(64)));
+    ts_pf_plan pf = {0};
     tile_config(&g_cfg_kq);
     for (int64_t t0 = 0; t0 < n_tok; t0 += KQ_TG) {
         const int64_t nt = n_tok - t0 < KQ_TG ? n_tok - t0 : KQ_TG;
@@ -576,6 +591,21 @@ INLINE void kq_gemm(int kt, int64_t k, int64_t n_rows, int64_t n_tok, const void
             kq_tiles(ex[0], ap, 0, ntt > 1, cb[0]);
             for (int64_t st = 0; st < n_steps; st++) {
                 const int64_t rg = st / n_pairs, tt = 2 * (st % n_pairs);
+                if (st % n_pairs == 0) {
+                    /* Row group rg + 2's super-block (rg + 1's is expanded
+                     * during this group's last step), or the next
+                     * super-block's first groups: in flight over this
+                     * group's steps (simd/x86/prefetch.h). */
+                    const int64_t prg = rg + 2 < n_rg ? rg + 2 : rg + 2 - n_rg;
+                    const int64_t pblk = rg + 2 < n_rg ? blk : blk + 1;
+                    pf.n = 0;
+                    if (pblk < nb && prg < n_rg) {
+                        const uint8_t *gp = (const uint8_t *)w + (size_t)(16 * prg) * w_stride;
+                        ts_pf_add(&pf, gp + (size_t)pblk * qb, qb, n_pairs);
+                        ts_pf_add(&pf, gp + (size_t)nb * qb + (size_t)pblk * mb, mb, n_pairs);
+                    }
+                }
+                ts_pf_step(&pf, st % n_pairs);
                 if (st + 1 < n_steps) {
                     const int64_t rg1 = (st + 1) / n_pairs, tt1 = 2 * ((st + 1) % n_pairs);
                     if (rg1 != rg) {

@@ -34,6 +34,7 @@
 
 #include "../../kernels.h"
 #include "../../repack.h"
+#include "../prefetch.h"
 #include "../r16_unpack.h"
 
 #define INLINE static inline __attribute__((always_inline))
@@ -167,6 +168,42 @@ INLINE void pf_line(const uint8_t *pg, int64_t pb, int64_t nb, size_t qb, size_t
                      _MM_HINT_T1);
 }
 
+/* Prefetch plan of one row-group call in a token-grouped sweep (ny >= 2;
+ * simd/x86/prefetch.h says why): row group `row` of the sweep [r0, r1), token
+ * group tg of n_tg, K chunk ci of nc (blocks [b0, b0 + n) of nb; qb quant and
+ * mb metadata bytes per block), spread over `steps` kernel steps.
+ * (a) A pass that reads its rows first (the sweep's first token group, when
+ *     no earlier pass fetched them): the next row group's chunk.
+ * (b) With n_tg >= 2 the later passes read from L2, so every pass of the
+ *     sweep also fetches a slice of the next sweep (when it fits L2 easily).
+ * ny == 1 (decode) keeps its own prefetch (pf_target). */
+#define PF_SWEEP_MAX (512u << 10)
+INLINE void pf_plan_group(ts_pf_plan *pf, const uint8_t *w, size_t w_stride, int64_t n_rows,
+                          int64_t r0, int64_t r1, int64_t row, int64_t tg, int64_t n_tg,
+                          int64_t ci, int64_t nc, int64_t b0, int64_t n, int64_t nb, size_t qb,
+                          size_t mb, int64_t steps)
+{
+    pf->n = 0;
+    if (tg == 0 && (r0 == 0 || n_tg == 1) && row + 16 < (n_tg == 1 ? n_rows : r1)) {
+        const uint8_t *gn = w + (size_t)(row + 16) * w_stride;
+        ts_pf_add(pf, gn + (size_t)b0 * qb, (size_t)n * qb, steps);
+        ts_pf_add(pf, gn + (size_t)nb * qb + (size_t)b0 * mb, (size_t)n * mb, steps);
+    }
+    if (n_tg >= 2 && r1 < n_rows) {
+        const int64_t rows = n_rows - r1 < RB ? n_rows - r1 : RB;
+        const size_t bytes = (size_t)((rows + 15) / 16) * 16 * w_stride;
+        const int64_t calls = (r1 - r0 + 15) / 16 * nc;
+        if (bytes <= PF_SWEEP_MAX) {
+            const char *sp;
+            size_t sb;
+            ts_pf_slice(w + (size_t)r1 * w_stride, bytes,
+                        tg * calls + ci * ((r1 - r0 + 15) / 16) + (row - r0) / 16, n_tg * calls,
+                        &sp, &sb);
+            ts_pf_add(pf, sp, sb, steps);
+        }
+    }
+}
+
 /* One row group (16 rows at g) x ny tokens over blocks [b0, b0 + n) of nb.
  * Q8_0 (wt 0), Q4_0 (wt 1), Q5_0 (wt 2), Q4_1 (wt 3) or Q5_1 (wt 4) weights;
  * y: the group's first row. Q5_0 / Q5_1: u = nibble | hb << 4 (0..31) per
@@ -174,7 +211,8 @@ INLINE void pf_line(const uint8_t *pg, int64_t pb, int64_t nb, size_t qb, size_t
  * term per block and token, acc = fma(m, sa, acc), as the scalar twin. */
 INLINE void q32_group(int ny, int wt, const uint8_t *g, int64_t nb, int64_t b0, int64_t n,
                       const void *a, size_t a_stride, const float *da, const float *sa,
-                      const int32_t *corr, float *y, size_t y_stride, __mmask16 mask)
+                      const int32_t *corr, const ts_pf_plan *pf, float *y, size_t y_stride,
+                      __mmask16 mask)
 {
     const int q1 = wt >= 3, q5 = wt == 2 || wt == 4;
     const size_t qb = wt == 1 || wt == 3 ? 256 : q5 ? 320 : 512, mb = q1 ? 64 : 32;
@@ -186,6 +224,7 @@ INLINE void q32_group(int ny, int wt, const uint8_t *g, int64_t nb, int64_t b0, 
         acc[t] = acc_load(b0 == 0, YROW(t), mask);
     for (int64_t blk = b0; blk < b0 + n; blk++) {
         const uint8_t *q = g + (size_t)blk * qb;
+        ts_pf_step(pf, blk - b0);
         __m512i d[NYMAX];
         UNROLL for (int t = 0; t < ny; t++)
             d[t] = _mm512_set1_epi32(corr[t * NBC32 + (blk - b0)]);
@@ -231,6 +270,8 @@ static void gemm_q32(int wt, int64_t k, int64_t n_rows, int64_t n_tok, const voi
                      size_t w_stride, const void *a, size_t a_stride, float *y, size_t y_stride)
 {
     const int64_t nb = k / 32;
+    const size_t qb = wt == 1 || wt == 3 ? 256 : wt == 2 || wt == 4 ? 320 : 512;
+    const size_t mb = wt >= 3 ? 64 : 32;
     float da[NYMAX * NBC32], sa[NYMAX * NBC32];
     int32_t corr[NYMAX * NBC32];
     const int64_t n_tg = (n_tok + NYMAX - 1) / NYMAX;
@@ -254,8 +295,12 @@ static void gemm_q32(int wt, int64_t k, int64_t n_rows, int64_t n_tok, const voi
                 const int nv = r1 - row < 16 ? (int)(r1 - row) : 16;
                 const __mmask16 mask = (__mmask16)((1u << nv) - 1u);
                 const uint8_t *g = (const uint8_t *)w + (size_t)row * w_stride;
+                ts_pf_plan pf = {0};
+                if (ny >= 2)
+                    pf_plan_group(&pf, w, w_stride, n_rows, r0, r1, row, sw % n_tg, n_tg,
+                                  b0 / NBC32, (nb + NBC32 - 1) / NBC32, b0, n, nb, qb, mb, n);
 #define Q32_WT(NY_, WT_)                                                                       \
-    q32_group(NY_, WT_, g, nb, b0, n, at, a_stride, da, sa, corr, yt + row, y_stride, mask)
+    q32_group(NY_, WT_, g, nb, b0, n, at, a_stride, da, sa, corr, &pf, yt + row, y_stride, mask)
 #define Q32_CASE(NY_)                                                                          \
     case NY_:                                                                                  \
         switch (wt) {                                                                          \
@@ -328,8 +373,8 @@ static void pass_q8_k(const ts_block_q8_k *ab, int64_t b0, int64_t n, int32_t *m
  * bit j of a byte moved to bit 4 for sub-block j, as r16_unpack.h does for
  * Q5_0: 16-bit shifts by <= 4 never carry a neighbouring byte's bit there). */
 INLINE void q4k_group(int ny, int q5, const uint8_t *g, const uint8_t *gn, int64_t nb,
-                      int64_t b0, int64_t n, const void *a,
-                      size_t a_stride, const int32_t *mpair, float *y, size_t y_stride,
+                      int64_t b0, int64_t n, const void *a, size_t a_stride,
+                      const int32_t *mpair, const ts_pf_plan *pf, float *y, size_t y_stride,
                       __mmask16 mask)
 {
     const size_t qb = q5 ? 2560 : 2048;
@@ -353,6 +398,8 @@ INLINE void q4k_group(int ny, int q5, const uint8_t *g, const uint8_t *gn, int64
             isum[t] = _mm512_setzero_si512();
         UNROLL for (int j = 0; j < 8; j++) { /* sub-block j: chunk j / 2, nibble j % 2 */
             const uint8_t *qc = q + 512 * (j / 2);
+            if (ny > 1)
+                ts_pf_step(pf, 8 * (blk - b0) + j);
             __m512i d[NYMAX];
             UNROLL for (int s = 0; s < 8; s++) {
                 __m512i wv = _mm512_loadu_si512(qc + 64 * s);
@@ -402,6 +449,7 @@ INLINE void gemm_q45k(int q5, int64_t k, int64_t n_rows, int64_t n_tok, const vo
                       size_t w_stride, const void *a, size_t a_stride, float *y, size_t y_stride)
 {
     const int64_t nb = k / TS_QK_K;
+    const size_t qb = q5 ? 2560 : 2048;
     int32_t mpair[NYMAX * 4 * NBCK];
     const int64_t n_tg = (n_tok + NYMAX - 1) / NYMAX;
     for (int64_t sw = 0; sw < (n_rows + RB - 1) / RB * n_tg; sw++) {
@@ -422,12 +470,14 @@ INLINE void gemm_q45k(int q5, int64_t k, int64_t n_rows, int64_t n_tok, const vo
                 /* One K chunk and token group: the next sweep follows on. */
                 const uint8_t *gn =
                     row + 16 < (n == nb && n_tg == 1 ? n_rows : r1) ? g + 16 * w_stride : NULL;
+                ts_pf_plan pf = {0};
+                if (ny >= 2)
+                    pf_plan_group(&pf, w, w_stride, n_rows, r0, r1, row, sw % n_tg, n_tg,
+                                  b0 / NBCK, (nb + NBCK - 1) / NBCK, b0, n, nb, qb, 320, 8 * n);
 #define QK_CASE(NY_)                                                                           \
     case NY_:                                                                                  \
-        if (q5)                                                                                \
-            q4k_group(NY_, 1, g, gn, nb, b0, n, at, a_stride, mpair, yt + row, y_stride, mask); \
-        else                                                                                   \
-            q4k_group(NY_, 0, g, gn, nb, b0, n, at, a_stride, mpair, yt + row, y_stride, mask); \
+        q4k_group(NY_, q5, g, gn, nb, b0, n, at, a_stride, mpair, &pf, yt + row, y_stride,     \
+                  mask);                                                                       \
         break;
                 switch (ny) {
                     QK_CASE(1) QK_CASE(2) QK_CASE(3) QK_CASE(4)
@@ -457,7 +507,8 @@ GEMM_DECL(ts_gemm_q5_k_r16_q8_k_avx512)
  * vpmulld by the sign-extended scale; the bias term -32 * sum(sc * bsum) comes
  * from the same scale pairs (vpmaddwd with a bsum pair). */
 INLINE void q6k_group(int ny, int q3, const uint8_t *g, const uint8_t *gn, int64_t nb,
-                      const void *a, size_t a_stride, float *y, size_t y_stride, __mmask16 mask)
+                      const void *a, size_t a_stride, const ts_pf_plan *pf, float *y,
+                      size_t y_stride, __mmask16 mask)
 {
     /* Q3_K_R16 (q3): the same with u = q + 4 (0..7, ts_r16_q3_k_step), so the
      * bias is -4 * sum(sc * bsum) and |4 sc| <= 128 fits the int16 pairs. */
@@ -475,6 +526,8 @@ INLINE void q6k_group(int ny, int q3, const uint8_t *g, const uint8_t *gn, int64
         int64_t pb = 0;
         if (ny == 1)
             pf_target(g, gn, 0, nb, blk, &pg, &pb);
+        else
+            ts_pf_step(pf, blk);
         __m512i isum[NYMAX];
         /* Bias -32 * sum_g sc_g * bsum_g: (sc 2j, sc 2j+1) * -32 fit int16
          * (|.| <= 4096), so one vpdpwssd per pair j and token, exact. */
@@ -535,7 +588,8 @@ INLINE void q6k_group(int ny, int q3, const uint8_t *g, const uint8_t *gn, int64
  * 8 (mn 2i, mn 2i+1) x (bsum 2i, bsum 2i+1) pairs; then Q4_K's two float
  * steps. All integer sums exact, so the scalar twin's bits. */
 INLINE void q2k_group(int ny, const uint8_t *g, const uint8_t *gn, int64_t nb, const void *a,
-                      size_t a_stride, float *y, size_t y_stride, __mmask16 mask)
+                      size_t a_stride, const ts_pf_plan *pf, float *y, size_t y_stride,
+                      __mmask16 mask)
 {
     const uint8_t *meta0 = g + (size_t)nb * 1024;
     const __m512i m3 = _mm512_set1_epi8(0x03), m4 = _mm512_set1_epi32(0x0f);
@@ -552,6 +606,8 @@ INLINE void q2k_group(int ny, const uint8_t *g, const uint8_t *gn, int64_t nb, c
         int64_t pb = 0;
         if (ny == 1)
             pf_target(g, gn, 0, nb, blk, &pg, &pb);
+        else
+            ts_pf_step(pf, blk);
         __m512i isum[NYMAX], msum[NYMAX];
         UNROLL for (int t = 0; t < ny; t++)
             isum[t] = _mm512_setzero_si512();
@@ -617,6 +673,8 @@ INLINE void gemm_kg(int kind, int64_t k, int64_t n_rows, int64_t n_tok, const vo
                     size_t w_stride, const void *a, size_t a_stride, float *y, size_t y_stride)
 {
     const int64_t nb = k / TS_QK_K;
+    const size_t qb = kind == KG_Q6K ? 3072 : kind == KG_Q3K ? 1536 : 1024;
+    const size_t mb = kind == KG_Q2K ? 320 : 288;
     const int64_t n_tg = (n_tok + NYMAX - 1) / NYMAX;
     for (int64_t sw = 0; sw < (n_rows + RB - 1) / RB * n_tg; sw++) {
         const int64_t r0 = sw / n_tg * RB, tok = sw % n_tg * NYMAX;
@@ -629,14 +687,18 @@ INLINE void gemm_kg(int kind, int64_t k, int64_t n_rows, int64_t n_tok, const vo
             const __mmask16 mask = (__mmask16)((1u << nv) - 1u);
             const uint8_t *g = (const uint8_t *)w + (size_t)row * w_stride;
             const uint8_t *gn = row + 16 < n_rows ? g + 16 * w_stride : NULL;
+            ts_pf_plan pf = {0};
+            if (ny >= 2)
+                pf_plan_group(&pf, w, w_stride, n_rows, r0, r1, row, sw % n_tg, n_tg, 0, 1, 0,
+                              nb, nb, qb, mb, nb);
 #define Q6_CASE(NY_)                                                                           \
     case NY_:                                                                                  \
         if (kind == KG_Q2K)                                                                    \
-            q2k_group(NY_, g, gn, nb, at, a_stride, yt + row, y_stride, mask);                 \
+            q2k_group(NY_, g, gn, nb, at, a_stride, &pf, yt + row, y_stride, mask);            \
         else if (kind == KG_Q3K)                                                               \
-            q6k_group(NY_, 1, g, gn, nb, at, a_stride, yt + row, y_stride, mask);              \
+            q6k_group(NY_, 1, g, gn, nb, at, a_stride, &pf, yt + row, y_stride, mask);         \
         else                                                                                   \
-            q6k_group(NY_, 0, g, gn, nb, at, a_stride, yt + row, y_stride, mask);              \
+            q6k_group(NY_, 0, g, gn, nb, at, a_stride, &pf, yt + row, y_stride, mask);         \
         break;
             switch (ny) {
                 Q6_CASE(1) Q6_CASE(2) Q6_CASE(3) Q6_CASE(4)
