@@ -190,10 +190,21 @@ INLINE void b32_rowgroup(const uint8_t *ex, const int8_t *ap, const float *da, i
             const __m512 dw = _mm512_cvtph_ps(
                 _mm256_loadu_si256((const __m256i *)(meta + (size_t)(b0 + i) * 32)));
             const float *dai = da + i * B32_TG + 16 * tt;
-            UNROLL for (int t = 0; t < 16; t++)
-                acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(dai[t])),
-                                         _mm512_cvtepi32_ps(_mm512_load_si512(cb[j & 3][t])),
-                                         acc[t]);
+            /* A token tile's padding rows are never stored, so a partial
+             * tile (an expert's last 1-15 tokens) skips their readout: the
+             * readout, not the tile product, bounds this kernel. */
+#define B32_ROW(t)                                                                            \
+    acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(dai[t])),                       \
+                             _mm512_cvtepi32_ps(_mm512_load_si512(cb[j & 3][t])), acc[t])
+            if (ntok == 16) {
+                UNROLL for (int t = 0; t < 16; t++)
+                    B32_ROW(t);
+            } else {
+                UNROLL for (int t = 0; t < 16; t++)
+                    if (t < ntok)
+                        B32_ROW(t);
+            }
+#undef B32_ROW
         }
         for (int t = 0; t < ntok; t++)
             _mm512_mask_storeu_ps(YROW(16 * tt + t), mask, acc[t]);
