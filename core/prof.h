@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../sched/sched.h"
+
 typedef enum {
     TS_PROF_EMBED,
     TS_PROF_QKV,
@@ -22,20 +24,33 @@ typedef enum {
     TS_PROF_COUNT
 } ts_prof_stage;
 
+/* Where a stage started: the clock and the pool's grid counters. */
+typedef struct {
+    uint64_t t0;
+    ts_sched_prof sched;
+} ts_prof_mark;
+
+/* True when TESSERA_PROFILE is set (read once); the first true also turns on
+ * the pool's grid counters (ts_sched_prof_enable). */
 bool ts_prof_on(void);
 uint64_t ts_prof_now_ns(void);
-void ts_prof_add(ts_prof_stage st, uint64_t ns);
+void ts_prof_begin(ts_prof_mark *m);
+/* Adds the wall time and the grid counters since m to stage st. */
+void ts_prof_end(ts_prof_stage st, const ts_prof_mark *m);
+/* Zeroes the stage table and the pool's grid counters. */
 void ts_prof_reset(void);
 /* Prints the table to f when profiling is on; nothing otherwise. */
 void ts_prof_report(FILE *f);
 
-/* Runs stmt, adding its wall time to stage st when profiling is on. */
+/* Runs stmt, adding its wall time and its grids to stage st when profiling is
+ * on. Stages must not nest: a grid would count in both. */
 #define TS_PROF(st, stmt)                                                                     \
     do {                                                                                      \
         if (ts_prof_on()) {                                                                   \
-            uint64_t ts_prof_t0_ = ts_prof_now_ns();                                          \
+            ts_prof_mark ts_prof_m_;                                                          \
+            ts_prof_begin(&ts_prof_m_);                                                       \
             stmt;                                                                             \
-            ts_prof_add((st), ts_prof_now_ns() - ts_prof_t0_);                                \
+            ts_prof_end((st), &ts_prof_m_);                                                   \
         } else {                                                                              \
             stmt;                                                                             \
         }                                                                                     \

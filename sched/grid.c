@@ -13,6 +13,7 @@
  * rank (one owner) or by a unique cursor value.
  * Memory order: cursors are relaxed; queue contents are published by the
  * pool's gen release and tile outputs are published by the pending join.
+ * Profile: inline grids are timed here, parallel ones in ts_pool_dispatch.
  */
 #include "internal.h"
 
@@ -88,8 +89,12 @@ static void run_inline(ts_pool *p, const ts_grid *g, ts_tile_fn fn, void *ctx)
 {
     ts_scratch *s = &p->workers[0].scratch;
     p->busy = true;
+    bool prof = ts_sched_prof_on();
+    uint64_t t0 = prof ? ts_sched_now_ns() : 0;
     for (uint32_t t = 0; t < g->n_tiles; t++)
         fn(ctx, &g->tiles[t], s);
+    if (prof)
+        ts_sched_prof_add_inline(p, t0, ts_sched_now_ns());
     p->busy = false;
 }
 
@@ -146,7 +151,11 @@ void ts_pool_for_grain(ts_pool *p, uint32_t n, uint32_t grain, ts_for_fn fn, voi
         n_chunks = p->for_cap;
     if (p->n_workers == 1 || n_chunks < 2) {
         p->busy = true;
+        bool prof = ts_sched_prof_on();
+        uint64_t t0 = prof ? ts_sched_now_ns() : 0;
         fn(ctx, 0, n, &p->workers[0].scratch);
+        if (prof)
+            ts_sched_prof_add_inline(p, t0, ts_sched_now_ns());
         p->busy = false;
         return;
     }

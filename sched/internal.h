@@ -6,6 +6,9 @@
  * bumps `gen` (release); a worker reads them after seeing the new `gen`
  * (acquire) and is done with them before it decrements `pending` (acq_rel).
  * The caller reads `pending == 0` (acquire) before touching the job again.
+ * The same handshake carries the profile: the caller sets `prof` with the job,
+ * a worker writes its own prof_t0/prof_t1 before decrementing `pending`, and
+ * the caller reads them after the join (sched/prof.c).
  */
 #ifndef TS_SCHED_INTERNAL_H
 #define TS_SCHED_INTERNAL_H
@@ -17,8 +20,10 @@
 typedef struct ts_worker ts_worker;
 typedef void (*ts_job_fn)(ts_pool *p, ts_worker *w);
 
+/* 64-byte aligned (the array comes from aligned_alloc): the timestamps a
+ * worker writes per profiled job stay off the lines its neighbours read. */
 struct ts_worker {
-    ts_pool *pool;
+    _Alignas(64) ts_pool *pool;
     pthread_t thread;
     uint32_t index;      /* 0 = the calling thread */
     uint32_t core, cpu;  /* topology core index, OS cpu pinned to */
@@ -26,6 +31,7 @@ struct ts_worker {
     uint32_t node_rank;  /* index among the workers of this node: its first tile */
     bool pinned;
     ts_scratch scratch;
+    uint64_t prof_t0, prof_t1; /* its last profiled job call (ns); see the top */
 };
 
 /* One per node: the fetch_add cursor alone in its cache line, so workers of
@@ -50,6 +56,7 @@ struct ts_pool {
     _Atomic uint32_t job_failed;
     bool stop;
     bool busy;                         /* a job or inline grid is running */
+    bool prof;                         /* time this job (ts_sched_prof_flag at dispatch) */
 
     /* Per-node queues of the current grid: queue nd holds tile indices
      * idx[q_start[nd] .. q_start[nd] + q_len[nd]); idx == NULL means the
@@ -77,5 +84,18 @@ struct ts_pool {
 
 /* Runs job on every worker (worker 0 inline) and returns when all are done. */
 void ts_pool_dispatch(ts_pool *p, ts_job_fn job);
+
+/* ---- profile (sched/prof.c) ---- */
+extern _Atomic bool ts_sched_prof_flag;
+/* The one check on the default path: a relaxed load and a predictable branch. */
+static inline bool ts_sched_prof_on(void)
+{
+    return atomic_load_explicit(&ts_sched_prof_flag, memory_order_relaxed);
+}
+uint64_t ts_sched_now_ns(void);
+/* After the join of a job published at t0 and joined at t1 (caller only). */
+void ts_sched_prof_add_job(const ts_pool *p, uint64_t t0, uint64_t t1);
+/* After a grid the caller ran inline from t0 to t1. */
+void ts_sched_prof_add_inline(const ts_pool *p, uint64_t t0, uint64_t t1);
 
 #endif

@@ -3,8 +3,9 @@
  *
  * Owns: worker threads (one per worker beyond the caller, created once at
  * ts_pool_create, joined at destroy), pinning, per-worker scratch, job
- * dispatch/join and ts_pool_run/ts_pool_barrier. Does not: decide what a tile
- * means or how tiles are distributed (sched/grid.c).
+ * dispatch/join (timed when profiling, sched/prof.c) and ts_pool_run/
+ * ts_pool_barrier. Does not: decide what a tile means or how tiles are
+ * distributed (sched/grid.c).
  * Invariants: the thread that creates the pool is worker 0 and (unless
  * no_pin_caller) is pinned to worker 0's CPU until destroy, which restores its
  * old mask; worker w is
@@ -80,6 +81,19 @@ static void job_done(ts_pool *p)
     ts_waitword_dec(&p->pending);
 }
 
+/* Runs the current job on w; when the job is profiled, brackets it with w's
+ * own timestamps (summed by the caller after the join, sched/prof.c). */
+static inline void run_job(ts_pool *p, ts_worker *w)
+{
+    if (p->prof) {
+        w->prof_t0 = ts_sched_now_ns();
+        p->job(p, w);
+        w->prof_t1 = ts_sched_now_ns();
+    } else {
+        p->job(p, w);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     ts_worker *w = arg;
@@ -94,7 +108,7 @@ static void *worker_main(void *arg)
         seen = atomic_load_explicit(&p->gen.val, memory_order_acquire);
         if (p->stop)
             break;
-        p->job(p, w);
+        run_job(p, w);
         job_done(p);
     }
     return NULL;
@@ -111,11 +125,16 @@ void ts_pool_dispatch(ts_pool *p, ts_job_fn job)
 {
     p->job = job;
     p->busy = true;
+    /* Read once per job and published with it: a job is timed whole or not at all. */
+    p->prof = ts_sched_prof_on();
+    uint64_t t0 = p->prof ? ts_sched_now_ns() : 0;
     atomic_store_explicit(&p->pending.val, p->n_workers - 1, memory_order_relaxed);
     uint32_t gen = atomic_load_explicit(&p->gen.val, memory_order_relaxed);
     ts_waitword_store(&p->gen, gen + 1); /* publishes job, pending, grid queues */
-    job(p, &p->workers[0]);
+    run_job(p, &p->workers[0]);
     wait_idle(p);
+    if (p->prof)
+        ts_sched_prof_add_job(p, t0, ts_sched_now_ns());
     p->busy = false;
 }
 
@@ -163,7 +182,10 @@ static bool place_workers(ts_pool *p)
 static ts_status alloc_arrays(ts_pool *p)
 {
     uint32_t nn = p->topo.n_nodes;
-    p->workers = calloc(p->n_workers, sizeof(*p->workers));
+    /* Aligned: ts_worker is, so each worker has its own cache lines. */
+    p->workers = aligned_alloc(64, p->n_workers * sizeof(*p->workers));
+    if (p->workers)
+        memset(p->workers, 0, p->n_workers * sizeof(*p->workers));
     p->q_start = calloc(nn, sizeof(uint32_t));
     p->q_len = calloc(nn, sizeof(uint32_t));
     p->q_static = calloc(nn, sizeof(uint32_t));

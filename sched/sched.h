@@ -162,4 +162,34 @@ typedef void (*ts_worker_fn)(void *ctx, ts_scratch *s);
 void ts_pool_run(ts_pool *p, ts_worker_fn fn, void *ctx);
 void ts_pool_barrier(ts_pool *p);
 
+/* ---- profile (TESSERA_PROFILE; sched/prof.c) ---- */
+/* Process-wide totals over every pool since the last reset, counted only while
+ * enabled (core/prof.c enables it; off, a grid reads no clock). A parallel
+ * grid is every ts_pool_dispatch (ts_grid_run, ts_pool_for, ts_pool_run): its
+ * wall runs on the caller from just before the job is published to just after
+ * the join; a worker's busy time is its own job call (tiles and claiming, the
+ * caller's included); its start latency is its job start minus the publish.
+ * A grid run inline on the caller (1-worker pool, too few tiles) counts its
+ * wall as busy once and n_workers x wall as capacity: the other workers idle.
+ * So cap_ns - busy_ns is idle worker time: late starts, waiting for the
+ * slowest worker, and inline grids. The caller's time outside any grid
+ * (serial work) is its wall time minus wall_ns. */
+typedef struct {
+    uint64_t grids;          /* parallel + inline grids */
+    uint64_t inline_grids;
+    uint64_t wall_ns;        /* grid wall time on the caller */
+    uint64_t inline_wall_ns; /* the part of wall_ns spent in inline grids */
+    uint64_t cap_ns;         /* n_workers x wall, per grid */
+    uint64_t busy_ns;        /* worker time inside the grid's job */
+    uint64_t late_ns;        /* start latency summed over workers 1.. of parallel grids */
+    uint64_t late_n;         /* worker starts summed in late_ns */
+} ts_sched_prof;
+
+/* Turns counting on or off for grids that start afterwards. */
+void ts_sched_prof_enable(bool on);
+/* A snapshot of the totals (relaxed: exact when read by the thread that ran
+ * the grids, or after joining it). */
+void ts_sched_prof_get(ts_sched_prof *out);
+void ts_sched_prof_reset(void);
+
 #endif

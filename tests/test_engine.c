@@ -408,3 +408,38 @@ TS_TEST(test_engine_bench_llama_bench_options)
         TS_CHECK(rc == 2 && count_lines(out) == 1, "bench %s: exit %d: %s", bad[i], rc, out);
     }
 }
+
+/* TESSERA_PROFILE=1 `tessera bench` prints the stage table with the pool's
+ * grid columns (core/prof.c). At -t 1 every grid runs inline on the caller,
+ * so the total line reads busy 100.0%, inline 100.0% and no late starts:
+ * exact by construction, not a timing. At -t 2 the columns are present. */
+TS_TEST(test_engine_bench_profile)
+{
+    char path[512], out[8192];
+    snprintf(path, sizeof(path), "%s/gen-prof.gguf", ts_test_tmpdir());
+    int rc = ts_test_sh(out, sizeof(out), 120, "%s gen --shape tiny --type q8_0 -o %s",
+                        ts_test_bin(), path);
+    TS_REQUIRE(rc == 0, "gen: exit %d: %s", rc, out);
+    for (int threads = 1; threads <= 2; threads++) {
+        rc = ts_test_sh(out, sizeof(out), 120,
+                        "TESSERA_PROFILE=1 %s bench -m %s -p 16 -n 2 -r 2 -t %d 2>&1 >/dev/null",
+                        ts_test_bin(), path, threads);
+        TS_REQUIRE(rc == 0, "bench -t %d: exit %d: %s", threads, rc, out);
+        static const char *want[] = {"grids/fwd", "in grids", "busy", "inline", "late us",
+                                     "ffn gate/up+swiglu", "\n  total "};
+        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+            TS_CHECK(strstr(out, want[i]), "-t %d: no '%s' in:\n%s", threads, want[i], out);
+        const char *tot = strstr(out, "\n  total ");
+        TS_REQUIRE(tot, "no total line");
+        double ms, gpf, in_grids, busy, inl;
+        char late[16];
+        int n = sscanf(tot, " total %lf %lf %lf%% %lf%% %lf%% %15s", &ms, &gpf, &in_grids, &busy,
+                       &inl, late);
+        TS_REQUIRE(n == 6, "-t %d: total line: %.120s", threads, tot);
+        TS_CHECK(gpf > 0 && in_grids > 0 && in_grids <= 100.05 && busy > 0 && busy <= 100.05,
+                 "-t %d: total line: %.120s", threads, tot);
+        if (threads == 1)
+            TS_CHECK(busy == 100.0 && inl == 100.0 && !strcmp(late, "-"),
+                     "-t 1: not all inline: %.120s", tot);
+    }
+}

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const uint32_t k_threads[] = {1, 2, 3, 5, 7};
 static const uint32_t k_sizes[] = {0, 1, 2, 3, 7, 64, 1000};
@@ -472,4 +473,138 @@ TS_TEST(test_sched_pool_plan)
     TS_CHECK(ts_pool_create(&p, &o, &err) == TS_E_ARG, "n_threads=-1 accepted");
     o = (ts_pool_opts){.n_threads = 1, .cpu_range = "9-3"};
     TS_CHECK(ts_pool_create(&p, &o, &err) == TS_E_ARG, "bad cpu_range accepted");
+}
+
+typedef struct {
+    uint64_t spin_ns;      /* tile 0 spins this long; the others return at once */
+    _Atomic uint32_t ran;
+} prof_ctx;
+
+static uint64_t mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static void prof_tile(void *ctx, const ts_tile *t, ts_scratch *s)
+{
+    prof_ctx *c = ctx;
+    (void)s;
+    if (t->row0 == 0) {
+        uint64_t t0 = mono_ns();
+        while (mono_ns() - t0 < c->spin_ns)
+            sched_yield(); /* the box may have fewer cores than workers */
+    }
+    atomic_fetch_add_explicit(&c->ran, 1, memory_order_relaxed);
+}
+
+static void prof_worker(void *ctx, ts_scratch *s)
+{
+    (void)s;
+    prof_ctx *c = ctx;
+    atomic_fetch_add_explicit(&c->ran, 1, memory_order_relaxed);
+}
+
+static ts_sched_prof prof_delta(const ts_sched_prof *a, const ts_sched_prof *b)
+{
+    return (ts_sched_prof){b->grids - a->grids, b->inline_grids - a->inline_grids,
+                           b->wall_ns - a->wall_ns, b->inline_wall_ns - a->inline_wall_ns,
+                           b->cap_ns - a->cap_ns, b->busy_ns - a->busy_ns,
+                           b->late_ns - a->late_ns, b->late_n - a->late_n};
+}
+
+/* Runs g on p and returns what it added to the counters. */
+static ts_sched_prof prof_grid(ts_pool *p, const ts_grid *g, prof_ctx *c)
+{
+    ts_sched_prof a, b;
+    ts_sched_prof_get(&a);
+    ts_grid_run(p, g, prof_tile, c);
+    ts_sched_prof_get(&b);
+    return prof_delta(&a, &b);
+}
+
+/* The grid profile's structure, not its timings (the box is shared and
+ * noisy): a parallel grid counts once with capacity n_workers x wall, busy
+ * at most capacity and at least the spinning tile, late starts only for the
+ * workers beyond the caller; an inline grid counts busy == wall and capacity
+ * n_workers x wall; ts_pool_for and ts_pool_run count; off counts nothing.
+ * Under tsan this checks that the workers' timestamps are published by the
+ * join. */
+TS_TEST(test_sched_pool_prof)
+{
+    enum { SPIN_NS = 1000000 };
+    ts_tile tiles[8];
+    for (uint32_t t = 0; t < 8; t++)
+        tiles[t] = (ts_tile){.row0 = t, .rows = 1};
+    prof_ctx c = {.spin_ns = SPIN_NS};
+    atomic_init(&c.ran, 0);
+    ts_pool *p = make_pool(2, NULL);
+    if (!p)
+        return;
+    ts_sched_prof_enable(true);
+    ts_sched_prof_reset();
+    ts_sched_prof z;
+    ts_sched_prof_get(&z);
+    TS_CHECK(z.grids == 0 && z.wall_ns == 0 && z.cap_ns == 0 && z.busy_ns == 0, "reset");
+
+    ts_grid g = {.tiles = tiles, .n_tiles = 8, .cap = 8}; /* 2 tiles per worker: parallel */
+    for (int r = 0; r < 20 && !ts_test_failed(); r++) {
+        ts_sched_prof d = prof_grid(p, &g, &c);
+        TS_CHECK(d.grids == 1 && d.inline_grids == 0 && d.inline_wall_ns == 0, "parallel: %llu",
+                 (unsigned long long)d.grids);
+        TS_CHECK(d.wall_ns >= SPIN_NS && d.cap_ns == 2 * d.wall_ns, "parallel wall %llu cap %llu",
+                 (unsigned long long)d.wall_ns, (unsigned long long)d.cap_ns);
+        TS_CHECK(d.busy_ns >= SPIN_NS && d.busy_ns <= d.cap_ns, "parallel busy %llu cap %llu",
+                 (unsigned long long)d.busy_ns, (unsigned long long)d.cap_ns);
+        /* Each worker starts after the publish and ends before the join. */
+        TS_CHECK(d.late_n == 1 && d.busy_ns + d.late_ns <= d.cap_ns, "late %llu over %llu",
+                 (unsigned long long)d.late_ns, (unsigned long long)d.late_n);
+    }
+
+    g.n_tiles = 3; /* fewer than 2 per worker: inline on the caller */
+    ts_sched_prof d = prof_grid(p, &g, &c);
+    TS_CHECK(d.grids == 1 && d.inline_grids == 1 && d.inline_wall_ns == d.wall_ns,
+             "inline: %llu grids %llu inline", (unsigned long long)d.grids,
+             (unsigned long long)d.inline_grids);
+    TS_CHECK(d.wall_ns >= SPIN_NS && d.busy_ns == d.wall_ns && d.cap_ns == 2 * d.wall_ns &&
+                 d.late_n == 0,
+             "inline wall %llu busy %llu cap %llu", (unsigned long long)d.wall_ns,
+             (unsigned long long)d.busy_ns, (unsigned long long)d.cap_ns);
+
+    ts_sched_prof a, b;
+    uint32_t hits[64] = {0};
+    for_ctx fc = {.hits = hits};
+    atomic_init(&fc.calls, 0);
+    ts_sched_prof_get(&a);
+    ts_pool_for(p, 64, for_body, &fc);       /* parallel */
+    ts_pool_for_grain(p, 1, 1, for_body, &fc); /* inline */
+    ts_pool_run(p, prof_worker, &c);
+    ts_sched_prof_get(&b);
+    d = prof_delta(&a, &b);
+    TS_CHECK(d.grids == 3 && d.inline_grids == 1 && d.late_n == 2 && d.busy_ns <= d.cap_ns,
+             "for/run: %llu grids %llu inline %llu late starts", (unsigned long long)d.grids,
+             (unsigned long long)d.inline_grids, (unsigned long long)d.late_n);
+
+    ts_sched_prof_enable(false);
+    g.n_tiles = 8;
+    d = prof_grid(p, &g, &c);
+    TS_CHECK(d.grids == 0 && d.wall_ns == 0 && d.busy_ns == 0, "counted while off");
+    ts_pool_destroy(p);
+
+    /* One worker: every grid inline, busy == capacity == wall. */
+    p = make_pool(1, NULL);
+    if (!p)
+        return;
+    ts_sched_prof_enable(true);
+    d = prof_grid(p, &g, &c);
+    TS_CHECK(d.grids == 1 && d.inline_grids == 1 && d.busy_ns == d.cap_ns &&
+                 d.cap_ns == d.wall_ns && d.wall_ns >= SPIN_NS,
+             "1 worker: busy %llu cap %llu wall %llu", (unsigned long long)d.busy_ns,
+             (unsigned long long)d.cap_ns, (unsigned long long)d.wall_ns);
+    ts_sched_prof_enable(false);
+    ts_sched_prof_reset();
+    ts_pool_destroy(p);
+    TS_CHECK(atomic_load(&c.ran) == 20 * 8 + 3 + 2 + 8 + 8, "tiles ran %u",
+             atomic_load(&c.ran));
 }
