@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 
 #include "dense.h"
+#include "ktune.h"
 #include "err.h"
 #include "place.h"
 #include "../quant/quant.h"
@@ -37,9 +38,24 @@
 static ts_kernels g_kernels;
 static pthread_once_t g_kernels_once = PTHREAD_ONCE_INIT;
 
+static char g_tune_report[512];
+
 static void kernels_init_once(void)
 {
     ts_kernels_init(&g_kernels, ts_isa_from_env());
+    /* AMX and avx512 kernels give the same bits, and which is faster varies
+     * between the lent Xeon VMs (core/ktune.c). */
+    if (g_kernels.isa == TS_ISA_AMX && ts_ktune_parse(getenv("TESSERA_KTUNE")) == 1) {
+        ts_kernels alt;
+        ts_kernels_init(&alt, TS_ISA_AVX512);
+        ts_kernels_tune(&g_kernels, &alt, g_tune_report, sizeof(g_tune_report));
+    }
+}
+
+const char *ts_mm_tune_report(void)
+{
+    pthread_once(&g_kernels_once, kernels_init_once);
+    return g_tune_report;
 }
 
 const ts_kernels *ts_mm_kernels(void)

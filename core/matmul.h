@@ -35,6 +35,8 @@ typedef struct ts_mm ts_mm;
 /* The process's kernel table: filled once (TESSERA_ISA caps the level),
  * read-only afterwards. Every core/ user captures this pointer at plan time. */
 const ts_kernels *ts_mm_kernels(void);
+/* What the table's tuning chose (core/ktune.c), "" when nothing was timed. */
+const char *ts_mm_tune_report(void);
 
 /* Workspace for activations of up to max_tok tokens of up to max_k inputs. */
 ts_status ts_mm_create(ts_mm **out, ts_pool *pool, int64_t max_tok, int64_t max_k, ts_err *err);

@@ -15,6 +15,7 @@
 
 #include "dense.h"
 #include "err.h"
+#include "ktune.h"
 #include "moe.h"
 #include "place.h"
 #include "session.h"
@@ -52,6 +53,8 @@ static ts_status check_env(ts_err *err)
         return ts_err_set(err, TS_E_ARG, "TESSERA_MOE_TILE_MAX='%s': expected 32, 64 or 128", e);
     if (ts_dense_blas_parse(e = getenv("TESSERA_BLAS")) < 0)
         return ts_err_set(err, TS_E_ARG, "TESSERA_BLAS='%s': expected 0, 1, threaded or tile", e);
+    if (ts_ktune_parse(e = getenv("TESSERA_KTUNE")) < 0)
+        return ts_err_set(err, TS_E_ARG, "TESSERA_KTUNE='%s': expected 0 or 1", e);
     return TS_OK;
 }
 

@@ -17,6 +17,7 @@
 /* TS_TEST_SIMD_ONLY: defined only by `make check-arm`, whose static aarch64
  * test binary links simd/ + quant/ and no core/ or sched/ (no pool). */
 #ifndef TS_TEST_SIMD_ONLY
+#include "../core/ktune.h"
 #include "../core/matmul.h"
 #endif
 #include "../quant/quant.h"
@@ -670,4 +671,63 @@ TS_TEST(test_kernels_r16_vs_plain)
             problem_free(&p);
         }
     }
+}
+
+/* core/ktune.c swaps a slot only for another level's kernel of the same
+ * layout: the tuned table still gives the plain scalar bits for every _R16
+ * layout, whichever kernel won. Pairs: amx (emulated where the host has
+ * none, so the swap path runs) against avx512, else avx512 against avx2. */
+TS_TEST(test_kernels_tune_keeps_bits)
+{
+    const ts_isa det = ts_isa_detect();
+    if (det < TS_ISA_AVX512 || det >= TS_ISA_NEON) {
+        ts_test_skip("needs avx512 (tuning pairs x86 levels)");
+        return;
+    }
+    ts_kernels k, orig, alt, ref;
+    if (det == TS_ISA_AMX || AMX_EMUL_AVAILABLE) {
+        ts_kernels_init(&k, TS_ISA_AVX512);
+        if (det == TS_ISA_AMX)
+            ts_kernels_init(&k, TS_ISA_AMX);
+        else
+            AMX_EMUL_REGISTER(&k);
+        ts_kernels_init(&alt, TS_ISA_AVX512);
+    } else {
+        ts_kernels_init(&k, TS_ISA_AVX512);
+        ts_kernels_init(&alt, TS_ISA_AVX2);
+    }
+    ts_kernels_init(&ref, TS_ISA_SCALAR);
+    orig = k;
+    char report[512];
+    ts_kernels_tune(&k, &alt, report, sizeof(report));
+    int timed = 0;
+    uint64_t rng = 5;
+    for (uint32_t rt = TS_QTYPE_COUNT; rt < TS_GEMM_SLOTS; rt++) {
+        const ts_gemm_slot *s = &k.gemm[rt], *o = &orig.gemm[rt], *a = &alt.gemm[rt];
+        timed += o->fn && a->fn && o->fn != a->fn;
+        TS_CHECK(s->fn == o->fn || s->fn == a->fn, "slot %u: a kernel of neither level", rt);
+        TS_CHECK(s->act == o->act, "slot %u: activation format changed", rt);
+        TS_CHECK(s->fn == o->fn ? k.gemm_tok_block[rt] == orig.gemm_tok_block[rt]
+                                : k.gemm_tok_block[rt] == alt.gemm_tok_block[rt],
+                 "slot %u: token block not the winner's", rt);
+        if (!s->fn)
+            continue;
+        const uint32_t base = ts_repack_base(rt);
+        problem p;
+        problem_make(&p, &ref, base, 37, kblocks(base, 3), 33, DATA_RANDOM, DATA_RANDOM, &rng);
+        const size_t rs = ts_repack_row_stride(rt, p.k);
+        void *rw = xalloc(ts_repack_bytes(rt, p.rows, p.k));
+        ts_repack_rows(rt, p.w, p.w_stride, p.rows, p.k, rw);
+        size_t ys;
+        float *y0 = y_poisoned(&p, &ys), *y1 = y_poisoned(&p, &ys);
+        run_slot(&ref, &p, y0, ys);
+        s->fn(p.k, p.rows, p.n_tok, rw, rs, p.a, p.a_stride, y1, ys);
+        TS_CHECK(memcmp(y0, y1, ys * (size_t)p.n_tok) == 0, "%s (tuned): differs from scalar",
+                 s->name);
+        free(y0);
+        free(y1);
+        free(rw);
+        problem_free(&p);
+    }
+    TS_CHECK(!timed == !report[0], "report '%s' with %d timed pairs", report, timed);
 }

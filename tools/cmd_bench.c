@@ -35,6 +35,7 @@
 
 #include "bench_sweep.h"
 #include "cmds.h"
+#include "matmul.h"
 #include "moe.h"
 #include "prof.h"
 #include "tessera.h"
@@ -129,6 +130,8 @@ static double peak_core(void)
         const char *probe = "";
         peak = ts_peak_int8_gops(&probe);
         fprintf(stderr, "peak: %.1f int8 GOP/s per core (%s)\n", peak, probe);
+        if (*ts_mm_tune_report())
+            fprintf(stderr, "kernels timed (TESSERA_KTUNE): %s\n", ts_mm_tune_report());
     }
     return peak;
 }
