@@ -372,15 +372,22 @@ TS_TEST(test_engine_olmoe_matches_llama_cpp)
     free(ref);
 }
 
+/* Writes `tessera gen --shape tiny --type q8_0` to the test dir as name;
+ * path gets its path, out the command's output; returns its exit code. */
+static int gen_tiny_q8(char *path, size_t cap, const char *name, char *out, size_t out_cap)
+{
+    snprintf(path, cap, "%s/%s", ts_test_tmpdir(), name);
+    return ts_test_sh(out, out_cap, 120, "%s gen --shape tiny --type q8_0 -o %s", ts_test_bin(),
+                      path);
+}
+
 /* `tessera bench` with llama-bench's test options on a generated model: -pg
  * and -d name their rows as llama-bench does, -ub lists chunks, jsonl rows
  * carry llama-bench's fields, and -ngl is accepted; bad values exit 2. */
 TS_TEST(test_engine_bench_llama_bench_options)
 {
     char path[512], out[8192];
-    snprintf(path, sizeof(path), "%s/gen-bench.gguf", ts_test_tmpdir());
-    int rc = ts_test_sh(out, sizeof(out), 120, "%s gen --shape tiny --type q8_0 -o %s",
-                        ts_test_bin(), path);
+    int rc = gen_tiny_q8(path, sizeof(path), "gen-bench.gguf", out, sizeof(out));
     TS_REQUIRE(rc == 0, "gen: exit %d: %s", rc, out);
     rc = ts_test_sh(out, sizeof(out), 120,
                     "%s bench -m %s -p 16 -n 4 -pg 8,2 -d 0,8 -ub 4,16 -r 2 -t 2 -ngl 99 2>/dev/null",
@@ -416,9 +423,7 @@ TS_TEST(test_engine_bench_llama_bench_options)
 TS_TEST(test_engine_bench_profile)
 {
     char path[512], out[8192];
-    snprintf(path, sizeof(path), "%s/gen-prof.gguf", ts_test_tmpdir());
-    int rc = ts_test_sh(out, sizeof(out), 120, "%s gen --shape tiny --type q8_0 -o %s",
-                        ts_test_bin(), path);
+    int rc = gen_tiny_q8(path, sizeof(path), "gen-prof.gguf", out, sizeof(out));
     TS_REQUIRE(rc == 0, "gen: exit %d: %s", rc, out);
     for (int threads = 1; threads <= 2; threads++) {
         rc = ts_test_sh(out, sizeof(out), 120,
