@@ -673,6 +673,7 @@ TS_TEST(test_kernels_r16_vs_plain)
     }
 }
 
+#ifndef TS_TEST_SIMD_ONLY /* core/ktune.c is not in check-arm's simd-only binary */
 /* core/ktune.c swaps a slot only for another level's kernel of the same
  * layout: the tuned table still gives the plain scalar bits for every _R16
  * layout, whichever kernel won. Pairs: amx (emulated where the host has
@@ -731,3 +732,4 @@ TS_TEST(test_kernels_tune_keeps_bits)
     }
     TS_CHECK(!timed == !report[0], "report '%s' with %d timed pairs", report, timed);
 }
+#endif /* TS_TEST_SIMD_ONLY */
