@@ -34,6 +34,13 @@
 #define MM_TILE_CAP 8192u
 #define MM_TOK_BLOCK 64   /* max tokens per tile: a token block's act rows stay in L2 */
 #define MM_ROW_BLOCK 64   /* rows per tile before splitting for more parallelism */
+/* GEMM tiles wanted per worker at least: slack for the dynamic cursor to even
+ * out workers of unequal speed at a grid's end. More tiles raise the workers'
+ * busy share but add per-tile work (activation passes, AMX expansions) that
+ * cancels it: llama-1b Q4_K_M pp512, 16 threads, Xeon VM, 2026-11-22, three
+ * alternated rounds, t/s (busy): 4 per worker 1770 / 1813 / 2022 (90.3%),
+ * 8: 1678 / 1832 / 2086 (92.3%), 16: 1680 / 1890 / 1787 (94.8%). */
+#define MM_GEMM_TILES_PER_WORKER 4
 
 static ts_kernels g_kernels;
 static pthread_once_t g_kernels_once = PTHREAD_ONCE_INIT;
@@ -298,7 +305,8 @@ void ts_mm_run(ts_mm *mm, const ts_qview *w, const float *x, size_t x_stride, in
     }
     /* 2. GEMM: row blocks x token blocks. */
     g.n_tiles = 0;
-    add_gemm_tiles(mm, &g, w, slot, 0, n_tok, 4 * (int64_t)n_workers, 1, false);
+    add_gemm_tiles(mm, &g, w, slot, 0, n_tok, MM_GEMM_TILES_PER_WORKER * (int64_t)n_workers, 1,
+                   false);
     run_grid(mm, &g, gemm_tile, &c);
 }
 
@@ -420,7 +428,7 @@ static void run_multi(ts_mm *mm, const ts_qview *const *w, float *const *y,
      * of the minimum tile count by rows. */
     g.n_tiles = 0;
     for (int i = 0; i < n_w; i++) {
-        int64_t want = 4 * (int64_t)n_workers * w[i]->rows / total_rows;
+        int64_t want = MM_GEMM_TILES_PER_WORKER * (int64_t)n_workers * w[i]->rows / total_rows;
         add_gemm_tiles(mm, &g, w[i], m.c[i].slot, (uint32_t)i, n_tok, want > 1 ? want : 1,
                        align, false);
     }
@@ -612,7 +620,8 @@ void ts_mm_run_glu_quantized(ts_mm *mm, const ts_qview *gate, const ts_qview *up
      * re-reading them from its own L2 rather than streaming every block's
      * weights per token block. */
     const int64_t up_mr = g.c[1].slot->mr;
-    add_gemm_tiles(mm, &grid, gate, g.c[0].slot, 0, n_tok, 4 * (int64_t)n_workers,
+    add_gemm_tiles(mm, &grid, gate, g.c[0].slot, 0, n_tok,
+                   MM_GEMM_TILES_PER_WORKER * (int64_t)n_workers,
                    up_mr > g.blk ? up_mr : g.blk, true);
     /* gate/up may read the same activation format down's rows go to: the
      * tiles write the spare buffer, which becomes the current one after. */
