@@ -10,6 +10,7 @@
 #include "cmds.h"
 #include "../core/dense.h"
 #include "../core/gguf.h"
+#include "../core/matmul.h"
 #include "../core/tokenizer.h"
 #include "../quant/quant.h"
 #include "../sched/sched.h"
@@ -264,6 +265,8 @@ int cmd_info(int argc, char **argv)
 
     ts_isa det = ts_isa_detect(), use = ts_isa_from_env();
     printf("isa: %s (cpu supports %s)\n", ts_isa_name(use), ts_isa_name(det));
+    if (*ts_mm_tune_report()) /* AMX hosts: which level's kernel each layout runs */
+        printf("kernels timed (TESSERA_KTUNE): %s\n", ts_mm_tune_report());
     printf("blas: %s\n", ts_dense_blas_info());
     print_plan(g, (uint32_t)threads, numa, cpu_range);
     ts_vocab_destroy(v);
