@@ -17,11 +17,11 @@
  * and activation format), or run anything when the two tables agree.
  */
 #include "ktune.h"
+#include "prof.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../quant/quant.h"
 #include "../simd/repack.h"
@@ -32,10 +32,6 @@
 #define TUNE_REPS 3
 /* The level's kernel is kept unless the other is this much faster. */
 #define TUNE_MARGIN 0.95
-
-static const uint32_t act_qtype[TS_ACT_COUNT] = {
-    [TS_ACT_F32] = TS_QTYPE_F32, [TS_ACT_Q8_0] = TS_QTYPE_Q8_0,
-    [TS_ACT_Q8_1] = TS_QTYPE_Q8_1, [TS_ACT_Q8_K] = TS_QTYPE_Q8_K};
 
 int ts_ktune_parse(const char *s)
 {
@@ -48,19 +44,12 @@ int ts_ktune_parse(const char *s)
     return -1;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 static uint64_t time_once(ts_gemm_fn fn, const void *w, size_t ws, const void *a, size_t as,
                           float *y)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = ts_prof_now_ns();
     fn(TUNE_K, TUNE_M, TUNE_N, w, ws, a, as, y, TUNE_M * sizeof(float));
-    return now_ns() - t0;
+    return ts_prof_now_ns() - t0;
 }
 
 /* Times slot hi against slot lo (same layout rt) on a synthetic problem, the
@@ -71,7 +60,7 @@ static bool time_pair(uint32_t rt, const ts_kernels *k, const ts_gemm_slot *hi,
     const uint32_t bt = ts_repack_base(rt);
     const size_t prs = ts_qtype_row_bytes(bt, TUNE_K);
     const size_t ws = ts_repack_row_stride(rt, TUNE_K);
-    const size_t as = ts_qtype_row_bytes(act_qtype[hi->act], TUNE_K);
+    const size_t as = ts_qtype_row_bytes(ts_act_qtype(hi->act), TUNE_K);
     char *plain = malloc(TUNE_M * prs);
     char *w = aligned_alloc(64, (ts_repack_bytes(rt, TUNE_M, TUNE_K) + 63) & ~(size_t)63);
     char *a = malloc(TUNE_N * as);

@@ -83,10 +83,6 @@ struct ts_mm {
     ts_dense_blas_mode blas;        /* OFF unless TESSERA_BLAS / ts_mm_set_blas */
 };
 
-static const uint32_t act_qtype[TS_ACT_COUNT] = {
-    [TS_ACT_F32] = TS_QTYPE_F32, [TS_ACT_Q8_0] = TS_QTYPE_Q8_0,
-    [TS_ACT_Q8_1] = TS_QTYPE_Q8_1, [TS_ACT_Q8_K] = TS_QTYPE_Q8_K};
-
 static size_t pad64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 ts_status ts_mm_create(ts_mm **out, ts_pool *pool, int64_t max_tok, int64_t max_k, ts_err *err)
@@ -105,7 +101,7 @@ ts_status ts_mm_create(ts_mm **out, ts_pool *pool, int64_t max_tok, int64_t max_
     mm->max_k = max_k;
     bool ok = true;
     for (int f = TS_ACT_Q8_0; f < TS_ACT_COUNT; f++) {
-        const ts_qtraits *tr = ts_qtype_traits(act_qtype[f]);
+        const ts_qtraits *tr = ts_qtype_traits(ts_act_qtype(f));
         /* Row bytes for max_k rounded up to whole blocks (smaller k fit too). */
         uint64_t n_blk = ((uint64_t)max_k + tr->blck - 1) / tr->blck;
         mm->act_stride[f] = pad64((size_t)n_blk * tr->size);
@@ -355,14 +351,14 @@ int64_t ts_mm_act_block(const ts_mm *mm, const ts_qview *w, int64_t n_tok)
         ts_dense_accepts(mm->blas, w, n_tok))
         return 0;
     const int act = mm->kern->gemm[w->qtype].act;
-    return act == TS_ACT_F32 ? 0 : (int64_t)ts_qtype_traits(act_qtype[act])->blck;
+    return act == TS_ACT_F32 ? 0 : (int64_t)ts_qtype_traits(ts_act_qtype(act))->blck;
 }
 
 void ts_mm_quantize_cols(ts_mm *mm, const ts_qview *w, const float *x, size_t x_stride,
                          int64_t tok0, int64_t toks, int64_t c0, int64_t n)
 {
     const int act = mm->kern->gemm[w->qtype].act;
-    const ts_qtraits *tr = ts_qtype_traits(act_qtype[act]);
+    const ts_qtraits *tr = ts_qtype_traits(ts_act_qtype(act));
     const ts_quant_act_fn q = mm->kern->quant_act[act];
     const size_t off = (size_t)(c0 / (int64_t)tr->blck) * tr->size;
     for (int64_t tok = tok0; tok < tok0 + toks; tok++)
@@ -573,7 +569,7 @@ void ts_mm_run_glu_quantized(ts_mm *mm, const ts_qview *gate, const ts_qview *up
      * quantizes nothing: ts_mm_run's own pass covers a BLAS fallback too). */
     const bool dq = ds && ds->act != TS_ACT_F32 && !ts_dense_accepts(mm->blas, down, n_tok);
     if (dq) {
-        const ts_qtraits *tr = ts_qtype_traits(act_qtype[ds->act]);
+        const ts_qtraits *tr = ts_qtype_traits(ts_act_qtype(ds->act));
         g.q = mm->kern->quant_act[ds->act];
         g.dact = mm->act[ds->act];
         g.dact_stride = mm->act_stride[ds->act];

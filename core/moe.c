@@ -66,10 +66,6 @@ struct ts_moe {
     uint32_t tile_cap;
 };
 
-static const uint32_t act_qtype[TS_ACT_COUNT] = {
-    [TS_ACT_F32] = TS_QTYPE_F32, [TS_ACT_Q8_0] = TS_QTYPE_Q8_0,
-    [TS_ACT_Q8_1] = TS_QTYPE_Q8_1, [TS_ACT_Q8_K] = TS_QTYPE_Q8_K};
-
 static size_t pad64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 static float *row(float *base, size_t stride, int64_t i)
@@ -91,7 +87,8 @@ int ts_moe_act_of(const ts_kernels *k, uint32_t qtype)
 /* Bytes of one activation row of k values in format f. */
 static size_t act_row_bytes(int f, int64_t k)
 {
-    return f == TS_ACT_F32 ? (size_t)k * sizeof(float) : ts_qtype_row_bytes(act_qtype[f], (uint64_t)k);
+    return f == TS_ACT_F32 ? (size_t)k * sizeof(float)
+                           : ts_qtype_row_bytes(ts_act_qtype(f), (uint64_t)k);
 }
 
 int ts_moe_tile_max_parse(const char *s)

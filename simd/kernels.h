@@ -54,6 +54,16 @@ typedef enum {
     TS_ACT_COUNT
 } ts_act;
 
+/* The quant type of an activation format's rows (TS_QTYPE_F32 for TS_ACT_F32):
+ * ts_qtype_row_bytes / ts_qtype_traits of it size the rows. */
+static inline uint32_t ts_act_qtype(int act)
+{
+    static const uint32_t q[TS_ACT_COUNT] = {
+        [TS_ACT_F32] = TS_QTYPE_F32, [TS_ACT_Q8_0] = TS_QTYPE_Q8_0,
+        [TS_ACT_Q8_1] = TS_QTYPE_Q8_1, [TS_ACT_Q8_K] = TS_QTYPE_Q8_K};
+    return q[act];
+}
+
 /* Quantizes one activation row: k floats (a multiple of the format's block)
  * into k / block blocks at y. Bit-identical to llama.cpp's quantize_row_*_ref
  * on every level. No alignment assumed. */

@@ -394,7 +394,8 @@ INLINE void kq_expand_q45k(int q5, const uint8_t *g, int64_t nb, int64_t blk, kq
         uint8_t *lo = ex[0][c], *hi = ex[1][c];
         UNROLL_KQ for (int s = 0; s < 8; s++) {
             const __m512i v = _mm512_loadu_si512(q + 512 * c + 64 * s);
-            __m512i x0 = _mm512_and_si512(v, m4), x1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            __m512i x0 = _mm512_and_si512(v, m4);
+            __m512i x1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
             if (q5) { /* sub-blocks 2c and 2c + 1: bits 2c, 2c + 1 of the step's qh bytes */
                 const __m512i hv = _mm512_loadu_si512(q + 2048 + 64 * s);
                 const __m512i h0 = c < 2 ? _mm512_slli_epi16(hv, 4 - 2 * c)

@@ -152,6 +152,22 @@ INLINE void pf_target(const uint8_t *g, const uint8_t *gn, int64_t b0, int64_t n
     *pb = b;
 }
 
+/* Block blk's prefetch at the start of its step: decode (ny == 1) returns
+ * the pf_line target PF_DIST blocks ahead in its own stream (*pb); token
+ * groups issue step blk - b0 of the sweep's plan pf (NULL: the caller steps
+ * it at a finer grain) and return NULL. */
+INLINE const uint8_t *pf_block(int ny, const uint8_t *g, const uint8_t *gn, int64_t b0,
+                               int64_t n, int64_t blk, const ts_pf_plan *pf, int64_t *pb)
+{
+    const uint8_t *pg = NULL;
+    *pb = 0;
+    if (ny == 1)
+        pf_target(g, gn, b0, n, blk, &pg, pb);
+    else if (pf)
+        ts_pf_step(pf, blk - b0);
+    return pg;
+}
+
 /* Prefetch line i (one per kernel step) of block pb's qb + mb bytes: quant
  * lines first, then the metadata's (one more line: mb blocks need not be
  * line-aligned). */
@@ -389,10 +405,8 @@ INLINE void q4k_group(int ny, int q5, const uint8_t *g, const uint8_t *gn, int64
     }
     for (int64_t blk = b0; blk < b0 + n; blk++) {
         const uint8_t *q = g + (size_t)blk * qb, *meta = meta0 + (size_t)blk * 320;
-        const uint8_t *pg = NULL;
-        int64_t pb = 0;
-        if (ny == 1)
-            pf_target(g, gn, b0, n, blk, &pg, &pb);
+        int64_t pb;
+        const uint8_t *pg = pf_block(ny, g, gn, b0, n, blk, NULL, &pb);
         __m512i isum[NYMAX];
         UNROLL for (int t = 0; t < ny; t++)
             isum[t] = _mm512_setzero_si512();
@@ -522,12 +536,8 @@ INLINE void q6k_group(int ny, int q3, const uint8_t *g, const uint8_t *gn, int64
     }
     for (int64_t blk = 0; blk < nb; blk++) {
         const uint8_t *q = g + (size_t)blk * qb, *meta = meta0 + (size_t)blk * 288;
-        const uint8_t *pg = NULL;
-        int64_t pb = 0;
-        if (ny == 1)
-            pf_target(g, gn, 0, nb, blk, &pg, &pb);
-        else
-            ts_pf_step(pf, blk);
+        int64_t pb;
+        const uint8_t *pg = pf_block(ny, g, gn, 0, nb, blk, pf, &pb);
         __m512i isum[NYMAX];
         /* Bias -32 * sum_g sc_g * bsum_g: (sc 2j, sc 2j+1) * -32 fit int16
          * (|.| <= 4096), so one vpdpwssd per pair j and token, exact. */
@@ -602,12 +612,8 @@ INLINE void q2k_group(int ny, const uint8_t *g, const uint8_t *gn, int64_t nb, c
     }
     for (int64_t blk = 0; blk < nb; blk++) {
         const uint8_t *q = g + (size_t)blk * 1024, *meta = meta0 + (size_t)blk * 320;
-        const uint8_t *pg = NULL;
-        int64_t pb = 0;
-        if (ny == 1)
-            pf_target(g, gn, 0, nb, blk, &pg, &pb);
-        else
-            ts_pf_step(pf, blk);
+        int64_t pb;
+        const uint8_t *pg = pf_block(ny, g, gn, 0, nb, blk, pf, &pb);
         __m512i isum[NYMAX], msum[NYMAX];
         UNROLL for (int t = 0; t < ny; t++)
             isum[t] = _mm512_setzero_si512();
