@@ -28,7 +28,9 @@ OPT     := -O2
 LDSAN   :=
 endif
 CFLAGS  := $(CFLAGS_COMMON) $(OPT) $(BASEARCH)
-LDLIBS  := -lopenblas -lhwloc -lnuma -lpcre2-8 -lm -lpthread
+# OpenBLAS is not linked: core/dense.c dlopens it when TESSERA_BLAS asks for
+# it, so a run with BLAS off starts none of its threads.
+LDLIBS  := -lhwloc -lnuma -lpcre2-8 -lm -lpthread -ldl
 
 # Per-ISA flags by directory (BLIS/tinyBLAS style: one source per ISA).
 AVX2_FLAGS   := -mavx2 -mfma -mf16c -mbmi2
@@ -181,7 +183,9 @@ check-arm: deps-arm
 bundle:
 	@$(MAKE) --no-print-directory MODE=release tools
 	@rm -rf build/bundle && mkdir -p build/bundle && cp build/release/tessera build/bundle/
-	@ldd build/release/tessera | awk '/=> \// {print $$3}' | \
+	@{ ldd build/release/tessera; ldd "$$($(CC) -print-file-name=libopenblas.so.0)"; \
+	  echo "x => $$($(CC) -print-file-name=libopenblas.so.0) y"; } | \
+	  awk '/=> \// {print $$3}' | sort -u | \
 	  grep -Ev '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so' | \
 	  while read -r l; do cp -L "$$l" build/bundle/; done
 	@ls build/bundle

@@ -10,13 +10,80 @@
  * Invariants: never called from inside a tile; OpenBLAS's thread count is set
  * only at plan time (ts_dense_blas_setup); results are not bit-deterministic
  * across chunk sizes (tests bound them by NMSE against the tile path).
+ *
+ * OpenBLAS is dlopen'ed at the first plan that enables it, not linked: a
+ * linked OpenBLAS starts its thread pool in a load-time constructor, so every
+ * process had its threads (and, under a memory limit, an exit handler that
+ * spun on a failed allocation) even with BLAS off, which is the default.
+ * cblas.h is included for its types and constants only; every call goes
+ * through the pointers below.
  */
 #include "dense.h"
 
 #include <cblas.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The shared object Debian's libopenblas0-pthread installs (through
+ * alternatives), then the development link name. */
+static const char *const blas_sonames[] = {"libopenblas.so.0", "libopenblas.so"};
+
+static struct {
+    void (*sgemm)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint, blasint,
+                  blasint, float, const float *, blasint, const float *, blasint, float, float *,
+                  blasint);
+    void (*set_num_threads)(int);
+    int (*get_num_threads)(void);
+    char *(*get_config)(void);
+    int (*get_parallel)(void);
+    bool ok;
+    char why[200];
+} g_blas;
+static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
+
+/* Casting dlsym's void * to a function pointer is POSIX-sanctioned; the
+ * memcpy keeps -Wpedantic quiet about it. */
+static bool sym(void *h, const char *name, void *fn_ptr, size_t size)
+{
+    void *p = dlsym(h, name);
+    if (!p) {
+        snprintf(g_blas.why, sizeof(g_blas.why), "%s: no symbol %s", blas_sonames[0], name);
+        return false;
+    }
+    memcpy(fn_ptr, &p, size);
+    return true;
+}
+
+static void blas_load_once(void)
+{
+    void *h = NULL;
+    for (size_t i = 0; !h && i < sizeof(blas_sonames) / sizeof(blas_sonames[0]); i++)
+        h = dlopen(blas_sonames[i], RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(g_blas.why, sizeof(g_blas.why), "%s", e ? e : "dlopen failed");
+        return;
+    }
+    g_blas.ok = sym(h, "cblas_sgemm", &g_blas.sgemm, sizeof(g_blas.sgemm)) &&
+                sym(h, "openblas_set_num_threads", &g_blas.set_num_threads,
+                    sizeof(g_blas.set_num_threads)) &&
+                sym(h, "openblas_get_num_threads", &g_blas.get_num_threads,
+                    sizeof(g_blas.get_num_threads)) &&
+                sym(h, "openblas_get_config", &g_blas.get_config, sizeof(g_blas.get_config)) &&
+                sym(h, "openblas_get_parallel", &g_blas.get_parallel,
+                    sizeof(g_blas.get_parallel));
+}
+
+const char *ts_dense_blas_load(void)
+{
+    pthread_once(&g_blas_once, blas_load_once);
+    return g_blas.ok ? NULL : g_blas.why;
+}
+
+bool ts_dense_blas_loaded(void) { return g_blas.ok; }
 
 #include "../quant/quant.h"
 
@@ -45,24 +112,29 @@ ts_dense_blas_mode ts_dense_blas_env(void)
 
 void ts_dense_blas_setup(ts_dense_blas_mode mode, uint32_t n_threads)
 {
-    if (mode == TS_DENSE_BLAS_OFF)
+    if (mode == TS_DENSE_BLAS_OFF || ts_dense_blas_load())
         return;
     int want = mode == TS_DENSE_BLAS_TILE ? 1 : (int)(n_threads ? n_threads : 1);
-    if (openblas_get_num_threads() != want)
-        openblas_set_num_threads(want);
+    if (g_blas.get_num_threads() != want)
+        g_blas.set_num_threads(want);
 }
 
 bool ts_dense_accepts(ts_dense_blas_mode mode, const ts_qview *w, int64_t n_tok)
 {
-    return mode != TS_DENSE_BLAS_OFF && w->qtype == TS_QTYPE_F32 && n_tok >= DENSE_MIN_TOK &&
+    /* Without the library (refused at engine creation) every product stays
+     * on the exact tile path. */
+    return mode != TS_DENSE_BLAS_OFF && g_blas.ok && w->qtype == TS_QTYPE_F32 &&
+           n_tok >= DENSE_MIN_TOK &&
            w->row_stride % sizeof(float) == 0 && w->rows > 0 && w->cols > 0;
 }
 
 void ts_dense_sgemm(int64_t m, int64_t n, int64_t k, const float *w, size_t w_stride,
                     const float *x, size_t x_stride, float *y, size_t y_stride)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)n, (blasint)m, (blasint)k,
-                1.0f, x, (blasint)(x_stride / sizeof(float)), w,
+    if (ts_dense_blas_load()) /* callers went through accepts or load: not reached */
+        return;
+    g_blas.sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)n, (blasint)m, (blasint)k,
+                 1.0f, x, (blasint)(x_stride / sizeof(float)), w,
                 (blasint)(w_stride / sizeof(float)), 0.0f, y, (blasint)(y_stride / sizeof(float)));
 }
 
@@ -117,10 +189,15 @@ void ts_dense_run(ts_dense_blas_mode mode, ts_pool *pool, ts_tile *tiles, uint32
 
 const char *ts_dense_blas_info(void)
 {
-    static char buf[256];
-    int par = openblas_get_parallel();
+    static char buf[320];
+    const char *why = ts_dense_blas_load();
+    if (why) {
+        snprintf(buf, sizeof(buf), "unavailable (%s)", why);
+        return buf;
+    }
+    int par = g_blas.get_parallel();
     const char *pname = par == 0 ? "serial" : par == 1 ? "pthreads" : par == 2 ? "openmp" : "?";
-    snprintf(buf, sizeof(buf), "%s | parallel=%s threads=%d", openblas_get_config(), pname,
-             openblas_get_num_threads());
+    snprintf(buf, sizeof(buf), "%s | parallel=%s threads=%d", g_blas.get_config(), pname,
+             g_blas.get_num_threads());
     return buf;
 }

@@ -50,7 +50,13 @@ void ts_dense_run(ts_dense_blas_mode mode, ts_pool *pool, ts_tile *tiles, uint32
  * bare cblas_sgemm, for benches (bench/ must not include cblas.h). */
 void ts_dense_sgemm(int64_t m, int64_t n, int64_t k, const float *w, size_t w_stride,
                     const float *x, size_t x_stride, float *y, size_t y_stride);
-/* "OpenBLAS 0.3.21 ... | parallel=pthreads threads=2" for `tessera info`. */
+/* Loads OpenBLAS (once; its threads start then, not before): NULL when it is
+ * usable, else why not. Setup calls it for any mode but OFF. */
+const char *ts_dense_blas_load(void);
+/* True once a load succeeded (no load is attempted). */
+bool ts_dense_blas_loaded(void);
+/* "OpenBLAS 0.3.21 ... | parallel=pthreads threads=2" for `tessera info`
+ * (loads the library). */
 const char *ts_dense_blas_info(void);
 
 #endif

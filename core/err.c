@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 ts_status ts_err_set(ts_err *err, ts_status st, const char *fmt, ...)
 {
@@ -30,4 +31,11 @@ const char *ts_status_str(ts_status st)
     case TS_E_STATE: return "bad state";
     }
     return "unknown status";
+}
+
+int ts_env_flag_parse(const char *s)
+{
+    if (!s || !*s || !strcmp(s, "0"))
+        return 0;
+    return strcmp(s, "1") ? -1 : 1;
 }

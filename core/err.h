@@ -13,4 +13,8 @@
 ts_status ts_err_set(ts_err *err, ts_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* An on/off TESSERA_* variable: NULL or "" -> 0 (unset), "0" -> 0, "1" -> 1,
+ * anything else -1 (the engine refuses it at creation, naming the variable). */
+int ts_env_flag_parse(const char *s);
+
 #endif

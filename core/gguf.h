@@ -113,6 +113,11 @@ void ts_gguf_w_tensor(ts_gguf_writer *w, const char *name, uint32_t type, uint32
 typedef ts_status (*ts_gguf_fill_fn)(void *ctx, void *dst, uint64_t n_bytes, ts_err *err);
 void ts_gguf_w_tensor_fn(ts_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                          const uint64_t *ne, ts_gguf_fill_fn fill, void *ctx);
+/* Writes the file through a temporary and a rename (core/fileio.h): on any
+ * error the target is unchanged. The _checked form also refuses a path that
+ * is one of inputs (NULL-terminated; e.g. the file being requantized). */
 ts_status ts_gguf_writer_write(ts_gguf_writer *w, const char *path, ts_err *err);
+ts_status ts_gguf_writer_write_checked(ts_gguf_writer *w, const char *path,
+                                       const char *const *inputs, ts_err *err);
 
 #endif

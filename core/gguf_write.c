@@ -5,10 +5,12 @@
  * aligning tensor data (general.alignment if the caller set it, else 32) and
  * streaming tensor bytes, either from caller memory or from a fill callback
  * so a multi-GB model never has to be resident. Output is deterministic:
- * the same calls give the same bytes.
+ * the same calls give the same bytes. The bytes go through ts_safefile
+ * (core/fileio.h): a failed or interrupted write leaves the target as it was.
  */
 #include "gguf.h"
 #include "err.h"
+#include "fileio.h"
 #include "../quant/quant.h"
 
 #include <errno.h>
@@ -224,27 +226,11 @@ static bool write_pad(FILE *f, uint64_t pos, uint32_t align)
 
 ts_status ts_gguf_writer_write(ts_gguf_writer *w, const char *path, ts_err *err)
 {
-    if (w->oom)
-        return ts_err_set(err, TS_E_NOMEM, "%s: out of memory or bad tensor while building",
-                          path);
-    uint64_t off = 0, max_fill = 0;
-    for (uint64_t i = 0; i < w->n_t; i++) {
-        w->t[i].offset = off;
-        off += w->t[i].n_bytes;
-        off += (w->alignment - off % w->alignment) % w->alignment;
-        if (w->t[i].fill && w->t[i].n_bytes > max_fill)
-            max_fill = w->t[i].n_bytes;
-    }
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return ts_err_set(err, TS_E_IO, "%s: %s", path, strerror(errno));
-    uint8_t *buf = max_fill ? malloc(max_fill) : NULL;
-    ts_status st = TS_OK;
-    if (max_fill && !buf) {
-        st = ts_err_set(err, TS_E_NOMEM, "out of memory (%llu bytes)",
-                        (unsigned long long)max_fill);
-        goto done;
-    }
+    return ts_gguf_writer_write_checked(w, path, NULL, err);
+}
+
+static bool write_header(const ts_gguf_writer *w, FILE *f)
+{
     uint32_t version = 3;
     bool ok = fwrite("GGUF", 1, 4, f) == 4 && fwrite(&version, 4, 1, f) == 1 &&
               fwrite(&w->n_t, 8, 1, f) == 1 && fwrite(&w->n_kv, 8, 1, f) == 1 &&
@@ -258,26 +244,51 @@ ts_status ts_gguf_writer_write(ts_gguf_writer *w, const char *path, ts_err *err)
              fwrite(&t->type, 4, 1, f) == 1 && fwrite(&t->offset, 8, 1, f) == 1;
         pos += 8 + len + 4 + 8 * t->n_dims + 4 + 8;
     }
-    ok = ok && write_pad(f, pos, w->alignment);
-    for (uint64_t i = 0; ok && i < w->n_t; i++) {
+    return ok && write_pad(f, pos, w->alignment);
+}
+
+ts_status ts_gguf_writer_write_checked(ts_gguf_writer *w, const char *path,
+                                       const char *const *inputs, ts_err *err)
+{
+    if (w->oom)
+        return ts_err_set(err, TS_E_NOMEM, "%s: out of memory or bad tensor while building",
+                          path);
+    uint64_t off = 0, max_fill = 0;
+    for (uint64_t i = 0; i < w->n_t; i++) {
+        w->t[i].offset = off;
+        off += w->t[i].n_bytes;
+        off += (w->alignment - off % w->alignment) % w->alignment;
+        if (w->t[i].fill && w->t[i].n_bytes > max_fill)
+            max_fill = w->t[i].n_bytes;
+    }
+    uint8_t *buf = max_fill ? malloc(max_fill) : NULL;
+    if (max_fill && !buf)
+        return ts_err_set(err, TS_E_NOMEM, "out of memory (%llu bytes)",
+                          (unsigned long long)max_fill);
+    ts_safefile sf;
+    ts_status st = ts_safefile_open(&sf, path, inputs, err);
+    if (st != TS_OK) {
+        free(buf);
+        return st;
+    }
+    bool ok = write_header(w, sf.f);
+    for (uint64_t i = 0; ok && st == TS_OK && i < w->n_t; i++) {
         const wtensor *t = &w->t[i];
         const void *src = t->data;
         if (t->fill) {
             st = t->fill(t->ctx, buf, t->n_bytes, err);
-            if (st != TS_OK)
-                goto done;
             src = buf;
         }
-        ok = fwrite(src, 1, t->n_bytes, f) == t->n_bytes &&
-             write_pad(f, t->n_bytes, w->alignment);
+        ok = st == TS_OK && fwrite(src, 1, t->n_bytes, sf.f) == t->n_bytes &&
+             write_pad(sf.f, t->n_bytes, w->alignment);
     }
-    if (!ok)
-        st = ts_err_set(err, TS_E_IO, "%s: write failed: %s", path, strerror(errno));
-done:
+    if (st == TS_OK && !ok)
+        st = ts_err_set(err, TS_E_IO, "%s: write failed: %s; the file was not changed", path,
+                        strerror(errno ? errno : EIO));
     free(buf);
-    if (fclose(f) != 0 && st == TS_OK)
-        st = ts_err_set(err, TS_E_IO, "%s: close failed: %s", path, strerror(errno));
-    if (st != TS_OK)
-        remove(path);
-    return st;
+    if (st != TS_OK) {
+        ts_safefile_abort(&sf); /* removes only our temporary; the target is untouched */
+        return st;
+    }
+    return ts_safefile_commit(&sf, err);
 }

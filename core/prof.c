@@ -14,6 +14,7 @@
  * counters are exact when one session runs at a time).
  */
 #include "prof.h"
+#include "err.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -37,8 +38,8 @@ bool ts_prof_on(void)
 {
     int st = atomic_load_explicit(&g_state, memory_order_relaxed);
     if (st == 0) {
-        const char *e = getenv("TESSERA_PROFILE");
-        st = e && *e && *e != '0' ? 2 : 1;
+        /* Strict (err.h): "yes" or "2" is refused at engine creation, never on. */
+        st = ts_env_flag_parse(getenv("TESSERA_PROFILE")) == 1 ? 2 : 1;
         if (st == 2) /* before the first stage's grids run */
             ts_sched_prof_enable(true);
         atomic_store_explicit(&g_state, st, memory_order_relaxed);

@@ -51,8 +51,16 @@ static ts_status check_env(ts_err *err)
                           "TESSERA_PREFILL_CHUNK='%s': expected a token count (0 = one shot)", e);
     if (ts_moe_tile_max_parse(e = getenv("TESSERA_MOE_TILE_MAX")) < 0)
         return ts_err_set(err, TS_E_ARG, "TESSERA_MOE_TILE_MAX='%s': expected 32, 64 or 128", e);
-    if (ts_dense_blas_parse(e = getenv("TESSERA_BLAS")) < 0)
+    const int blas = ts_dense_blas_parse(e = getenv("TESSERA_BLAS"));
+    if (blas < 0)
         return ts_err_set(err, TS_E_ARG, "TESSERA_BLAS='%s': expected 0, 1, threaded or tile", e);
+    const char *why = blas != TS_DENSE_BLAS_OFF ? ts_dense_blas_load() : NULL;
+    if (why)
+        return ts_err_set(err, TS_E_UNSUPPORTED, "TESSERA_BLAS='%s': OpenBLAS: %s", e, why);
+    if (ts_env_flag_parse(e = getenv("TESSERA_NO_REPACK")) < 0)
+        return ts_err_set(err, TS_E_ARG, "TESSERA_NO_REPACK='%s': expected 0 or 1", e);
+    if (ts_env_flag_parse(e = getenv("TESSERA_PROFILE")) < 0)
+        return ts_err_set(err, TS_E_ARG, "TESSERA_PROFILE='%s': expected 0 or 1", e);
     if (ts_ktune_parse(e = getenv("TESSERA_KTUNE")) < 0)
         return ts_err_set(err, TS_E_ARG, "TESSERA_KTUNE='%s': expected 0 or 1", e);
     return TS_OK;
@@ -89,7 +97,7 @@ ts_status ts_engine_create(ts_engine **out, const ts_engine_opts *opts, ts_err *
             st = ts_err_set(err, TS_E_ARG, "ts_engine_create: numa mode %d", opts->numa);
         if (st == TS_OK)
             st = ts_pool_create(&eng->pool, &po, err);
-        if (st == TS_OK && !getenv("TESSERA_NO_REPACK"))
+        if (st == TS_OK && ts_env_flag_parse(getenv("TESSERA_NO_REPACK")) != 1)
             st = ts_place_prepare(eng->model, eng->pool, err);
         if (st == TS_OK) /* after the pool: its workers first-touch their node's copies */
             st = ts_place_model(eng->model, eng->pool, opts->numa, err);

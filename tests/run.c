@@ -74,8 +74,11 @@ const char *ts_test_shared(void)
 
 const char *ts_test_bin(void)
 {
+    /* Absolute, so tests may cd into their own directory first. */
+    static char abs[4096];
     const char *env = getenv("TESSERA_BIN");
-    return env && *env ? env : "build/release/tessera";
+    const char *bin = env && *env ? env : "build/release/tessera";
+    return realpath(bin, abs) ? abs : bin;
 }
 
 const char *ts_test_tmpdir(void)

@@ -209,6 +209,8 @@ TS_TEST(test_engine_refuses_bad_env)
         {"TESSERA_ISA", "bogus"},           {"TESSERA_PREFILL_CHUNK", "-5"},
         {"TESSERA_PREFILL_CHUNK", "12abc"}, {"TESSERA_MOE_TILE_MAX", "48"},
         {"TESSERA_BLAS", "yes"},            {"TESSERA_KTUNE", "2"},
+        {"TESSERA_NO_REPACK", "abc"},       {"TESSERA_NO_REPACK", "2"},
+        {"TESSERA_PROFILE", "yes"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         const char *keep = getenv(bad[i][0]);

@@ -10,8 +10,32 @@
 #include <string.h>
 
 #include "cmds.h"
+#include "fileio.h"
 
 static double ratio(double a, double b) { return b > 0 ? a / b : 0.0; }
+
+/* The report files go through ts_safefile: an old report is replaced whole or
+ * not at all, and the model is never overwritten by a misplaced path. */
+static FILE *open_out(ts_safefile *sf, const char *path, const char *model)
+{
+    const char *const inputs[] = {model, NULL};
+    ts_err err = {0};
+    if (ts_safefile_open(sf, path, inputs, &err) != TS_OK) {
+        ts_cli_error("bench", "%s", err.msg);
+        return NULL;
+    }
+    return sf->f;
+}
+
+static int commit_out(ts_safefile *sf)
+{
+    ts_err err = {0};
+    if (ts_safefile_commit(sf, &err) != TS_OK) {
+        ts_cli_error("bench", "%s", err.msg);
+        return 1;
+    }
+    return 0;
+}
 
 /* Speedup and efficiency of point i for metric m (0 = pp, 1 = tg). */
 static void scale(const ts_sweep_point *pts, int i, int m, double *speedup, double *eff)
@@ -24,7 +48,8 @@ static void scale(const ts_sweep_point *pts, int i, int m, double *speedup, doub
 static int write_csv(const ts_sweep_point *pts, int n, const char *model, long long pp_n,
                      long long tg_n, const char *path)
 {
-    FILE *f = fopen(path, "w");
+    ts_safefile sf;
+    FILE *f = open_out(&sf, path, model);
     if (!f)
         return 1;
     fprintf(f, "model,threads,numa,nodes,pp_n,pp_t_s,pp_t_s_sd,pp_speedup,pp_efficiency,"
@@ -37,7 +62,7 @@ static int write_csv(const ts_sweep_point *pts, int n, const char *model, long l
                 pts[i].threads, ts_numa_name(pts[i].numa), pts[i].n_nodes, pp_n, pts[i].pp,
                 pts[i].pp_sd, ps, pe, tg_n, pts[i].tg, pts[i].tg_sd, ts, te);
     }
-    return fclose(f) != 0;
+    return commit_out(&sf);
 }
 
 /* A "nice" axis maximum >= v: 1, 2 or 5 times a power of ten. */
@@ -130,7 +155,8 @@ static void panel(FILE *f, const ts_sweep_point *pts, int n, int ox, int m, cons
 static int write_svg(const ts_sweep_point *pts, int n, const char *model, long long pp_n,
                      long long tg_n, const char *path)
 {
-    FILE *f = fopen(path, "w");
+    ts_safefile sf;
+    FILE *f = open_out(&sf, path, model);
     if (!f)
         return 1;
     const bool with_tg = tg_n > 0;
@@ -151,7 +177,7 @@ static int write_svg(const ts_sweep_point *pts, int n, const char *model, long l
             height - 8, model, ts_numa_name(pts[0].numa), pts[0].n_nodes, pts[0].threads,
             with_tg ? ", red: decode" : "");
     fprintf(f, "</svg>\n");
-    return fclose(f) != 0;
+    return commit_out(&sf);
 }
 
 int ts_sweep_report(const ts_sweep_point *pts, int n, const char *model, long long pp_n,
@@ -177,13 +203,9 @@ int ts_sweep_report(const ts_sweep_point *pts, int n, const char *model, long lo
         printf("\n");
     }
     fflush(stdout);
-    if (csv && write_csv(pts, n, model, pp_n, tg_n, csv)) {
-        ts_cli_error("bench", "cannot write '%s'", csv);
+    if (csv && write_csv(pts, n, model, pp_n, tg_n, csv))
         return 1;
-    }
-    if (svg && write_svg(pts, n, model, pp_n, tg_n, svg)) {
-        ts_cli_error("bench", "cannot write '%s'", svg);
+    if (svg && write_svg(pts, n, model, pp_n, tg_n, svg))
         return 1;
-    }
     return 0;
 }

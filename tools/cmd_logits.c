@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cmds.h"
+#include "fileio.h"
 #include "tessera.h"
 
 static int usage(const char *msg)
@@ -19,38 +20,58 @@ static int usage(const char *msg)
     return 2;
 }
 
+/* Positions one call may ask for, and so the token file's size: an id takes
+ * at most 10 digits plus a separator. (2^20 positions of a 32k vocabulary
+ * are already 128 GiB of logits.) */
+#define MAX_POSITIONS (1 << 20)
+#define MAX_ID_BYTES 16
+
 /* Reads whitespace-separated integer ids; *out is malloc'd. */
 static int read_ids(const char *path, int32_t **out, int *n_out)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        ts_cli_error("logits", "cannot open token file '%s'", path);
+    char *text = NULL;
+    size_t len = 0;
+    ts_err err = {0};
+    if (ts_file_read(path, "token file", (size_t)MAX_POSITIONS * MAX_ID_BYTES, &text, &len,
+                     &err) != TS_OK) {
+        ts_cli_error("logits", "%s", err.msg);
         return 1;
     }
-    int cap = 256, n = 0;
+    int cap = 256, n = 0, rc = 0;
+    if (memchr(text, 0, len)) {
+        ts_cli_error("logits", "%s holds a NUL byte: not a text file of token ids", path);
+        free(text);
+        return 1;
+    }
     int32_t *ids = malloc((size_t)cap * sizeof(*ids));
-    char word[64];
-    int rc = 0;
-    while (ids && fscanf(f, "%63s", word) == 1) {
+    static const char seps[] = " \t\r\n\v\f";
+    char *save = NULL;
+    for (char *word = strtok_r(text, seps, &save); ids && word;
+         word = strtok_r(NULL, seps, &save)) {
         long long v;
         if (!ts_cli_parse_i64(word, 0, INT32_MAX, &v)) {
-            ts_cli_error("logits", "'%s' in %s is not a token id", word, path);
+            ts_cli_error("logits", "'%.32s' in %s is not a token id", word, path);
+            rc = 1;
+            break;
+        }
+        if (n == MAX_POSITIONS) {
+            ts_cli_error("logits", "%s: more than %d token ids", path, MAX_POSITIONS);
             rc = 1;
             break;
         }
         if (n == cap) {
             cap *= 2;
-            int32_t *p = realloc(ids, (size_t)cap * sizeof(*ids));
-            if (!p) {
+            int32_t *q = realloc(ids, (size_t)cap * sizeof(*ids));
+            if (!q) {
                 free(ids);
                 ids = NULL;
                 break;
             }
-            ids = p;
+            ids = q;
         }
         ids[n++] = (int32_t)v;
     }
-    fclose(f);
+    free(text);
     if (!ids) {
         ts_cli_error("logits", "out of memory");
         return 1;
@@ -114,7 +135,7 @@ int cmd_logits(int argc, char **argv)
     ts_engine *eng = NULL;
     ts_session *s = NULL;
     float *logits = NULL;
-    FILE *f = NULL;
+    ts_safefile out = {.slot = -1};
     int rc = 1;
     ts_engine_opts eo = {.model_path = model, .n_threads = (int)threads, .numa = numa,
                          .cpu_range = cpu_range};
@@ -134,17 +155,19 @@ int cmd_logits(int argc, char **argv)
     }
     if (ts_session_prefill(s, ids, n, logits, &err) != TS_OK)
         goto done;
-    f = fopen(out_path, "wb");
-    if (!f || fwrite(logits, sizeof(float) * (size_t)info.n_vocab, (size_t)n, f) != (size_t)n) {
-        snprintf(err.msg, sizeof(err.msg), "cannot write '%s'", out_path);
+    const char *const inputs[] = {model, tok_path, NULL};
+    if (ts_safefile_open(&out, out_path, inputs, &err) != TS_OK)
+        goto done;
+    if (fwrite(logits, sizeof(float) * (size_t)info.n_vocab, (size_t)n, out.f) != (size_t)n) {
+        snprintf(err.msg, sizeof(err.msg), "%s: write failed; the file was not changed",
+                 out_path);
         goto done;
     }
+    if (ts_safefile_commit(&out, &err) != TS_OK)
+        goto done;
     rc = 0;
 done:
-    if (f && fclose(f) && !rc) {
-        snprintf(err.msg, sizeof(err.msg), "cannot write '%s'", out_path);
-        rc = 1;
-    }
+    ts_safefile_abort(&out);
     if (rc)
         ts_cli_error("logits", "%s", err.msg);
     free(logits);

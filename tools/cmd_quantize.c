@@ -223,8 +223,9 @@ int cmd_quantize(int argc, char **argv)
     }
     copy_metadata(w, g, mix.ftype);
     int rc = plan_tensors(w, g, &mix, n_layers, jobs, in);
-    if (rc == 0 && ts_gguf_writer_write(w, out, &err) != TS_OK) {
-        ts_cli_error("quantize", "%s: %s", out, err.msg);
+    const char *const inputs[] = {in, NULL}; /* requantizing in place would lose it */
+    if (rc == 0 && ts_gguf_writer_write_checked(w, out, inputs, &err) != TS_OK) {
+        ts_cli_error("quantize", "%s", err.msg); /* names the file already */
         rc = 1;
     }
     if (rc == 0)

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cmds.h"
+#include "fileio.h"
 #include "tessera.h"
 
 #define CMD "run"
@@ -101,26 +102,30 @@ static int parse(int argc, char **argv, run_args *a)
     return 0;
 }
 
-static char *read_file(const char *path, size_t *len)
+/* The context a run may use: -c, else what the default sizing below may grow
+ * to (the trained context, at least 4096). */
+static long long ctx_limit(const run_args *a, const ts_engine_info *info)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *p = realloc(buf, cap *= 2);
-            if (!p)
-                free(buf);
-            buf = p;
-        }
+    if (a->n_ctx)
+        return a->n_ctx;
+    return info->n_ctx_train > 4096 ? info->n_ctx_train : 4096;
+}
+
+/* A prompt file longer than the context limit times the vocabulary's longest
+ * token cannot fit (every token covers at most that many bytes of text), so
+ * it is refused before it is read, whatever its size (/dev/zero, a 50 GB
+ * log). */
+static size_t prompt_byte_limit(const ts_engine *eng, const ts_engine_info *info,
+                                long long ctx)
+{
+    char piece[1024];
+    size_t longest = 1;
+    for (int64_t id = 0; id < info->n_vocab; id++) {
+        size_t n = ts_engine_piece(eng, (int32_t)id, piece, sizeof(piece));
+        if (n > longest)
+            longest = n;
     }
-    fclose(f);
-    *len = n;
-    return buf;
+    return (size_t)ctx * longest + 64;
 }
 
 /* Streams up to a->n_predict tokens; returns how many, or -1 on error. */
@@ -152,12 +157,8 @@ int cmd_run(int argc, char **argv)
     if (rc)
         return rc;
     size_t plen = a.prompt ? strlen(a.prompt) : 0;
-    char *text = a.file ? read_file(a.file, &plen) : NULL;
-    if (a.file && !text) {
-        ts_cli_error(CMD, "cannot read prompt file '%s'", a.file);
-        return 1;
-    }
-    const char *prompt = a.file ? text : a.prompt;
+    char *text = NULL;
+    const char *prompt = a.prompt;
     ts_err err = {0};
     ts_engine *eng = NULL;
     ts_session *s = NULL;
@@ -171,6 +172,15 @@ int cmd_run(int argc, char **argv)
     if (ts_engine_create(&eng, &eo, &err) != TS_OK)
         goto done;
     t_load = ts_cli_now_s() - t_load; /* printed on success only (errors stay one line) */
+    ts_engine_info info;
+    ts_engine_get_info(eng, &info);
+    const long long limit = ctx_limit(&a, &info);
+    if (a.file) {
+        if (ts_file_read(a.file, "prompt file", prompt_byte_limit(eng, &info, limit), &text,
+                         &plen, &err) != TS_OK)
+            goto done;
+        prompt = text;
+    }
     if (ts_engine_tokenize(eng, prompt, plen, true, NULL, 0, &n_ids, &err) != TS_OK)
         goto done;
     ids = malloc((n_ids + 1) * sizeof(*ids));
@@ -180,18 +190,19 @@ int cmd_run(int argc, char **argv)
         snprintf(err.msg, sizeof(err.msg), "empty prompt and the model has no BOS token");
         goto done;
     }
-    ts_engine_info info;
-    ts_engine_get_info(eng, &info);
     ts_cli_print_numa(stderr, eng, &info);
     long long ctx = a.n_ctx;
     if (!ctx) {
         ctx = info.n_ctx_train < 4096 ? info.n_ctx_train : 4096;
         if (ctx < (long long)n_ids + a.n_predict)
             ctx = (long long)n_ids + a.n_predict;
+        if (ctx > limit)
+            ctx = limit;
     }
     if ((long long)n_ids > ctx) {
-        snprintf(err.msg, sizeof(err.msg), "prompt of %zu tokens is longer than the context (%lld)",
-                 n_ids, ctx);
+        snprintf(err.msg, sizeof(err.msg),
+                 "prompt of %zu tokens is longer than the context (%lld)%s", n_ids, ctx,
+                 a.n_ctx ? "" : "; a larger -c allows more");
         goto done;
     }
     ts_session_opts so = {.n_ctx = (int)ctx, .kv_f32 = a.kv_f32,

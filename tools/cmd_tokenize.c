@@ -7,6 +7,7 @@
  * Exit: 0 ok, 1 runtime error (file, model), 2 usage.
  */
 #include "cmds.h"
+#include "fileio.h"
 #include "gguf.h"
 #include "tokenizer.h"
 
@@ -17,36 +18,8 @@
 static const char *const usage_line =
     "usage: tessera tokenize -m MODEL (-p TEXT | --file F) [--no-bos]";
 
-/* Reads a whole file; NULL on failure. */
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap)
-            break;
-        char *b = realloc(buf, cap * 2);
-        if (!b) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = b;
-        cap *= 2;
-    }
-    if (buf && ferror(f)) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
+/* A text file to tokenize: no context bounds it, so a fixed cap does. */
+#define MAX_TEXT_BYTES ((size_t)256 << 20)
 
 static int tokenize_text(const char *model, const char *text, size_t len, bool no_bos)
 {
@@ -127,9 +100,10 @@ int cmd_tokenize(int argc, char **argv)
     if (prompt)
         return tokenize_text(model, prompt, strlen(prompt), no_bos);
     size_t len = 0;
-    char *text = read_file(file, &len);
-    if (!text) {
-        ts_cli_error("tokenize", "cannot read '%s'", file);
+    char *text = NULL;
+    ts_err err = {0};
+    if (ts_file_read(file, "text file", MAX_TEXT_BYTES, &text, &len, &err) != TS_OK) {
+        ts_cli_error("tokenize", "%s", err.msg);
         return 1;
     }
     int rc = tokenize_text(model, text, len, no_bos);

@@ -3,8 +3,10 @@
  * Only tools/ may exit(); the library reports through ts_status.
  */
 #include "cmds.h"
+#include "fileio.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +57,28 @@ int ts_cli_parse_i64(const char *s, long long lo, long long hi, long long *out)
     return 1;
 }
 
+/* SIGINT/SIGTERM/SIGHUP while a file is being written: remove the writer's
+ * temporary (the target was never touched), then die of the same signal. */
+static void on_fatal_signal(int sig)
+{
+    ts_safefile_signal_cleanup();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_signals(void)
+{
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        struct sigaction sa = {.sa_handler = on_fatal_signal};
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+    /* Past RLIMIT_FSIZE a write fails with EFBIG and is reported, instead of
+     * SIGXFSZ killing the process with its temporary left behind. */
+    signal(SIGXFSZ, SIG_IGN);
+}
+
 static void usage(const command *cmds, size_t n)
 {
     fprintf(stderr, "usage: tessera <command> [options]\n\ncommands:\n");
@@ -74,6 +98,7 @@ int main(int argc, char **argv)
         {"quantize", cmd_quantize, "re-quantize a GGUF model"},
     };
     const size_t n = sizeof(cmds) / sizeof(cmds[0]);
+    install_signals();
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         usage(cmds, n);
         return argc < 2 ? 2 : 0;
