@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #define TOK_MAX_BYTES (1u << 20)   /* a real vocab's longest token is well under 1 KiB */
 #define TOK_MAX_VOCAB (1u << 28)   /* ids are int32; this bounds the tables' memory */
@@ -40,6 +42,7 @@ typedef struct {
     int32_t n;
     int32_t *slot; /* entry index or -1; size mask + 1 */
     size_t mask;
+    uint64_t key; /* random per table: see slot_of */
 } str_table;
 
 struct ts_vocab {
@@ -69,6 +72,29 @@ static uint64_t hash_bytes(uint64_t h, const char *s, size_t n)
 
 static const char *tab_str(const str_table *t, int32_t i) { return t->blob + t->off[i]; }
 
+/* The first slot of a hash: FNV-1a's value mixed with the table's random key
+ * (splitmix64's finaliser), so a vocabulary crafted to collide in the low
+ * bits cannot turn the linear-probing index quadratic (hash flooding). Which
+ * slot an entry lands in never changes a result: lookups compare the bytes. */
+static size_t slot_of(const str_table *t, uint64_t h)
+{
+    uint64_t z = h ^ t->key;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (size_t)(z ^ (z >> 31)) & t->mask;
+}
+
+static uint64_t random_key(const void *salt)
+{
+    uint64_t k = 0;
+    if (getrandom(&k, sizeof(k), GRND_NONBLOCK) != (ssize_t)sizeof(k)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        k = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)salt;
+    }
+    return k;
+}
+
 /* Index of key a (+ ' ' + b when b != NULL, for merges), or -1. */
 static int32_t tab_find2(const str_table *t, const char *a, size_t na, const char *b, size_t nb)
 {
@@ -78,7 +104,7 @@ static int32_t tab_find2(const str_table *t, const char *a, size_t na, const cha
         h = hash_bytes(hash_bytes(h, " ", 1), b, nb);
         total += 1 + nb;
     }
-    for (size_t s = h & t->mask;; s = (s + 1) & t->mask) {
+    for (size_t s = slot_of(t, h);; s = (s + 1) & t->mask) {
         int32_t e = t->slot[s];
         if (e < 0)
             return -1;
@@ -110,11 +136,12 @@ static bool tab_index(str_table *t, bool last_wins)
         return false;
     memset(t->slot, 0xff, cap * sizeof(int32_t));
     t->mask = cap - 1;
+    t->key = random_key(t);
     for (int32_t i = 0; i < t->n; i++) {
         if (t->len[i] == 0)
             continue; /* an empty text is never looked up */
         uint64_t h = hash_bytes(HASH_SEED, tab_str(t, i), t->len[i]);
-        size_t s = h & t->mask;
+        size_t s = slot_of(t, h);
         for (;; s = (s + 1) & t->mask) {
             int32_t e = t->slot[s];
             if (e < 0 || (t->len[e] == t->len[i] &&
