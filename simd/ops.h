@@ -43,8 +43,9 @@ static inline int64_t ts_attn_vstride(int64_t head_dim) { return (head_dim + 15)
  *      [(pos / 16) * head_dim * 16 + d * 16 + pos % 16]
  *   v: row pos at [pos * ts_attn_vstride(head_dim)], pad elements zero.
  * Keys are read up to position pos0 + n_q - 1 rounded up to a multiple of 64
- * (the cache is allocated to that padding); values only up to each row's
- * own position. Canonical order of one row at position p (simd/scalar/attn.c):
+ * (the cache is allocated to that padding; key slots past a row's position
+ * may hold anything, NaN included: they are masked, never mixed in); values
+ * only up to each row's own position. Canonical order of one row at position p (simd/scalar/attn.c):
  *   s_j = fma-chain over d = 0.. of q[d] * k_j[d], times scale;
  *   per key block b: m_b = max s_j; m' = max(m, m_b); a = exp(m - m');
  *   p_j = exp(s_j - m') (0 for j > p); l = l * a + tree(lane sums of p);
@@ -61,7 +62,24 @@ typedef struct {
     int64_t n_q, n_grp;
     int64_t pos0;
     float scale;
+    /* Paged cache (core/kv.c): key block b (positions [64b, 64b + 64)) of K
+     * lives at k + pages[b] * k_page_stride bytes, with the layout above
+     * restricted to the block (positions taken mod 64); V likewise. pages NULL:
+     * block b is page b. A stride of 0: the blocks are contiguous (64 *
+     * head_dim, resp. 64 * vstride, elements apart), the layout above. */
+    const int32_t *pages;
+    size_t k_page_stride, v_page_stride;
 } ts_attn_args;
+
+/* The K (width = head_dim) or V (width = vstride) block of key block blk, for
+ * elements of elem bytes. Pointer arithmetic only: every level calls it. */
+static inline const void *ts_attn_block(const void *base, const int32_t *pages,
+                                        size_t page_stride, int64_t width, size_t elem,
+                                        int64_t blk)
+{
+    const size_t stride = page_stride ? page_stride : (size_t)(TS_ATTN_KBLK * width) * elem;
+    return (const char *)base + (size_t)(pages ? pages[blk] : blk) * stride;
+}
 typedef void (*ts_attn_fn)(const ts_attn_args *a);
 
 /* RMSNorm of one row of n floats, with an optional residual add first:

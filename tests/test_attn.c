@@ -349,3 +349,65 @@ TS_TEST(test_attn_rope_levels)
         free(x), free(cs);
     }
 }
+
+/* Paged cache: the case's key blocks scattered over shuffled pages of a pool
+ * (page strides larger than a block, like core/kv.c's pool), with NaN in
+ * every slot no row may read (past the last position, unused pages): each
+ * level gives the contiguous scalar bits. */
+TS_TEST(test_attn_paged_vs_contiguous)
+{
+    static const int64_t n_pos[] = {1, 63, 64, 65, 200};
+    ts_isa lv[4];
+    int n_lv = ts_test_levels(lv);
+    ts_kernels ref, kt;
+    ts_kernels_init(&ref, TS_ISA_SCALAR);
+    for (size_t a = 0; a < sizeof(n_pos) / sizeof(n_pos[0]); a++)
+        for (int f16 = 0; f16 < 2; f16++) {
+            const int64_t hd = 80, grp = 3, nq = n_pos[a] < 5 ? n_pos[a] : 5;
+            acase c;
+            case_init(&c, hd, n_pos[a], grp, nq, f16, 0x9a6e + 7 * a + (uint64_t)f16);
+            float *want = poisoned(&c);
+            run(&ref, &c, 0, nq, want);
+            const int64_t vs = ts_attn_vstride(hd), n_blk = (n_pos[a] + 63) / 64;
+            const int64_t n_pages = 2 * n_blk + 1;
+            const size_t el = f16 ? 2 : 4;
+            const size_t kblk = (size_t)(64 * hd) * el, vblk = (size_t)(64 * vs) * el;
+            const size_t kps = kblk + 192, vps = vblk + 320; /* room for other heads */
+            uint8_t *kp = malloc(kps * (size_t)n_pages), *vp = malloc(vps * (size_t)n_pages);
+            memset(kp, 0xff, kps * (size_t)n_pages); /* all-ones: NaN in f16 and f32 */
+            memset(vp, 0xff, vps * (size_t)n_pages);
+            int32_t pages[8];
+            for (int64_t b = 0; b < n_blk; b++) {
+                pages[b] = (int32_t)((n_pages - 1 - 2 * b) % n_pages); /* reversed, gapped */
+                memcpy(kp + (size_t)pages[b] * kps, (const uint8_t *)c.k + (size_t)b * kblk, kblk);
+                memcpy(vp + (size_t)pages[b] * vps, (const uint8_t *)c.v + (size_t)b * vblk, vblk);
+            }
+            /* Slots past the last position: poison them in the paged copy. */
+            for (int64_t p = n_pos[a]; p < n_blk * 64; p++) {
+                uint8_t *kb = kp + (size_t)pages[p / 64] * kps, *vb = vp + (size_t)pages[p / 64] * vps;
+                int64_t j = p % 64;
+                for (int64_t d = 0; d < hd; d++)
+                    memset(kb + (size_t)((j / 16) * hd * 16 + d * 16 + j % 16) * el, 0xff, el);
+                memset(vb + (size_t)(j * vs) * el, 0xff, (size_t)vs * el);
+            }
+            for (int l = 0; l < n_lv; l++) {
+                ts_kernels_init(&kt, lv[l]);
+                float *got = poisoned(&c);
+                ts_attn_args args = {
+                    .q = c.q, .out = got, .k = kp, .v = vp, .q_stride = c.q_stride,
+                    .out_stride = c.q_stride, .head_dim = hd, .n_q = nq, .n_grp = grp,
+                    .pos0 = c.pos0, .scale = 1.0f / sqrtf((float)hd), .pages = pages,
+                    .k_page_stride = kps, .v_page_stride = vps,
+                };
+                (f16 ? kt.ops.attn_f16kv : kt.ops.attn_f32kv)(&args);
+                TS_CHECK(!memcmp(want, got, (size_t)nq * c.q_stride),
+                         "%s: paged n_pos %lld f16 %d differs from contiguous scalar",
+                         ts_isa_name(lv[l]), (long long)n_pos[a], f16);
+                free(got);
+            }
+            free(kp);
+            free(vp);
+            free(want);
+            case_free(&c);
+        }
+}

@@ -53,17 +53,21 @@ static void attn_row(int f16, const ts_attn_args *a, const float *q, float *out,
     float m = -INFINITY, l = 0.0f;
     for (int64_t d = 0; d < hd; d++)
         o[d] = 0.0f;
+    const size_t elem = f16 ? sizeof(uint16_t) : sizeof(float);
     for (int64_t b = 0; b <= pos; b += TS_ATTN_KBLK) {
+        const int64_t blk = b / TS_ATTN_KBLK;
+        const void *kb = ts_attn_block(a->k, a->pages, a->k_page_stride, hd, elem, blk);
+        const void *vb = ts_attn_block(a->v, a->pages, a->v_page_stride, vs, elem, blk);
         float mb = -INFINITY;
         for (int64_t jj = 0; jj < TS_ATTN_KBLK; jj++) {
             int64_t j = b + jj;
             sc[jj] = -INFINITY;
             if (j > pos)
                 continue;
-            const int64_t g0 = (j / TS_ATTN_KGRP) * hd * TS_ATTN_KGRP, t = j % TS_ATTN_KGRP;
+            const int64_t g0 = (jj / TS_ATTN_KGRP) * hd * TS_ATTN_KGRP, t = jj % TS_ATTN_KGRP;
             float acc = 0.0f;
             for (int64_t d = 0; d < hd; d++)
-                acc = fmaf(q[d], kv_elem(f16, a->k, g0 + d * TS_ATTN_KGRP + t), acc);
+                acc = fmaf(q[d], kv_elem(f16, kb, g0 + d * TS_ATTN_KGRP + t), acc);
             sc[jj] = acc * a->scale;
             mb = sc[jj] > mb ? sc[jj] : mb;
         }
@@ -78,9 +82,9 @@ static void attn_row(int f16, const ts_attn_args *a, const float *q, float *out,
         for (int64_t d = 0; d < hd; d++)
             o[d] = o[d] * al;
         for (int64_t jj = 0; jj < TS_ATTN_KBLK && b + jj <= pos; jj++) {
-            const int64_t vr = (b + jj) * vs;
+            const int64_t vr = jj * vs;
             for (int64_t d = 0; d < hd; d++)
-                o[d] = fmaf(sc[jj], kv_elem(f16, a->v, vr + d), o[d]);
+                o[d] = fmaf(sc[jj], kv_elem(f16, vb, vr + d), o[d]);
         }
         m = mn;
     }

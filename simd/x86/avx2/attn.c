@@ -39,8 +39,8 @@ INLINE __m256 ld8(int f16, const void *base, int64_t i)
 }
 
 /* o[r][dc .. dc + 16) = o * al[r], then += p[r][j] * v_j for j < nj. */
-INLINE void pv_chunk(int f16, int nr, const ts_attn_args *a, int64_t b, int64_t nj, int64_t dc,
-                     float *const *o, const float *const *p, const float *al)
+INLINE void pv_chunk(int f16, int nr, const ts_attn_args *a, const void *vb, int64_t nj,
+                     int64_t dc, float *const *o, const float *const *p, const float *al)
 {
     const int64_t vs = ts_attn_vstride(a->head_dim);
     __m256 acc[MR][2];
@@ -50,7 +50,7 @@ INLINE void pv_chunk(int f16, int nr, const ts_attn_args *a, int64_t b, int64_t 
         for (int u = 0; u < 2; u++)
             acc[r][u] = _mm256_mul_ps(_mm256_loadu_ps(o[r] + dc + 8 * u), _mm256_set1_ps(al[r]));
     for (int64_t j = 0; j < nj; j++) {
-        __m256 v0 = ld8(f16, a->v, (b + j) * vs + dc), v1 = ld8(f16, a->v, (b + j) * vs + dc + 8);
+        __m256 v0 = ld8(f16, vb, j * vs + dc), v1 = ld8(f16, vb, j * vs + dc + 8);
         UNROLL
         for (int r = 0; r < nr; r++) {
             __m256 pj = _mm256_set1_ps(p[r][j]);
@@ -65,9 +65,9 @@ INLINE void pv_chunk(int f16, int nr, const ts_attn_args *a, int64_t b, int64_t 
             _mm256_storeu_ps(o[r] + dc + 8 * u, acc[r][u]);
 }
 
-/* Scaled, masked scores of nr rows for key block b into sc[r][0 .. 64). */
+/* Scaled, masked scores of nr rows for key block b (its K at kblk) into sc[r][0 .. 64). */
 INLINE void qk(int f16, int nr, const ts_attn_args *a, const float *const *q, int64_t b,
-               const int64_t *pos, float (*sc)[KB])
+               const void *kblk, const int64_t *pos, float (*sc)[KB])
 {
     const int64_t hd = a->head_dim;
     const __m256 scale = _mm256_set1_ps(a->scale), ninf = _mm256_set1_ps(-INFINITY);
@@ -76,9 +76,9 @@ INLINE void qk(int f16, int nr, const ts_attn_args *a, const float *const *q, in
         UNROLL
         for (int r = 0; r < nr; r++)
             acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-        const int64_t kb = (b + g) * hd;
+        const int64_t kb = g * hd;
         for (int64_t d = 0; d < hd; d++) {
-            __m256 k0 = ld8(f16, a->k, kb + d * 16), k1 = ld8(f16, a->k, kb + d * 16 + 8);
+            __m256 k0 = ld8(f16, kblk, kb + d * 16), k1 = ld8(f16, kblk, kb + d * 16 + 8);
             UNROLL
             for (int r = 0; r < nr; r++) {
                 __m256 qb = _mm256_set1_ps(q[r][d]);
@@ -149,8 +149,11 @@ INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
         l[r] = 0.0f;
         memset(ob[r], 0, (size_t)vs * sizeof(float));
     }
+    const size_t elem = f16 ? sizeof(uint16_t) : sizeof(float);
     for (int64_t b = 0; b <= pmax; b += KB) {
-        qk(f16, nr, a, q, b, pos, pbuf);
+        const void *kb = ts_attn_block(a->k, a->pages, a->k_page_stride, hd, elem, b / KB);
+        const void *vb = ts_attn_block(a->v, a->pages, a->v_page_stride, vs, elem, b / KB);
+        qk(f16, nr, a, q, b, kb, pos, pbuf);
         bool full = true;
         UNROLL
         for (int r = 0; r < nr; r++) {
@@ -162,14 +165,14 @@ INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
         }
         if (full) {
             for (int64_t dc = 0; dc < vs; dc += 16)
-                pv_chunk(f16, nr, a, b, KB, dc, o, p, al);
+                pv_chunk(f16, nr, a, vb, KB, dc, o, p, al);
             continue;
         }
         UNROLL
         for (int r = 0; r < nr; r++) {
             int64_t cnt = pos[r] - b + 1;
             for (int64_t dc = 0; cnt > 0 && dc < vs; dc += 16)
-                pv_chunk(f16, 1, a, b, cnt < KB ? cnt : KB, dc, &o[r], &p[r], &al[r]);
+                pv_chunk(f16, 1, a, vb, cnt < KB ? cnt : KB, dc, &o[r], &p[r], &al[r]);
         }
     }
     UNROLL

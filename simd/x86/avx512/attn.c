@@ -40,7 +40,7 @@ INLINE __m512 ld16(int f16, const void *base, int64_t i)
 
 /* o[r][dc .. dc + 16 NV) = o * al[r], then += p[r][j] * v_j for j < nj keys
  * of the block starting at key b (rows are fully valid up to nj). */
-INLINE void pv_chunk(int f16, int nr, int nv, const ts_attn_args *a, int64_t b, int64_t nj,
+INLINE void pv_chunk(int f16, int nr, int nv, const ts_attn_args *a, const void *vb, int64_t nj,
                      int64_t dc, float *const *o, const float *const *p, const float *al)
 {
     const int64_t vs = ts_attn_vstride(a->head_dim);
@@ -54,7 +54,7 @@ INLINE void pv_chunk(int f16, int nr, int nv, const ts_attn_args *a, int64_t b, 
         __m512 vv[4];
         UNROLL
         for (int u = 0; u < nv; u++)
-            vv[u] = ld16(f16, a->v, (b + j) * vs + dc + 16 * u);
+            vv[u] = ld16(f16, vb, j * vs + dc + 16 * u);
         UNROLL
         for (int r = 0; r < nr; r++) {
             __m512 pj = _mm512_set1_ps(p[r][j]);
@@ -70,19 +70,19 @@ INLINE void pv_chunk(int f16, int nr, int nv, const ts_attn_args *a, int64_t b, 
             _mm512_storeu_ps(o[r] + dc + 16 * u, acc[r][u]);
 }
 
-INLINE void pv(int f16, int nr, const ts_attn_args *a, int64_t b, int64_t nj, float *const *o,
-               const float *const *p, const float *al)
+INLINE void pv(int f16, int nr, const ts_attn_args *a, const void *vb, int64_t nj,
+               float *const *o, const float *const *p, const float *al)
 {
     const int64_t vs = ts_attn_vstride(a->head_dim);
     int64_t dc = 0;
     for (; dc + 64 <= vs; dc += 64)
-        pv_chunk(f16, nr, 4, a, b, nj, dc, o, p, al);
+        pv_chunk(f16, nr, 4, a, vb, nj, dc, o, p, al);
     for (; dc < vs; dc += 16)
-        pv_chunk(f16, nr, 1, a, b, nj, dc, o, p, al);
+        pv_chunk(f16, nr, 1, a, vb, nj, dc, o, p, al);
 }
 
-/* Scores of nr rows for key block b into acc (lane-wise fma chain over d). */
-INLINE void qk(int f16, int nr, const ts_attn_args *a, const float *const *q, int64_t b,
+/* Scores of nr rows for the key block at kb into acc (lane-wise fma chain over d). */
+INLINE void qk(int f16, int nr, const ts_attn_args *a, const float *const *q, const void *kb,
                __m512 acc[MR][4])
 {
     const int64_t hd = a->head_dim;
@@ -95,7 +95,7 @@ INLINE void qk(int f16, int nr, const ts_attn_args *a, const float *const *q, in
         __m512 kv[4];
         UNROLL
         for (int u = 0; u < 4; u++)
-            kv[u] = ld16(f16, a->k, (b + 16 * u) * hd + d * 16);
+            kv[u] = ld16(f16, kb, 16 * u * hd + d * 16);
         UNROLL
         for (int r = 0; r < nr; r++) {
             __m512 qb = _mm512_set1_ps(q[r][d]);
@@ -157,9 +157,12 @@ INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
         l[r] = 0.0f;
         memset(ob[r], 0, (size_t)vs * sizeof(float));
     }
+    const size_t elem = f16 ? sizeof(uint16_t) : sizeof(float);
     for (int64_t b = 0; b <= pmax; b += KB) {
+        const void *kb = ts_attn_block(a->k, a->pages, a->k_page_stride, hd, elem, b / KB);
+        const void *vb = ts_attn_block(a->v, a->pages, a->v_page_stride, vs, elem, b / KB);
         __m512 acc[MR][4];
-        qk(f16, nr, a, q, b, acc);
+        qk(f16, nr, a, q, kb, acc);
         bool full = true;
         UNROLL
         for (int r = 0; r < nr; r++) {
@@ -170,14 +173,14 @@ INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
                 softmax_row(acc[r], a->scale, cnt, &m[r], &l[r], &al[r], pbuf[r]);
         }
         if (full) {
-            pv(f16, nr, a, b, KB, o, p, al);
+            pv(f16, nr, a, vb, KB, o, p, al);
             continue;
         }
         UNROLL
         for (int r = 0; r < nr; r++) {
             int64_t cnt = pos[r] - b + 1;
             if (cnt > 0)
-                pv(f16, 1, a, b, cnt < KB ? cnt : KB, &o[r], &p[r], &al[r]);
+                pv(f16, 1, a, vb, cnt < KB ? cnt : KB, &o[r], &p[r], &al[r]);
         }
     }
     UNROLL
