@@ -92,8 +92,10 @@ static void qkv_epi(void *vctx, int e, int64_t r0, int64_t rn, int64_t t0, int64
         if (bias)
             for (int64_t d = r0; d < r0 + rn; d++)
                 x[d] += bias[d];
+        const ts_span *sp = &s->spans[s->tok_span[i]];
+        const int64_t pos = sp->pos0 + i - sp->tok0;
         if (e == 2) {
-            ts_kv_store_heads(&s->kv, c->layer, s->pos + i, 1, x, h0, nh);
+            ts_kv_store_heads(sp->kv, sp->pages, c->layer, pos, 1, x, h0, nh);
             continue;
         }
         if (hp->qk_norm_full) /* a norm over all heads: OP_QK_NORM_FULL after the grid */
@@ -103,7 +105,7 @@ static void qkv_epi(void *vctx, int e, int64_t r0, int64_t rn, int64_t t0, int64
                 ops->rmsnorm(x + h * hd, NULL, norm, x + h * hd, hd, hp->rms_eps);
         ops->rope(x + h0 * hd, s->rope_cs + i * hp->n_rot, nh, hd, hp->n_rot, hp->rope_neox);
         if (e == 1)
-            ts_kv_store_heads(&s->kv, c->layer, s->pos + i, 0, x, h0, nh);
+            ts_kv_store_heads(sp->kv, sp->pages, c->layer, pos, 0, x, h0, nh);
     }
 }
 
@@ -122,7 +124,7 @@ static void tok_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
                               (const char *)m->tok_embd.data +
                                   (size_t)c->tokens[i] * m->tok_embd.row_stride,
                               x, hp->n_embd);
-            rope_table(m, s->pos + i, s->rope_cs + i * hp->n_rot);
+            rope_table(m, ts_session_row_pos(s, i), s->rope_cs + i * hp->n_rot);
             s->ops->rmsnorm(x, NULL, m->layers[0].attn_norm, xn, hp->n_embd, hp->rms_eps);
             break;
         case OP_RESID_NORM:
@@ -138,7 +140,9 @@ static void tok_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
             s->ops->rmsnorm(k, NULL, L->k_norm, k, hp->n_head_kv * hd, hp->rms_eps);
             s->ops->rope(q, cs, hp->n_head, hd, hp->n_rot, hp->rope_neox);
             s->ops->rope(k, cs, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox);
-            ts_kv_store_heads(&s->kv, c->layer, s->pos + i, 0, k, 0, hp->n_head_kv);
+            const ts_span *sp = &s->spans[s->tok_span[i]];
+            ts_kv_store_heads(sp->kv, sp->pages, c->layer, sp->pos0 + i - sp->tok0, 0, k,
+                              0, hp->n_head_kv);
             break;
         }
         }
@@ -182,7 +186,8 @@ static void dense_ffn(ts_session *s, const ts_layer *L, int64_t n_tok)
                                                         s->ffn_a, s->ffn_stride, n_tok));
 }
 
-void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float *logits_out)
+void ts_forward_step(ts_session *s, const int32_t *tokens, int64_t n_tok,
+                     const int32_t *out_rows, int64_t n_out, float *logits)
 {
     const ts_model *m = s->m;
     const ts_hparams *hp = &m->hp;
@@ -242,15 +247,31 @@ void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float
         }
         TS_PROF(TS_PROF_NORM, run_tok(s, &c, n_tok));
     }
+    if (n_out < 1)
+        return;
+    /* The output head on the asked rows only, packed to the front of xn
+     * (rows ascend, so row j <= out_rows[j]: the move never overwrites a row
+     * still to move). A row's logits do not depend on which rows share the
+     * matmul (the matmul contract), so packing changes no bit. */
+    for (int64_t j = 0; j < n_out; j++)
+        if (out_rows[j] != j)
+            memcpy(row(s->xn, s->x_stride, j), row(s->xn, s->x_stride, out_rows[j]),
+                   s->x_stride);
+    TS_PROF(TS_PROF_OUTPUT, ts_mm_run(s->mm, &m->output, s->xn, s->x_stride, n_out, logits,
+                                      (size_t)hp->n_vocab * sizeof(float)));
+}
+
+void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float *logits_out)
+{
+    const int64_t n_vocab = s->m->hp.n_vocab;
+    s->own_span = (ts_span){&s->kv, NULL, s->pos, 0, n_tok};
+    s->spans = &s->own_span;
+    s->n_spans = 1; /* tok_span stays all zero for a plain session */
     if (logits_out) {
-        TS_PROF(TS_PROF_OUTPUT, ts_mm_run(s->mm, &m->output, s->xn, s->x_stride, n_tok,
-                                          logits_out, (size_t)hp->n_vocab * sizeof(float)));
-        memcpy(s->logits, logits_out + (n_tok - 1) * hp->n_vocab,
-               (size_t)hp->n_vocab * sizeof(float));
+        ts_forward_step(s, tokens, n_tok, s->out_rows, n_tok, logits_out);
+        memcpy(s->logits, logits_out + (n_tok - 1) * n_vocab, (size_t)n_vocab * sizeof(float));
     } else {
-        TS_PROF(TS_PROF_OUTPUT,
-                ts_mm_run(s->mm, &m->output, row(s->xn, s->x_stride, n_tok - 1), s->x_stride,
-                          1, s->logits, (size_t)hp->n_vocab * sizeof(float)));
+        ts_forward_step(s, tokens, n_tok, s->out_rows + n_tok - 1, 1, s->logits);
     }
     s->pos += n_tok;
 }

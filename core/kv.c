@@ -9,10 +9,14 @@
  * conversion ggml uses). Allocated once for n_ctx positions (padded to a
  * whole key block: the kernels read keys in blocks of 64) without touching
  * the pages, so resident memory grows with the positions written.
+ * A pool (ts_kv_init_pool) holds the same blocks page-major instead: page p
+ * is one 64-position block of every layer and head, handed to sequences by
+ * core/batch.c through page tables; the kernels follow the table.
  * Does not own: attention math (core/attn.c) or positions (the session).
  * Invariant: a row's bits depend only on the token's K/V values, never on
  * how the prompt was chunked.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,31 +24,83 @@
 #include "session.h"
 #include "../quant/quant.h"
 
-ts_status ts_kv_init(ts_kv *kv, const ts_hparams *hp, int64_t n_ctx, bool f16, ts_err *err)
+static void set_geometry(ts_kv *kv, const ts_hparams *hp, bool f16)
 {
-    memset(kv, 0, sizeof(*kv));
     kv->f16 = f16;
-    kv->n_ctx = n_ctx;
     kv->n_layer = hp->n_layer;
     kv->n_head_kv = hp->n_head_kv;
     kv->head_dim = hp->head_k;
-    kv->n_ctx_pad = (n_ctx + TS_ATTN_KBLK - 1) / TS_ATTN_KBLK * TS_ATTN_KBLK;
     kv->vstride = ts_attn_vstride(hp->head_k);
-    size_t elem = f16 ? sizeof(ts_f16) : sizeof(float);
-    double total = (double)kv->n_ctx_pad * (double)hp->n_layer * (double)hp->n_head_kv *
-                   (double)kv->vstride * (double)elem;
-    if (total > (double)(1ull << 46))
-        return ts_err_set(err, TS_E_NOMEM, "KV cache of %.0f bytes for n_ctx %lld is too large",
-                          total, (long long)n_ctx);
-    size_t bytes = ((size_t)total + 63) & ~(size_t)63;
+}
+
+static size_t elem_bytes(const ts_kv *kv) { return kv->f16 ? sizeof(ts_f16) : sizeof(float); }
+
+static ts_status alloc_kv(ts_kv *kv, double k_total, double v_total, const char *what,
+                          ts_err *err)
+{
+    if (k_total + v_total > (double)(1ull << 46))
+        return ts_err_set(err, TS_E_NOMEM, "KV cache of %.0f bytes for %s is too large",
+                          k_total + v_total, what);
+    size_t kb = ((size_t)k_total + 63) & ~(size_t)63, vb = ((size_t)v_total + 63) & ~(size_t)63;
     /* Untouched pages stay unmapped: peak RSS grows with the cache in use. */
-    kv->k = aligned_alloc(64, bytes);
-    kv->v = aligned_alloc(64, bytes);
+    kv->k = aligned_alloc(64, kb ? kb : 64);
+    kv->v = aligned_alloc(64, vb ? vb : 64);
     if (!kv->k || !kv->v) {
         ts_kv_fini(kv);
-        return ts_err_set(err, TS_E_NOMEM, "KV cache: out of memory (%zu bytes x 2)", bytes);
+        return ts_err_set(err, TS_E_NOMEM, "KV cache: out of memory (%zu + %zu bytes)", kb, vb);
     }
     return TS_OK;
+}
+
+ts_status ts_kv_init(ts_kv *kv, const ts_hparams *hp, int64_t n_ctx, bool f16, ts_err *err)
+{
+    memset(kv, 0, sizeof(*kv));
+    set_geometry(kv, hp, f16);
+    kv->n_ctx = n_ctx;
+    kv->n_ctx_pad = (n_ctx + TS_ATTN_KBLK - 1) / TS_ATTN_KBLK * TS_ATTN_KBLK;
+    kv->n_pages = kv->n_ctx_pad / TS_ATTN_KBLK;
+    const size_t elem = elem_bytes(kv);
+    kv->k_page_stride = (size_t)(TS_ATTN_KBLK * kv->head_dim) * elem;
+    kv->v_page_stride = (size_t)(TS_ATTN_KBLK * kv->vstride) * elem;
+    kv->k_head_stride = kv->k_page_stride * (size_t)kv->n_pages;
+    kv->v_head_stride = kv->v_page_stride * (size_t)kv->n_pages;
+    const double heads = (double)hp->n_layer * (double)hp->n_head_kv;
+    char what[64];
+    snprintf(what, sizeof(what), "n_ctx %lld", (long long)n_ctx);
+    return alloc_kv(kv, heads * (double)kv->k_head_stride, heads * (double)kv->v_head_stride,
+                    what, err);
+}
+
+ts_status ts_kv_init_pool(ts_kv *kv, const ts_hparams *hp, int64_t n_pages, bool f16,
+                          ts_err *err)
+{
+    memset(kv, 0, sizeof(*kv));
+    set_geometry(kv, hp, f16);
+    kv->n_pages = n_pages;
+    kv->n_ctx = kv->n_ctx_pad = n_pages * TS_ATTN_KBLK;
+    const size_t elem = elem_bytes(kv);
+    const size_t heads = (size_t)(hp->n_layer * hp->n_head_kv);
+    kv->k_head_stride = (size_t)(TS_ATTN_KBLK * kv->head_dim) * elem;
+    kv->v_head_stride = (size_t)(TS_ATTN_KBLK * kv->vstride) * elem;
+    kv->k_page_stride = kv->k_head_stride * heads;
+    kv->v_page_stride = kv->v_head_stride * heads;
+    char what[64];
+    snprintf(what, sizeof(what), "%lld pages", (long long)n_pages);
+    return alloc_kv(kv, (double)n_pages * (double)kv->k_page_stride,
+                    (double)n_pages * (double)kv->v_page_stride, what, err);
+}
+
+void ts_kv_poison_page(ts_kv *kv, int64_t page)
+{
+    const size_t elem = elem_bytes(kv), heads = (size_t)(kv->n_layer * kv->n_head_kv);
+    const size_t kblk = (size_t)(TS_ATTN_KBLK * kv->head_dim) * elem;
+    const size_t vblk = (size_t)(TS_ATTN_KBLK * kv->vstride) * elem;
+    for (size_t h = 0; h < heads; h++) { /* all-ones bytes: NaN in f16 and in f32 */
+        memset((char *)kv->k + (size_t)page * kv->k_page_stride + h * kv->k_head_stride, 0xff,
+               kblk);
+        memset((char *)kv->v + (size_t)page * kv->v_page_stride + h * kv->v_head_stride, 0xff,
+               vblk);
+    }
 }
 
 void ts_kv_fini(ts_kv *kv)
@@ -54,43 +110,49 @@ void ts_kv_fini(ts_kv *kv)
     kv->k = kv->v = NULL;
 }
 
-/* Element offset of the (layer, head) block; K blocks use n_ctx_pad * head_dim
- * of it, V blocks n_ctx_pad * vstride. */
-static size_t head_base(const ts_kv *kv, int64_t layer, int64_t head, int64_t width)
+/* Byte offset of (layer, head)'s block in page page. */
+static size_t block_at(size_t page_stride, size_t head_stride, const ts_kv *kv, int64_t layer,
+                       int64_t head, int64_t page)
 {
-    return (size_t)((layer * kv->n_head_kv + head) * kv->n_ctx_pad * width);
+    return (size_t)page * page_stride + (size_t)(layer * kv->n_head_kv + head) * head_stride;
 }
 
-void ts_kv_store_heads(ts_kv *kv, int64_t layer, int64_t pos, int which, const float *src,
-                       int64_t h0, int64_t nh)
+void ts_kv_store_heads(ts_kv *kv, const int32_t *pages, int64_t layer, int64_t pos, int which,
+                       const float *src, int64_t h0, int64_t nh)
 {
-    const int64_t hd = kv->head_dim, vs = kv->vstride;
-    /* K element (pos, d) of a head: group pos / 16, row d, lane pos % 16. */
-    const size_t kat = (size_t)((pos / TS_ATTN_KGRP) * hd * TS_ATTN_KGRP + pos % TS_ATTN_KGRP);
+    const int64_t hd = kv->head_dim, vs = kv->vstride, blk = pos / TS_ATTN_KBLK;
+    const int64_t page = pages ? pages[blk] : blk, j = pos % TS_ATTN_KBLK;
+    const size_t elem = elem_bytes(kv);
+    /* K element (j, d) of a block: group j / 16, row d, lane j % 16. */
+    const size_t kat = (size_t)((j / TS_ATTN_KGRP) * hd * TS_ATTN_KGRP + j % TS_ATTN_KGRP);
     for (int64_t h = h0; h < h0 + nh; h++) {
         const float *hs = src + h * hd;
         if (which == 0) {
-            size_t kb = head_base(kv, layer, h, hd) + kat;
+            char *kb = (char *)kv->k +
+                       block_at(kv->k_page_stride, kv->k_head_stride, kv, layer, h, page) +
+                       kat * elem;
             if (kv->f16) {
-                ts_f16 *kd = (ts_f16 *)kv->k + kb;
+                ts_f16 *kd = (ts_f16 *)kb;
                 for (int64_t d = 0; d < hd; d++)
                     kd[d * TS_ATTN_KGRP] = ts_f32_to_f16(hs[d]);
             } else {
-                float *kd = (float *)kv->k + kb;
+                float *kd = (float *)kb;
                 for (int64_t d = 0; d < hd; d++)
                     kd[d * TS_ATTN_KGRP] = hs[d];
             }
             continue;
         }
-        size_t vb = head_base(kv, layer, h, vs) + (size_t)(pos * vs);
+        char *vb = (char *)kv->v +
+                   block_at(kv->v_page_stride, kv->v_head_stride, kv, layer, h, page) +
+                   (size_t)(j * vs) * elem;
         if (kv->f16) {
-            ts_f16 *vd = (ts_f16 *)kv->v + vb;
+            ts_f16 *vd = (ts_f16 *)vb;
             for (int64_t d = 0; d < hd; d++)
                 vd[d] = ts_f32_to_f16(hs[d]);
             for (int64_t d = hd; d < vs; d++)
                 vd[d] = 0;
         } else {
-            float *vd = (float *)kv->v + vb;
+            float *vd = (float *)vb;
             memcpy(vd, hs, (size_t)hd * sizeof(float));
             for (int64_t d = hd; d < vs; d++)
                 vd[d] = 0.0f;
@@ -98,18 +160,12 @@ void ts_kv_store_heads(ts_kv *kv, int64_t layer, int64_t pos, int which, const f
     }
 }
 
-static const void *at(const ts_kv *kv, const void *base, size_t elem)
-{
-    return kv->f16 ? (const void *)((const ts_f16 *)base + elem)
-                   : (const void *)((const float *)base + elem);
-}
-
 const void *ts_kv_k_head(const ts_kv *kv, int64_t layer, int64_t head)
 {
-    return at(kv, kv->k, head_base(kv, layer, head, kv->head_dim));
+    return (const char *)kv->k + block_at(kv->k_page_stride, kv->k_head_stride, kv, layer, head, 0);
 }
 
 const void *ts_kv_v_head(const ts_kv *kv, int64_t layer, int64_t head)
 {
-    return at(kv, kv->v, head_base(kv, layer, head, kv->vstride));
+    return (const char *)kv->v + block_at(kv->v_page_stride, kv->v_head_stride, kv, layer, head, 0);
 }

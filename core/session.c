@@ -111,6 +111,17 @@ ts_status ts_engine_create(ts_engine **out, const ts_engine_opts *opts, ts_err *
     return TS_OK;
 }
 
+ts_status ts_engine_enter(ts_engine *eng, ts_err *err)
+{
+    if (atomic_exchange_explicit(&eng->busy, true, memory_order_acquire))
+        return ts_err_set(err, TS_E_STATE,
+                          "engine busy: another thread is running a forward pass on it (one "
+                          "engine runs one pass at a time: see core/tessera.h)");
+    return TS_OK;
+}
+
+void ts_engine_leave(ts_engine *eng) { atomic_store_explicit(&eng->busy, false, memory_order_release); }
+
 void ts_engine_destroy(ts_engine *eng)
 {
     if (!eng)
@@ -255,7 +266,7 @@ static int64_t pick_chunk(const ts_session_opts *o, int64_t n_ctx)
     return chunk;
 }
 
-static bool alloc_buffers(ts_session *s)
+static bool alloc_buffers(ts_session *s, uint32_t extra_tiles)
 {
     const ts_hparams *hp = &s->m->hp;
     size_t c = (size_t)s->chunk;
@@ -287,9 +298,26 @@ static bool alloc_buffers(ts_session *s)
         s->ex_out = alloc64(c * (nu + 1) * s->x_stride, &ok); /* + shared expert */
         s->shexp_gate = alloc64(c * sizeof(float), &ok);
     }
-    s->tile_cap = 16 * s->eng->n_workers + (uint32_t)hp->n_head + 64;
+    /* Attention takes at most n_head_kv * (8 per worker + one per span). */
+    s->tile_cap = 16 * s->eng->n_workers + (uint32_t)hp->n_head + 64 + extra_tiles;
     s->tiles = alloc64(s->tile_cap * sizeof(ts_tile), &ok);
+    s->tok_span = calloc(c, sizeof(*s->tok_span));
+    s->out_rows = malloc(c * sizeof(*s->out_rows));
+    ok = ok && s->tok_span && s->out_rows;
+    for (size_t i = 0; ok && i < c; i++)
+        s->out_rows[i] = (int32_t)i;
     return ok;
+}
+
+int64_t ts_session_default_ctx(const ts_engine *eng)
+{
+    const int64_t train = eng->model->hp.n_ctx_train;
+    return train > 0 && train < DEFAULT_CTX_CAP ? train : DEFAULT_CTX_CAP;
+}
+
+int64_t ts_session_pick_chunk(int chunk, int64_t cap)
+{
+    return pick_chunk(&(ts_session_opts){.chunk = chunk}, cap);
 }
 
 ts_status ts_session_create(ts_session **out, ts_engine *eng, const ts_session_opts *opts,
@@ -299,27 +327,35 @@ ts_status ts_session_create(ts_session **out, ts_engine *eng, const ts_session_o
     ts_session_opts dflt = {0};
     if (!opts)
         opts = &dflt;
-    const ts_hparams *hp = &eng->model->hp;
     int64_t n_ctx = opts->n_ctx;
     if (n_ctx < 0 || n_ctx > (1 << 24))
         return ts_err_set(err, TS_E_ARG, "n_ctx %lld out of range", (long long)n_ctx);
     if (n_ctx == 0)
-        n_ctx = hp->n_ctx_train < DEFAULT_CTX_CAP ? hp->n_ctx_train : DEFAULT_CTX_CAP;
+        n_ctx = ts_session_default_ctx(eng);
+    return ts_session_alloc(out, eng, n_ctx, pick_chunk(opts, n_ctx), opts->kv_f32, true, 0,
+                            err);
+}
+
+ts_status ts_session_alloc(ts_session **out, ts_engine *eng, int64_t n_ctx, int64_t chunk,
+                           bool kv_f32, bool own_kv, uint32_t extra_tiles, ts_err *err)
+{
+    *out = NULL;
+    const ts_hparams *hp = &eng->model->hp;
     ts_session *s = calloc(1, sizeof(*s));
     if (!s)
         return ts_err_set(err, TS_E_NOMEM, "session: out of memory");
     s->eng = eng;
     s->m = eng->model;
     s->n_ctx = n_ctx;
-    s->chunk = pick_chunk(opts, n_ctx);
+    s->chunk = chunk;
     s->ops = &ts_mm_kernels()->ops;
     ts_status st = TS_OK;
     if (hp->head_k > TS_ATTN_MAX_HD)
         st = ts_err_set(err, TS_E_UNSUPPORTED, "head dim %lld > %d", (long long)hp->head_k,
                         TS_ATTN_MAX_HD);
-    if (st == TS_OK)
-        st = ts_kv_init(&s->kv, hp, n_ctx, !opts->kv_f32, err);
-    if (st == TS_OK && !alloc_buffers(s))
+    if (st == TS_OK && own_kv)
+        st = ts_kv_init(&s->kv, hp, n_ctx, !kv_f32, err);
+    if (st == TS_OK && !alloc_buffers(s, extra_tiles))
         st = ts_err_set(err, TS_E_NOMEM, "session: out of memory (chunk %lld)", (long long)s->chunk);
     if (st == TS_OK) {
         int64_t max_k = hp->n_embd;
@@ -347,7 +383,7 @@ void ts_session_destroy(ts_session *s)
     ts_kv_fini(&s->kv);
     void *bufs[] = {s->x, s->xn, s->q, s->k, s->v, s->att, s->ffn_a, s->ffn_b, s->rope_cs,
                     s->logits, s->router, s->sel, s->sel_w, s->ex_out,
-                    s->shexp_gate, s->mix_acc, s->tiles};
+                    s->shexp_gate, s->mix_acc, s->tiles, s->tok_span, s->out_rows};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
     free(s);
@@ -366,10 +402,14 @@ ts_status ts_session_prefill(ts_session *s, const int32_t *tokens, int n_tok, fl
         if (tokens[i] < 0 || tokens[i] >= n_vocab)
             return ts_err_set(err, TS_E_ARG, "token %d at index %d out of range [0, %lld)",
                               (int)tokens[i], i, (long long)n_vocab);
+    ts_status st = ts_engine_enter(s->eng, err);
+    if (st != TS_OK)
+        return st;
     for (int64_t t0 = 0; t0 < n_tok; t0 += s->chunk) {
         int64_t n = n_tok - t0 < s->chunk ? n_tok - t0 : s->chunk;
         ts_forward_chunk(s, tokens + t0, n, logits_all ? logits_all + t0 * n_vocab : NULL);
     }
+    ts_engine_leave(s->eng);
     s->has_logits = true;
     return TS_OK;
 }

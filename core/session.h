@@ -10,6 +10,8 @@
 #ifndef TS_SESSION_H
 #define TS_SESSION_H
 
+#include <stdatomic.h>
+
 #include "matmul.h"
 #include "model.h"
 #include "tessera.h"
@@ -21,7 +23,14 @@ struct ts_engine {
     ts_vocab *vocab;
     ts_pool *pool;
     uint32_t n_workers;
+    /* Set while a forward pass runs on the pool: a second caller (another
+     * thread, another session or batch) gets TS_E_STATE, not a grid abort. */
+    atomic_bool busy;
 };
+
+/* Claims the engine for one forward pass; TS_E_STATE when another is running. */
+ts_status ts_engine_enter(ts_engine *eng, ts_err *err);
+void ts_engine_leave(ts_engine *eng);
 
 /* KV cache: per layer, per KV head, n_ctx_pad positions of f32 or f16, in the
  * layout of the attention kernels (simd/ops.h): K transposed in groups of 16
@@ -33,9 +42,22 @@ typedef struct {
     int64_t n_ctx_pad; /* n_ctx rounded up to a key block (64): kernels read whole blocks */
     int64_t vstride;   /* V row length in elements: head_dim rounded up to 16 */
     void *k, *v;
+    /* Where key block b of (layer, head) lives: page p = pages[b] (or b) at
+     * k + p * k_page_stride + (layer * n_head_kv + head) * k_head_stride
+     * (bytes; V alike). A session's cache is [layer][head][positions] (pages
+     * are its blocks); a pool (ts_kv_init_pool) is [page][layer][head][64
+     * positions], so one page holds a 64-position block of every layer. */
+    size_t k_page_stride, v_page_stride, k_head_stride, v_head_stride;
+    int64_t n_pages; /* pool: pages; session: n_ctx_pad / 64 */
 } ts_kv;
 
 ts_status ts_kv_init(ts_kv *kv, const ts_hparams *hp, int64_t n_ctx, bool f16, ts_err *err);
+/* A pool of n_pages pages of TS_ATTN_KBLK positions for every layer and KV head. */
+ts_status ts_kv_init_pool(ts_kv *kv, const ts_hparams *hp, int64_t n_pages, bool f16,
+                          ts_err *err);
+/* Fills page p (every layer and head, K and V) with NaN: a freed page must
+ * never leak into a sequence that did not write it (tests poison them). */
+void ts_kv_poison_page(ts_kv *kv, int64_t page);
 void ts_kv_fini(ts_kv *kv);
 /* Writes K/V rows of tokens [0, n_tok) at positions pos0.. for one layer.
  * k, v: (n_tok, n_head_kv * head_dim), rows stride bytes apart. */
@@ -43,17 +65,35 @@ void ts_kv_fini(ts_kv *kv);
  * heads, head h at src + h * head_dim) at position pos: K transposed into its
  * 16-position group, V as a zero-padded row. Disjoint (head, position) sets
  * may be stored concurrently. */
-void ts_kv_store_heads(ts_kv *kv, int64_t layer, int64_t pos, int which, const float *src,
-                       int64_t h0, int64_t nh);
-/* The K / V storage of (layer, kv head) in the kernels' layout (f32 or f16). */
+/* pages: the sequence's page table (NULL: block b is page b). */
+void ts_kv_store_heads(ts_kv *kv, const int32_t *pages, int64_t layer, int64_t pos, int which,
+                       const float *src, int64_t h0, int64_t nh);
+/* Page 0's K / V block of (layer, kv head) in the kernels' layout (f32 or
+ * f16): with the page strides and a page table, what ts_attn_args takes. */
 const void *ts_kv_k_head(const ts_kv *kv, int64_t layer, int64_t head);
 const void *ts_kv_v_head(const ts_kv *kv, int64_t layer, int64_t head);
+
+/* A run of consecutive tokens of one sequence inside a forward step: rows
+ * [tok0, tok0 + n_tok) of the step's activations, at positions pos0.. of the
+ * cache kv addressed through pages. */
+typedef struct {
+    ts_kv *kv;
+    const int32_t *pages;
+    int64_t pos0, tok0, n_tok;
+} ts_span;
 
 struct ts_session {
     ts_engine *eng;
     const ts_model *m;
     int64_t n_ctx, chunk, pos;
     ts_kv kv;
+    /* The step's spans (one, over kv, for a plain session; a batch's
+     * sequences for its workspace) and each row's span index. */
+    const ts_span *spans;
+    uint32_t n_spans;
+    uint32_t *tok_span;    /* (chunk) */
+    int32_t *out_rows;     /* (chunk) 0, 1, 2, ..: "every row" for the output head */
+    ts_span own_span;
     ts_mm *mm;
     const ts_ops *ops;     /* attention and per-token kernels, fixed at create */
     /* (chunk, width) activations; *_stride in bytes */
@@ -79,6 +119,17 @@ struct ts_session {
  * and advances s->pos. logits_out: (n_tok, n_vocab) or NULL (then only the
  * last token's logits are computed, into s->logits). */
 void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float *logits_out);
+/* Runs n_tok tokens (rows of s->spans, which the caller set, tok_span
+ * filled) through every layer, then the output head on rows out_rows[0 ..
+ * n_out) (ascending) into logits (n_out, n_vocab). Positions are not advanced. */
+void ts_forward_step(ts_session *s, const int32_t *tokens, int64_t n_tok,
+                     const int32_t *out_rows, int64_t n_out, float *logits);
+/* Position of step row i. */
+static inline int64_t ts_session_row_pos(const ts_session *s, int64_t i)
+{
+    const ts_span *sp = &s->spans[s->tok_span[i]];
+    return sp->pos0 + i - sp->tok0;
+}
 /* Grouped-query causal attention for the chunk of one layer: reads s->q and
  * the cache rows 0..pos of each query, writes s->att. */
 /* Attention of the chunk's n_tok queries into s->att. With wo (may be NULL),
@@ -88,6 +139,16 @@ void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float
 bool ts_attn_run(ts_session *s, int64_t layer, int64_t n_tok, const ts_qview *wo);
 /* MoE FFN: reads s->xn, adds the expert mixture into s->x. */
 void ts_moe_run(ts_session *s, int64_t layer, int64_t n_tok);
+
+/* A session with n_ctx positions and chunk-row activations; own_kv false:
+ * no cache of its own (a batch's workspace, whose spans point into a pool).
+ * extra_tiles: room for more attention tiles (one per span per KV head). */
+ts_status ts_session_alloc(ts_session **out, ts_engine *eng, int64_t n_ctx, int64_t chunk,
+                           bool kv_f32, bool own_kv, uint32_t extra_tiles, ts_err *err);
+/* min(model context, 4096): the default n_ctx. */
+int64_t ts_session_default_ctx(const ts_engine *eng);
+/* A chunk option (0 = $TESSERA_PREFILL_CHUNK or 512, < 0 = cap) resolved against cap. */
+int64_t ts_session_pick_chunk(int chunk, int64_t cap);
 
 /* Splits n items into tiles of about the size that gives each worker a few
  * tiles; fills s->tiles (row0/rows unused = 0/1) and returns the grid. */
