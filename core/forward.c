@@ -186,8 +186,7 @@ static void dense_ffn(ts_session *s, const ts_layer *L, int64_t n_tok)
                                                         s->ffn_a, s->ffn_stride, n_tok));
 }
 
-void ts_forward_step(ts_session *s, const int32_t *tokens, int64_t n_tok,
-                     const int32_t *out_rows, int64_t n_out, float *logits)
+void ts_forward_step(ts_session *s, const int32_t *tokens, int64_t n_tok)
 {
     const ts_model *m = s->m;
     const ts_hparams *hp = &m->hp;
@@ -247,18 +246,28 @@ void ts_forward_step(ts_session *s, const int32_t *tokens, int64_t n_tok,
         }
         TS_PROF(TS_PROF_NORM, run_tok(s, &c, n_tok));
     }
+}
+
+void ts_forward_head(ts_session *s, const int32_t *rows, int64_t n_out, float *logits)
+{
+    const ts_model *m = s->m;
     if (n_out < 1)
         return;
-    /* The output head on the asked rows only, packed to the front of xn
-     * (rows ascend, so row j <= out_rows[j]: the move never overwrites a row
-     * still to move). A row's logits do not depend on which rows share the
-     * matmul (the matmul contract), so packing changes no bit. */
-    for (int64_t j = 0; j < n_out; j++)
-        if (out_rows[j] != j)
-            memcpy(row(s->xn, s->x_stride, j), row(s->xn, s->x_stride, out_rows[j]),
-                   s->x_stride);
-    TS_PROF(TS_PROF_OUTPUT, ts_mm_run(s->mm, &m->output, s->xn, s->x_stride, n_out, logits,
-                                      (size_t)hp->n_vocab * sizeof(float)));
+    bool consecutive = true;
+    for (int64_t j = 1; j < n_out && consecutive; j++)
+        consecutive = rows[j] == rows[0] + j;
+    /* Scattered rows are packed to the front of xn first (they ascend, so row
+     * j <= rows[j]: a move never overwrites a row still to move). A row's
+     * logits do not depend on which rows share the matmul (the matmul
+     * contract), so neither packing nor the row count changes a bit. */
+    if (!consecutive)
+        for (int64_t j = 0; j < n_out; j++)
+            if (rows[j] != j)
+                memcpy(row(s->xn, s->x_stride, j), row(s->xn, s->x_stride, rows[j]),
+                       s->x_stride);
+    const float *x = row(s->xn, s->x_stride, consecutive ? rows[0] : 0);
+    TS_PROF(TS_PROF_OUTPUT, ts_mm_run(s->mm, &m->output, x, s->x_stride, n_out, logits,
+                                      (size_t)m->hp.n_vocab * sizeof(float)));
 }
 
 void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float *logits_out)
@@ -267,11 +276,12 @@ void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float
     s->own_span = (ts_span){&s->kv, NULL, s->pos, 0, n_tok};
     s->spans = &s->own_span;
     s->n_spans = 1; /* tok_span stays all zero for a plain session */
+    ts_forward_step(s, tokens, n_tok);
     if (logits_out) {
-        ts_forward_step(s, tokens, n_tok, s->out_rows, n_tok, logits_out);
+        ts_forward_head(s, s->out_rows, n_tok, logits_out);
         memcpy(s->logits, logits_out + (n_tok - 1) * n_vocab, (size_t)n_vocab * sizeof(float));
     } else {
-        ts_forward_step(s, tokens, n_tok, s->out_rows + n_tok - 1, 1, s->logits);
+        ts_forward_head(s, s->out_rows + n_tok - 1, 1, s->logits);
     }
     s->pos += n_tok;
 }

@@ -120,10 +120,12 @@ struct ts_session {
  * last token's logits are computed, into s->logits). */
 void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float *logits_out);
 /* Runs n_tok tokens (rows of s->spans, which the caller set, tok_span
- * filled) through every layer, then the output head on rows out_rows[0 ..
- * n_out) (ascending) into logits (n_out, n_vocab). Positions are not advanced. */
-void ts_forward_step(ts_session *s, const int32_t *tokens, int64_t n_tok,
-                     const int32_t *out_rows, int64_t n_out, float *logits);
+ * filled) through every layer, leaving the final norm's rows in s->xn.
+ * Positions are not advanced. */
+void ts_forward_step(ts_session *s, const int32_t *tokens, int64_t n_tok);
+/* The output head on rows rows[0 .. n_out) of s->xn (ascending) into logits
+ * (n_out, n_vocab). Scattered rows are packed in xn first: call it last. */
+void ts_forward_head(ts_session *s, const int32_t *rows, int64_t n_out, float *logits);
 /* Position of step row i. */
 static inline int64_t ts_session_row_pos(const ts_session *s, int64_t i)
 {

@@ -112,6 +112,53 @@ int ts_session_n_ctx(const ts_session *s);
 int ts_session_chunk(const ts_session *s);
 void ts_session_reset(ts_session *s); /* forget every position */
 
+/* ---- batch: many sequences on one engine, one forward pass per step ----
+ * Each sequence has its own positions; their KV cache comes from one pool of
+ * pages (TS_BATCH_PAGE positions of every layer), taken as a sequence grows
+ * and returned when it closes. A sequence's logits are byte-identical to a
+ * lone ts_session's for the same tokens, whatever else shares its steps and
+ * however its tokens are split into steps (no reduction spans two rows).
+ * Threads: one forward pass runs on an engine at a time. A ts_session or
+ * ts_batch is used by one thread at a time; a step or prefill that finds the
+ * engine busy with another returns TS_E_STATE. */
+#define TS_BATCH_PAGE 64
+typedef struct ts_batch ts_batch;
+typedef struct {
+    int n_seq;      /* sequences open at once; 0 = 1 */
+    int n_ctx;      /* positions per sequence; 0 = min(model context, 4096) */
+    int kv_size;    /* pool positions, all sequences together; 0 = n_ctx * n_seq */
+    int max_tokens; /* tokens one step may carry; 0 = 512 */
+    bool kv_f32;    /* pool in f32; default f16 */
+} ts_batch_opts;
+/* One sequence's part of a step: n_tok tokens at its next positions. */
+typedef struct {
+    int seq;
+    const int32_t *tokens;
+    int n_tok;
+    float *logits_all; /* NULL or (n_tok, n_vocab): every position's logits */
+    bool logits;       /* keep the last token's logits for ts_batch_logits */
+} ts_batch_span;
+typedef struct {
+    int n_seq, n_open;
+    int64_t n_ctx, max_tokens;
+    int64_t pages_total, pages_free; /* of TS_BATCH_PAGE positions */
+} ts_batch_info;
+
+ts_status ts_batch_create(ts_batch **out, ts_engine *eng, const ts_batch_opts *opts,
+                          ts_err *err);
+void ts_batch_destroy(ts_batch *b);
+/* A free sequence id in [0, n_seq) at position 0; TS_E_STATE when all are open. */
+ts_status ts_batch_seq_open(ts_batch *b, int *seq, ts_err *err);
+void ts_batch_seq_close(ts_batch *b, int seq); /* returns its pages; the id is free again */
+int ts_batch_seq_pos(const ts_batch *b, int seq);
+/* Runs every span in one forward pass (each sequence at most once). Checked
+ * first, all or nothing: TS_E_ARG (bad span, context full), TS_E_NOMEM (the
+ * pool lacks the pages: nothing changed, retry after a sequence closes). */
+ts_status ts_batch_step(ts_batch *b, const ts_batch_span *spans, int n_spans, ts_err *err);
+/* The last logits kept for seq (n_vocab); NULL if none since it opened. */
+const float *ts_batch_logits(const ts_batch *b, int seq);
+void ts_batch_get_info(const ts_batch *b, ts_batch_info *out);
+
 /* ---- sampling ---- */
 typedef struct {
     float temp;           /* <= 0: greedy (argmax after penalties) */

@@ -1,0 +1,279 @@
+/*
+ * tests/test_batch.c: the batch engine (core/batch.c).
+ *
+ * Batch invariance by memcmp: sequences of random lengths arrive at random
+ * steps, are fed in random slices under random step budgets (1, 7, 64, 512)
+ * beside random co-tenants, finish and give their pages to newcomers (freed
+ * pages poisoned with NaN); every position's logits must equal a lone
+ * ts_session run of the same tokens, on 1, 2 and 3 threads, f16 and f32 KV,
+ * dense and MoE models. Also: all-or-nothing step checks (a full pool is
+ * TS_E_NOMEM with nothing changed), misuse errors, and the engine's
+ * one-pass-at-a-time rule (TS_E_STATE, no abort).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test.h"
+#include "../core/batch.h"
+#include "../core/session.h"
+#include "../core/tessera.h"
+
+static int gen(char *path, size_t cap, const char *name, const char *args)
+{
+    char out[1024];
+    snprintf(path, cap, "%s/%s", ts_test_tmpdir(), name);
+    int rc = ts_test_sh(out, sizeof(out), 120, "%s gen --shape tiny %s -o %s", ts_test_bin(),
+                        args, path);
+    if (rc)
+        ts_test_fail(__FILE__, __LINE__, "gen %s: rc %d: %s", args, rc, out);
+    return rc;
+}
+
+/* Every position's logits of a lone session (chunk 0: one shot). */
+static float *lone(ts_engine *eng, const int32_t *toks, int n, bool kv_f32, int64_t n_vocab)
+{
+    ts_session *s = NULL;
+    ts_err err = {0};
+    float *out = malloc((size_t)n * (size_t)n_vocab * sizeof(float));
+    ts_status st = ts_session_create(&s, eng, &(ts_session_opts){.n_ctx = n, .chunk = -1,
+                                                                 .kv_f32 = kv_f32}, &err);
+    if (st == TS_OK)
+        st = ts_session_prefill(s, toks, n, out, &err);
+    TS_CHECK(st == TS_OK, "lone session: %s", err.msg);
+    ts_session_destroy(s);
+    return out;
+}
+
+typedef struct {
+    int32_t *toks;
+    int n, fed, seq, arrive;
+    float *ref, *got; /* (n, n_vocab) */
+    bool *checked;    /* positions whose logits were returned */
+} job;
+
+/* One randomized schedule of n_jobs sequences over a batch of n_seq slots. */
+static void run_schedule(ts_engine *eng, int64_t n_vocab, int n_jobs, int n_seq, bool kv_f32,
+                         uint64_t seed)
+{
+    static const int budgets[] = {1, 7, 64, 512};
+    const uint64_t seed0 = seed;
+    job *jobs = calloc((size_t)n_jobs, sizeof(job));
+    int max_len = 0;
+    for (int j = 0; j < n_jobs; j++) {
+        job *jb = &jobs[j];
+        jb->n = 1 + (int)(ts_test_rand(&seed) % 140);
+        jb->toks = malloc((size_t)jb->n * sizeof(int32_t));
+        for (int t = 0; t < jb->n; t++)
+            jb->toks[t] = t == 0 ? 1 : (int32_t)(ts_test_rand(&seed) % (uint64_t)n_vocab);
+        jb->ref = lone(eng, jb->toks, jb->n, kv_f32, n_vocab);
+        jb->got = calloc((size_t)jb->n * (size_t)n_vocab, sizeof(float));
+        jb->checked = calloc((size_t)jb->n, sizeof(bool));
+        jb->seq = -1;
+        jb->arrive = (int)(ts_test_rand(&seed) % 12);
+        max_len = jb->n > max_len ? jb->n : max_len;
+    }
+    ts_batch *b = NULL;
+    ts_err err = {0};
+    /* A pool of half the worst case: sequences wait for pages sometimes. */
+    ts_batch_opts bo = {.n_seq = n_seq, .n_ctx = max_len, .max_tokens = 512, .kv_f32 = kv_f32,
+                        .kv_size = (max_len * n_seq) / 2 + 64};
+    TS_REQUIRE(ts_batch_create(&b, eng, &bo, &err) == TS_OK, "batch: %s", err.msg);
+    ts_batch_debug_poison(b, true);
+    ts_batch_span sp[64];
+    int done = 0;
+    for (int step = 0; done < n_jobs && step < 5000; step++) {
+        int budget = budgets[ts_test_rand(&seed) % 4], n_sp = 0;
+        for (int j = 0; j < n_jobs; j++) { /* arrivals */
+            job *jb = &jobs[j];
+            if (jb->seq < 0 && jb->fed == 0 && step >= jb->arrive &&
+                ts_batch_seq_open(b, &jb->seq, &err) != TS_OK)
+                jb->seq = -1; /* every slot busy: it waits */
+        }
+        ts_batch_info info;
+        ts_batch_get_info(b, &info);
+        int64_t pages_left = info.pages_free;
+        for (int j = 0; j < n_jobs && budget > 0; j++) {
+            job *jb = &jobs[j];
+            if (jb->seq < 0 || jb->fed == jb->n || ts_test_rand(&seed) % 4 == 0)
+                continue; /* not here, finished, or sits this step out */
+            int n = 1 + (int)(ts_test_rand(&seed) % 40);
+            n = n > budget ? budget : n;
+            n = n > jb->n - jb->fed ? jb->n - jb->fed : n;
+            int64_t need = ts_batch_pages_needed(b, jb->seq, n);
+            if (need > pages_left)
+                continue;
+            pages_left -= need;
+            bool all = ts_test_rand(&seed) % 2;
+            sp[n_sp++] = (ts_batch_span){jb->seq, jb->toks + jb->fed, n,
+                                         all ? jb->got + (size_t)jb->fed * n_vocab : NULL, true};
+            budget -= n;
+        }
+        if (n_sp == 0)
+            continue;
+        ts_status st = ts_batch_step(b, sp, n_sp, &err);
+        TS_REQUIRE(st == TS_OK, "step %d: %s", step, err.msg);
+        for (int k = 0; k < n_sp; k++) {
+            job *jb = NULL;
+            for (int j = 0; j < n_jobs && !jb; j++)
+                if (jobs[j].seq == sp[k].seq)
+                    jb = &jobs[j];
+            const float *last = ts_batch_logits(b, jb->seq);
+            int lp = jb->fed + sp[k].n_tok - 1;
+            if (!sp[k].logits_all && last)
+                memcpy(jb->got + (size_t)lp * n_vocab, last, (size_t)n_vocab * sizeof(float));
+            for (int t = sp[k].logits_all ? jb->fed : lp; t <= lp; t++)
+                jb->checked[t] = true;
+            jb->fed += sp[k].n_tok;
+            if (jb->fed == jb->n) { /* finished: its pages go to the next arrivals */
+                ts_batch_seq_close(b, jb->seq);
+                jb->seq = -1;
+                done++;
+            }
+        }
+    }
+    TS_CHECK(done == n_jobs, "only %d of %d sequences finished", done, n_jobs);
+    for (int j = 0; j < n_jobs; j++) {
+        job *jb = &jobs[j];
+        for (int t = 0; t < jb->n; t++)
+            if (jb->checked[t] && memcmp(jb->got + (size_t)t * n_vocab,
+                                         jb->ref + (size_t)t * n_vocab,
+                                         (size_t)n_vocab * sizeof(float))) {
+                TS_CHECK(0, "seed %llu kv_f32 %d: sequence %d (%d tokens) position %d differs "
+                         "from a lone session", (unsigned long long)seed0, kv_f32, j, jb->n, t);
+                break;
+            }
+        free(jb->toks), free(jb->ref), free(jb->got), free(jb->checked);
+    }
+    free(jobs);
+    ts_batch_destroy(b);
+}
+
+static void invariance_on(const char *model, int n_jobs)
+{
+    static const int threads[] = {1, 2, 3};
+    for (int ti = 0; ti < 3; ti++)
+        for (int kv = 0; kv < 2; kv++) {
+            ts_engine *eng = NULL;
+            ts_err err = {0};
+            ts_engine_opts eo = {.model_path = model, .n_threads = threads[ti]};
+            TS_REQUIRE(ts_engine_create(&eng, &eo, &err) == TS_OK, "%s: %s", model, err.msg);
+            ts_engine_info info;
+            ts_engine_get_info(eng, &info);
+            run_schedule(eng, info.n_vocab, n_jobs, 4, kv == 1, 0xba7c + 31 * ti + kv);
+            ts_engine_destroy(eng);
+        }
+}
+
+TS_TEST(test_batch_invariance_dense)
+{
+    char path[512];
+    if (gen(path, sizeof(path), "batch-q8.gguf", "--type q8_0") == 0)
+        invariance_on(path, 7);
+}
+
+TS_TEST(test_batch_invariance_moe)
+{
+    char path[512];
+    if (gen(path, sizeof(path), "batch-moe.gguf", "--arch qwen3moe --type q4_k --layers 1") == 0)
+        invariance_on(path, 5);
+}
+
+TS_TEST(test_batch_invariance_shared_models)
+{
+    const char *sh = ts_test_shared();
+    if (!sh) {
+        ts_test_skip("no ../shared");
+        return;
+    }
+    static const char *names[] = {"stories260K.gguf", "stories260K-moe.gguf"};
+    int ran = 0;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char path[600];
+        snprintf(path, sizeof(path), "%s/models/%s", sh, names[i]);
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue;
+        fclose(f);
+        ts_engine *eng = NULL;
+        ts_err err = {0};
+        TS_REQUIRE(ts_engine_create(&eng, &(ts_engine_opts){.model_path = path, .n_threads = 2},
+                                    &err) == TS_OK, "%s: %s", path, err.msg);
+        ts_engine_info info;
+        ts_engine_get_info(eng, &info);
+        run_schedule(eng, info.n_vocab, 6, 3, false, 0x5eed + i);
+        ts_engine_destroy(eng);
+        ran++;
+    }
+    if (!ran)
+        ts_test_skip("no stories260K models in ../shared/models");
+}
+
+/* Refused steps change nothing; misuse is an error, never a crash. */
+TS_TEST(test_batch_step_checks)
+{
+    char path[512];
+    if (gen(path, sizeof(path), "batch-chk.gguf", "--type q8_0"))
+        return;
+    ts_engine *eng = NULL;
+    ts_batch *b = NULL;
+    ts_err err = {0};
+    TS_REQUIRE(ts_engine_create(&eng, &(ts_engine_opts){.model_path = path, .n_threads = 2},
+                                &err) == TS_OK, "%s", err.msg);
+    /* 2 pages of 64 positions, 2 sequences of up to 100 positions. */
+    ts_batch_opts bo = {.n_seq = 2, .n_ctx = 100, .kv_size = 128, .max_tokens = 96};
+    TS_REQUIRE(ts_batch_create(&b, eng, &bo, &err) == TS_OK, "%s", err.msg);
+    int32_t toks[100];
+    for (int i = 0; i < 100; i++)
+        toks[i] = 1 + i % 7;
+    int s0 = -1, s1 = -1, s2 = -1;
+    TS_REQUIRE(ts_batch_seq_open(b, &s0, &err) == TS_OK && ts_batch_seq_open(b, &s1, &err) ==
+               TS_OK, "open: %s", err.msg);
+    TS_CHECK(ts_batch_seq_open(b, &s2, &err) == TS_E_STATE, "a third sequence opened");
+    ts_batch_span a = {s0, toks, 70, NULL, true}, c = {s1, toks, 60, NULL, true};
+    TS_CHECK(ts_batch_step(b, &a, 1, &err) == TS_OK, "70 tokens: %s", err.msg);
+    ts_batch_span two[2] = {{s0, toks, 10, NULL, true}, c};
+    /* s0 holds 2 pages, s1 needs 1: the pool is empty. */
+    ts_status st = ts_batch_step(b, two, 2, &err);
+    TS_CHECK(st == TS_E_NOMEM && strstr(err.msg, "KV pool full"), "full pool: %d %s", st,
+             err.msg);
+    TS_CHECK(ts_batch_seq_pos(b, s0) == 70 && ts_batch_seq_pos(b, s1) == 0,
+             "a refused step moved positions: %d %d", ts_batch_seq_pos(b, s0),
+             ts_batch_seq_pos(b, s1));
+    ts_batch_span dup[2] = {a, a};
+    TS_CHECK(ts_batch_step(b, dup, 2, &err) == TS_E_ARG, "a sequence twice in one step");
+    ts_batch_span big = {s0, toks, 31, NULL, true};
+    TS_CHECK(ts_batch_step(b, &big, 1, &err) == TS_E_ARG && strstr(err.msg, "context full"),
+             "past n_ctx: %s", err.msg);
+    int32_t bad = 1 << 30;
+    ts_batch_span badt = {s0, &bad, 1, NULL, true};
+    TS_CHECK(ts_batch_step(b, &badt, 1, &err) == TS_E_ARG, "token out of range");
+    ts_batch_span closed = {5, toks, 1, NULL, true};
+    TS_CHECK(ts_batch_step(b, &closed, 1, &err) == TS_E_ARG, "sequence 5");
+    TS_CHECK(ts_batch_step(b, NULL, 0, &err) == TS_E_ARG, "no spans");
+    ts_batch_seq_close(b, s0);
+    ts_batch_seq_close(b, s0); /* twice: a no-op */
+    TS_CHECK(ts_batch_logits(b, s0) == NULL && ts_batch_seq_pos(b, s0) == -1, "closed seq");
+    TS_CHECK(ts_batch_step(b, &c, 1, &err) == TS_OK, "after close: %s", err.msg);
+    ts_batch_info info;
+    ts_batch_get_info(b, &info);
+    TS_CHECK(info.pages_total == 2 && info.pages_free == 1 && info.n_open == 1,
+             "info: %lld total %lld free %d open", (long long)info.pages_total,
+             (long long)info.pages_free, info.n_open);
+    /* One forward pass per engine: a second caller is refused, not aborted. */
+    ts_session *s = NULL;
+    TS_REQUIRE(ts_session_create(&s, eng, &(ts_session_opts){.n_ctx = 16}, &err) == TS_OK, "%s",
+               err.msg);
+    TS_REQUIRE(ts_engine_enter(eng, &err) == TS_OK, "enter");
+    st = ts_session_prefill(s, toks, 3, NULL, &err);
+    TS_CHECK(st == TS_E_STATE && strstr(err.msg, "busy"), "busy engine: %d %s", st, err.msg);
+    ts_batch_span one = {s1, toks, 1, NULL, true};
+    TS_CHECK(ts_batch_step(b, &one, 1, &err) == TS_E_STATE, "busy engine: batch step");
+    ts_engine_leave(eng);
+    TS_CHECK(ts_session_prefill(s, toks, 3, NULL, &err) == TS_OK, "after leave: %s", err.msg);
+    ts_session_destroy(s);
+    ts_batch_destroy(b);
+    ts_batch_opts badopts = {.n_seq = -1};
+    TS_CHECK(ts_batch_create(&b, eng, &badopts, &err) == TS_E_ARG && !b, "n_seq -1");
+    ts_engine_destroy(eng);
+}
