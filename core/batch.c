@@ -74,8 +74,10 @@ ts_status ts_batch_create(ts_batch **out, ts_engine *eng, const ts_batch_opts *o
     b->max_tokens = o.max_tokens ? o.max_tokens : DEFAULT_MAX_TOKENS;
     b->n_vocab = eng->model->hp.n_vocab;
     b->max_pages = (int32_t)pages_for(b->n_ctx);
+    /* The default pool holds every sequence at full context: n_seq whole
+     * page tables (a sequence's last page is partly unused). */
     const int64_t kv_size = o.kv_size ? o.kv_size : b->n_ctx * b->n_seq;
-    const int64_t n_pages = pages_for(kv_size);
+    const int64_t n_pages = o.kv_size ? pages_for(kv_size) : b->n_seq * (int64_t)b->max_pages;
     const ts_hparams *hp = &eng->model->hp;
     ts_status st = n_pages > INT32_MAX
                        ? ts_err_set(err, TS_E_ARG, "kv_size %lld: too many pages",

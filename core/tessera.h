@@ -126,7 +126,7 @@ typedef struct ts_batch ts_batch;
 typedef struct {
     int n_seq;      /* sequences open at once; 0 = 1 */
     int n_ctx;      /* positions per sequence; 0 = min(model context, 4096) */
-    int kv_size;    /* pool positions, all sequences together; 0 = n_ctx * n_seq */
+    int kv_size;    /* pool positions, all sequences together; 0 = n_seq full contexts */
     int max_tokens; /* tokens one step may carry; 0 = 512 */
     bool kv_f32;    /* pool in f32; default f16 */
 } ts_batch_opts;

@@ -277,3 +277,33 @@ TS_TEST(test_batch_step_checks)
     TS_CHECK(ts_batch_create(&b, eng, &badopts, &err) == TS_E_ARG && !b, "n_seq -1");
     ts_engine_destroy(eng);
 }
+
+/* `tessera batched-bench`: llama-batched-bench's table, json rows, skips
+ * above -c, and usage errors exit 2. */
+TS_TEST(test_batch_batched_bench_cli)
+{
+    char path[512], out[8192];
+    if (gen(path, sizeof(path), "bb.gguf", "--type q8_0"))
+        return;
+    int rc = ts_test_sh(out, sizeof(out), 120,
+                        "%s batched-bench -m %s -npp 16,40 -ntg 3 -npl 1,3 -ub 32 -c 100 -t 2",
+                        ts_test_bin(), path);
+    TS_CHECK(rc == 0, "rc %d: %s", rc, out);
+    TS_CHECK(strstr(out, "|    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |"),
+             "no header: %s", out);
+    TS_CHECK(strstr(out, "|    16 |      3 |    1 |     19 |") &&
+                 strstr(out, "|    16 |      3 |    3 |     57 |") &&
+                 strstr(out, "|    40 |      3 |    1 |     43 |") &&
+                 !strstr(out, "|    40 |      3 |    3 |"),
+             "rows (40x3x3 = 129 > -c 100 must be skipped): %s", out);
+    rc = ts_test_sh(out, sizeof(out), 120, "%s batched-bench -m %s -npp 8 -ntg 2 -npl 2 -o json",
+                    ts_test_bin(), path);
+    TS_CHECK(rc == 0 && strstr(out, "\"pl\": 2") && strstr(out, "\"speed_tg\""), "json: %s",
+             out);
+    const char *bad[] = {"-npl 0", "-npp x", "-pps", "--bogus 1", "-o xml"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        rc = ts_test_sh(out, sizeof(out), 30, "%s batched-bench -m %s %s", ts_test_bin(), path,
+                        bad[i]);
+        TS_CHECK(rc == 2, "%s: rc %d: %s", bad[i], rc, out);
+    }
+}

@@ -83,7 +83,7 @@ static void usage(const command *cmds, size_t n)
 {
     fprintf(stderr, "usage: tessera <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < n; i++)
-        fprintf(stderr, "  %-9s %s\n", cmds[i].name, cmds[i].help);
+        fprintf(stderr, "  %-13s %s\n", cmds[i].name, cmds[i].help);
 }
 
 int main(int argc, char **argv)
@@ -91,6 +91,7 @@ int main(int argc, char **argv)
     const command cmds[] = {
         {"run", cmd_run, "generate text from a prompt"},
         {"bench", cmd_bench, "prefill/decode benchmark (llama-bench conventions)"},
+        {"batched-bench", cmd_batched_bench, "many sequences per step (llama-batched-bench)"},
         {"info", cmd_info, "summarise a GGUF model"},
         {"tokenize", cmd_tokenize, "print the token ids of a text"},
         {"logits", cmd_logits, "write float32 logits for every position"},
