@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmds.h"
 #include "fileio.h"
@@ -128,6 +129,27 @@ static size_t prompt_byte_limit(const ts_engine *eng, const ts_engine_info *info
     return (size_t)ctx * longest + 64;
 }
 
+/* Prefills in the session's chunks; on a terminal, a progress line on stderr
+ * ("prompt 1536/4096 tokens (37%)"), erased when done. Chunk by chunk is the
+ * same bits as one call (chunking never changes a logit). */
+static ts_status prefill(ts_session *s, const int32_t *ids, int n, ts_err *err)
+{
+    const bool tty = isatty(STDERR_FILENO) && n > ts_session_chunk(s);
+    const int step = ts_session_chunk(s) > 0 ? ts_session_chunk(s) : n;
+    for (int done = 0; done < n;) {
+        int len = n - done < step ? n - done : step;
+        ts_status st = ts_session_prefill(s, ids + done, len, NULL, err);
+        if (st != TS_OK)
+            return st;
+        done += len;
+        if (tty)
+            fprintf(stderr, "\rprompt %d/%d tokens (%d%%)", done, n, (int)(100LL * done / n));
+    }
+    if (tty)
+        fprintf(stderr, "\r\033[K");
+    return TS_OK;
+}
+
 /* Streams up to a->n_predict tokens; returns how many, or -1 on error. */
 static int generate(ts_engine *eng, ts_session *s, ts_sampler *smp, const run_args *a, bool bare,
                     ts_err *err)
@@ -213,7 +235,7 @@ int cmd_run(int argc, char **argv)
     for (size_t i = 0; i < n_ids; i++)
         ts_sampler_accept(smp, ids[i]);
     double t0 = ts_cli_now_s();
-    if (ts_session_prefill(s, ids, (int)n_ids, NULL, &err) != TS_OK)
+    if (prefill(s, ids, (int)n_ids, &err) != TS_OK)
         goto done;
     double t_pp = ts_cli_now_s() - t0;
     bool bare = n_ids == 1 && ids[0] == ts_engine_bos(eng);
