@@ -19,6 +19,13 @@
  * Invariant (bit-identity across chunk sizes and threads): every per-token op
  * computes a token's output from that token's inputs only, in a fixed order,
  * and the matmul contract gives the same guarantee for projections.
+ * NaN (weights that overflow or hold NaN): the quantizers turn a non-finite
+ * activation block into a NaN scale (quant/quant.h), so NaN propagates to
+ * that token's outputs and, through attention, to every later position; the
+ * earlier positions never read it. Which NaN (sign, payload) an op returns
+ * depends on operand order, which the levels do not share, so the logits
+ * leave here with every NaN rewritten to one pattern (canon_nan): then they
+ * are bit-identical on every level, NaN or not.
  */
 #include <math.h>
 #include <string.h>
@@ -182,6 +189,19 @@ static void dense_ffn(ts_session *s, const ts_layer *L, int64_t n_tok)
                                                         s->ffn_a, s->ffn_stride, n_tok));
 }
 
+/* Every NaN in y[0 .. n) becomes TS_F32_NAN_BITS (one pass over the logits of
+ * a chunk, next to an n_vocab x n_embd matmul per row: noise). */
+static void canon_nan(float *y, int64_t n)
+{
+    const uint32_t canon = TS_F32_NAN_BITS;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &y[i], 4);
+        if ((u & 0x7fffffffu) > 0x7f800000u)
+            memcpy(&y[i], &canon, 4);
+    }
+}
+
 void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float *logits_out)
 {
     const ts_model *m = s->m;
@@ -245,12 +265,14 @@ void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float
     if (logits_out) {
         TS_PROF(TS_PROF_OUTPUT, ts_mm_run(s->mm, &m->output, s->xn, s->x_stride, n_tok,
                                           logits_out, (size_t)hp->n_vocab * sizeof(float)));
+        canon_nan(logits_out, n_tok * hp->n_vocab);
         memcpy(s->logits, logits_out + (n_tok - 1) * hp->n_vocab,
                (size_t)hp->n_vocab * sizeof(float));
     } else {
         TS_PROF(TS_PROF_OUTPUT,
                 ts_mm_run(s->mm, &m->output, row(s->xn, s->x_stride, n_tok - 1), s->x_stride,
                           1, s->logits, (size_t)hp->n_vocab * sizeof(float)));
+        canon_nan(s->logits, hp->n_vocab);
     }
     s->pos += n_tok;
 }
