@@ -10,14 +10,15 @@
  * must be bit-identical across levels; positions before the patched token
  * equal the unpatched model's bits, the patched position and every later one
  * (they attend to it) are all the canonical NaN 0x7fc00000. `tessera run`
- * reports such logits in one line and exits 1; the sampler's non-finite
- * contract.
+ * reports such logits in one line and exits 1; `tessera quantize` refuses a
+ * NaN tensor naming it and its row; the sampler's non-finite contract.
  */
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "levels.h"
 #include "test.h"
@@ -269,6 +270,26 @@ TS_TEST(test_nonfinite_engine_run_cli)
     int rc = ts_test_sh(out, sizeof(out), 120, "%s run -m %s -p 'hello world' -n 2 --seed 3",
                         ts_test_bin(), base);
     TS_CHECK(rc == 0, "run on the unpatched model: exit %d: %s", rc, out);
+}
+
+/* `tessera quantize` refuses a float tensor holding NaN, naming it and the
+ * row, and writes nothing. */
+TS_TEST(test_nonfinite_engine_quantize_refuses)
+{
+    char base[512], path[512], dst[512], out[4096];
+    snprintf(base, sizeof(base), "%s/nf-q-base.gguf", ts_test_tmpdir());
+    snprintf(path, sizeof(path), "%s/nf-q-nan.gguf", ts_test_tmpdir());
+    snprintf(dst, sizeof(dst), "%s/nf-q-out.gguf", ts_test_tmpdir());
+    if (gen(base, "llama", "f32") ||
+        patch_model(base, path, "blk.0.ffn_up.weight", 3, PATCH_ELEM_NAN))
+        return;
+    int rc = ts_test_sh(out, sizeof(out), 120, "%s quantize %s %s q8_0", ts_test_bin(), path, dst);
+    TS_CHECK(rc == 1, "quantize of a NaN tensor: exit %d, want 1: %s", rc, out);
+    TS_CHECK(strstr(out, "tensor blk.0.ffn_up.weight row 3 holds NaN or Inf (element 5)") &&
+                 count_lines(out) == 1, "quantize of a NaN tensor printed: %s", out);
+    TS_CHECK(access(dst, F_OK) != 0, "quantize left %s behind", dst);
+    rc = ts_test_sh(out, sizeof(out), 120, "%s quantize %s %s q8_0", ts_test_bin(), base, dst);
+    TS_CHECK(rc == 0, "quantize of the unpatched model: exit %d: %s", rc, out);
 }
 
 /* The sampler on non-finite logits: -1 for NaN, +Inf (also one made by the
