@@ -15,7 +15,8 @@
  * is written as d = NaN and zeros before any search runs; Q8_K's tiny blocks
  * (|max| < 127 / FLT_MAX, where -127 / max overflows) are written as zero.
  * nearest_int never converts a float to int, so the searches have no
- * undefined cast even on huge finite input.
+ * undefined cast even on huge or tiny finite input (its result is garbage
+ * out of range, as ggml's, but an int that is clamped or masked).
  * Does not own dequantization (kdequant.c) or any SIMD.
  *
  * Shared shape: each super-block is cut into sub-blocks (16 or 32 values);
@@ -284,7 +285,10 @@ void ts_quant_q2_k_scalar(const float *x, ts_block_q2_k *y, int64_t n)
         if (max_min > 0) {
             const float iscale = q4scale / max_min;
             for (int j = 0; j < TS_QK_K / 16; j++)
-                b->scales[j] |= (uint8_t)(nearest_int(iscale * mins[j]) << 4);
+                /* Shifted as unsigned: the same low byte as ggml's int shift
+                 * for every l >= 0, and defined for the garbage l of a
+                 * tiny block (iscale = inf; ggml shifts a negative int). */
+                b->scales[j] |= (uint8_t)((unsigned)nearest_int(iscale * mins[j]) << 4);
             b->dmin = ts_f32_to_f16(max_min / q4scale);
         } else {
             b->dmin = ts_f32_to_f16(0.f);
