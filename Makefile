@@ -129,9 +129,9 @@ check-deps:
 # Sources: quant/ simd/ simd/scalar/ at -march=armv8-a, simd/arm/neon/ at
 # -march=armv8-a, simd/arm/neon_dot/ at -march=armv8.2-a+dotprod (per-file
 # flags, no target attributes), plus tests/run.c, test_kernels.c,
-# test_kernels_more.c and test_quant.c. -DTS_TEST_SIMD_ONLY compiles out the few tests of those files
-# that need core/ (ts_mm_run over the pool) or the tessera CLI: the least
-# invasive split (one #ifndef per file, no test moved). The x86 build never
+# test_kernels_more.c, test_quant.c and test_nonfinite.c. -DTS_TEST_SIMD_ONLY compiles out
+# the few tests of those files that need core/ (ts_mm_run over the pool) or the tessera CLI:
+# the least invasive split (one #ifndef per file, no test moved). The x86 build never
 # compiles simd/arm/, and this one never compiles simd/x86/.
 ARM_CC     := aarch64-linux-gnu-gcc
 ARM_BUILD  := build/arm
@@ -139,12 +139,12 @@ ARM_MARCH  := -march=armv8-a
 ARM_CFLAGS := $(CFLAGS_COMMON) -O2 -DTS_TEST_SIMD_ONLY
 ARM_SRC    := $(wildcard quant/*.c simd/*.c simd/scalar/*.c simd/arm/neon/*.c \
                          simd/arm/neon_dot/*.c) tests/run.c tests/test_kernels.c \
-                         tests/test_kernels_more.c tests/test_quant.c
+                         tests/test_kernels_more.c tests/test_quant.c tests/test_nonfinite.c
 ARM_OBJ    := $(ARM_SRC:%.c=$(ARM_BUILD)/%.o)
 ARM_TESTS  := $(ARM_BUILD)/tessera-tests
 # qemu -cpu model:the level it must detect (TESSERA_EXPECT_ISA).
 ARM_CPUS   := max:neon_dot cortex-a53:neon
-ARM_FILTER := kernels test_quant
+ARM_FILTER := kernels test_quant nonfinite
 
 $(ARM_BUILD)/simd/arm/neon_dot/%.o: ARM_MARCH := -march=armv8.2-a+dotprod
 

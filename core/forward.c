@@ -19,6 +19,13 @@
  * Invariant (bit-identity across chunk sizes and threads): every per-token op
  * computes a token's output from that token's inputs only, in a fixed order,
  * and the matmul contract gives the same guarantee for projections.
+ * NaN (weights that overflow or hold NaN): the quantizers turn a non-finite
+ * activation block into a NaN scale (quant/quant.h), so NaN propagates to
+ * that token's outputs and, through attention, to every later position; the
+ * earlier positions never read it. Which NaN (sign, payload) an op returns
+ * depends on operand order, which the levels do not share, so the logits
+ * leave here with every NaN rewritten to one pattern (canon_nan): then they
+ * are bit-identical on every level, NaN or not.
  */
 #include <math.h>
 #include <string.h>
@@ -186,6 +193,19 @@ static void dense_ffn(ts_session *s, const ts_layer *L, int64_t n_tok)
                                                         s->ffn_a, s->ffn_stride, n_tok));
 }
 
+/* Every NaN in y[0 .. n) becomes TS_F32_NAN_BITS (one pass over the logits of
+ * a chunk, next to an n_vocab x n_embd matmul per row: noise). */
+static void canon_nan(float *y, int64_t n)
+{
+    const uint32_t canon = TS_F32_NAN_BITS;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &y[i], 4);
+        if ((u & 0x7fffffffu) > 0x7f800000u)
+            memcpy(&y[i], &canon, 4);
+    }
+}
+
 void ts_forward_step(ts_session *s, const int32_t *tokens, int64_t n_tok)
 {
     const ts_model *m = s->m;
@@ -268,6 +288,7 @@ void ts_forward_head(ts_session *s, const int32_t *rows, int64_t n_out, float *l
     const float *x = row(s->xn, s->x_stride, consecutive ? rows[0] : 0);
     TS_PROF(TS_PROF_OUTPUT, ts_mm_run(s->mm, &m->output, x, s->x_stride, n_out, logits,
                                       (size_t)m->hp.n_vocab * sizeof(float)));
+    canon_nan(logits, n_out * m->hp.n_vocab);
 }
 
 void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float *logits_out)

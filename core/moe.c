@@ -505,7 +505,11 @@ static void expert_ffn(ts_moe *mo, const ts_qview *gate, const ts_qview *up, con
 
 /* ---- routing and the mixture ---- */
 
-/* Softmax over one token's router logits, then its top n_used experts. */
+/* Softmax over one token's router logits, then its top n_used experts.
+ * A token whose router logits hold NaN (its activations went non-finite):
+ * every prob is NaN, every comparison false, so it takes the lowest free
+ * experts with NaN weights; defined, the same on every level, and its output
+ * is NaN whatever it picks. Other tokens never see its row. */
 static void route_token(const ts_hparams *hp, float *probs, int32_t *sel, double *w)
 {
     int64_t ne = hp->n_expert, nu = hp->n_expert_used;

@@ -6,6 +6,10 @@
  * The RNG is splitmix64 seeded from ts_sampling.seed, so a seed fixes the
  * output. Candidate order is total (logit, then id), so ties never depend on
  * qsort's stability. Buffers are allocated at create; sampling never allocates.
+ * Non-finite logits: -Inf is a token that cannot be drawn (probability 0 at
+ * any temperature). A NaN or +Inf leaves no distribution (and would break the
+ * sort's total order and the softmax), so sampling returns -1 then, as it
+ * does when every logit is -Inf; callers report it (tessera run does).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -92,7 +96,8 @@ static void softmax(cand *c, int64_t n, float t)
 {
     double sum = 0.0;
     for (int64_t i = 0; i < n; i++) {
-        c[i].p = expf((c[i].logit - c[0].logit) / t);
+        /* c[0] is finite (checked before); -inf / t is NaN when t = +inf */
+        c[i].p = c[i].logit == -INFINITY ? 0.0f : expf((c[i].logit - c[0].logit) / t);
         sum += c[i].p;
     }
     for (int64_t i = 0; i < n; i++)
@@ -117,12 +122,26 @@ static void penalize(ts_sampler *s)
             s->seen[s->hist[i]] = 0;
 }
 
+/* True when some logit is finite and none is NaN or +Inf. */
+static bool samplable(const cand *c, int64_t n)
+{
+    bool finite = false;
+    for (int64_t i = 0; i < n; i++) {
+        if (c[i].logit != c[i].logit || c[i].logit == INFINITY)
+            return false;
+        finite = finite || c[i].logit != -INFINITY;
+    }
+    return finite;
+}
+
 int32_t ts_sampler_sample(ts_sampler *s, const float *logits)
 {
     int64_t n = s->n_vocab;
     for (int64_t i = 0; i < n; i++)
         s->c[i] = (cand){(int32_t)i, logits[i], 0.0f};
     penalize(s);
+    if (!samplable(s->c, n))
+        return -1;
     if (!(s->p.temp > 0.0f)) {
         int64_t best = 0;
         for (int64_t i = 1; i < n; i++)
@@ -161,5 +180,7 @@ int32_t ts_sampler_sample(ts_sampler *s, const float *logits)
         if (u < cum)
             return s->c[i].id;
     }
+    while (n > 1 && s->c[n - 1].p == 0.0f) /* rounding left u above cum: never a -inf token */
+        n--;
     return s->c[n - 1].id;
 }

@@ -102,7 +102,10 @@ void ts_session_destroy(ts_session *s);
 /* Appends n_tok tokens (any n_tok >= 1, cut into chunks). logits_all: NULL, or
  * (n_tok, n_vocab) floats receiving every position's logits. Afterwards
  * ts_session_logits() holds the last token's. Bits are identical for any
- * chunk size and thread count. TS_E_ARG: id out of range or context full. */
+ * chunk size, thread count and ISA level. TS_E_ARG: id out of range or context
+ * full. Weights that overflow or hold NaN/Inf give NaN logits from the first
+ * position they reach on (earlier positions are unaffected); every NaN is the
+ * quiet NaN 0x7fc00000, so even those bits match across levels. */
 ts_status ts_session_prefill(ts_session *s, const int32_t *tokens, int n_tok, float *logits_all,
                              ts_err *err);
 ts_status ts_session_decode(ts_session *s, int32_t token, ts_err *err);
@@ -175,7 +178,9 @@ ts_status ts_sampler_create(ts_sampler **out, const ts_sampling *p, int64_t n_vo
 void ts_sampler_destroy(ts_sampler *smp);
 /* Records a token (prompt or generated) for the repetition penalty. */
 void ts_sampler_accept(ts_sampler *smp, int32_t token);
-/* Picks the next token from logits (n_vocab); the logits are not modified. */
+/* Picks the next token from logits (n_vocab); the logits are not modified.
+ * -Inf excludes a token. Returns -1 when nothing can be sampled: a logit is
+ * NaN or +Inf (before or after the repetition penalty) or all are -Inf. */
 int32_t ts_sampler_sample(ts_sampler *smp, const float *logits);
 
 #endif

@@ -11,6 +11,12 @@
  * requires no FMA contraction: ggml-quants.c built with -march=x86-64-v3 in
  * GNU mode (-ffp-contract=fast) gives different bytes (checked 2026-11);
  * -std=c11 implies -ffp-contract=off in GCC, keep it that way for quant/.
+ * Non-finite input (the rule in quant.h): a super-block holding NaN or +-Inf
+ * is written as d = NaN and zeros before any search runs; Q8_K's tiny blocks
+ * (|max| < 127 / FLT_MAX, where -127 / max overflows) are written as zero.
+ * nearest_int never converts a float to int, so the searches have no
+ * undefined cast even on huge or tiny finite input (its result is garbage
+ * out of range, as ggml's, but an int that is clamped or masked).
  * Does not own dequantization (kdequant.c) or any SIMD.
  *
  * Shared shape: each super-block is cut into sub-blocks (16 or 32 values);
@@ -252,6 +258,10 @@ void ts_quant_q2_k_scalar(const float *x, ts_block_q2_k *y, int64_t n)
 
     for (int64_t blk = 0; blk < n / TS_QK_K; blk++, x += TS_QK_K) {
         ts_block_q2_k *b = &y[blk];
+        if (ts_first_nonfinite(x, TS_QK_K) >= 0) {
+            TS_NAN_BLOCK(*b);
+            continue;
+        }
         float max_scale = 0, max_min = 0;
         for (int j = 0; j < TS_QK_K / 16; j++) {
             for (int l = 0; l < 16; l++)
@@ -275,7 +285,10 @@ void ts_quant_q2_k_scalar(const float *x, ts_block_q2_k *y, int64_t n)
         if (max_min > 0) {
             const float iscale = q4scale / max_min;
             for (int j = 0; j < TS_QK_K / 16; j++)
-                b->scales[j] |= (uint8_t)(nearest_int(iscale * mins[j]) << 4);
+                /* Shifted as unsigned: the same low byte as ggml's int shift
+                 * for every l >= 0, and defined for the garbage l of a
+                 * tiny block (iscale = inf; ggml shifts a negative int). */
+                b->scales[j] |= (uint8_t)((unsigned)nearest_int(iscale * mins[j]) << 4);
             b->dmin = ts_f32_to_f16(max_min / q4scale);
         } else {
             b->dmin = ts_f32_to_f16(0.f);
@@ -309,6 +322,10 @@ void ts_quant_q3_k_scalar(const float *x, ts_block_q3_k *y, int64_t n)
 
     for (int64_t blk = 0; blk < n / TS_QK_K; blk++, x += TS_QK_K) {
         ts_block_q3_k *b = &y[blk];
+        if (ts_first_nonfinite(x, TS_QK_K) >= 0) {
+            TS_NAN_BLOCK(*b);
+            continue;
+        }
         float max_scale = 0, amax = 0;
         for (int j = 0; j < TS_QK_K / 16; j++) {
             scales[j] = make_q3_quants_rmse(16, 4, x + 16 * j, L + 16 * j);
@@ -414,6 +431,10 @@ void ts_quant_q4_k_scalar(const float *x, ts_block_q4_k *y, int64_t n)
     uint8_t L[TS_QK_K];
     for (int64_t blk = 0; blk < n / TS_QK_K; blk++, x += TS_QK_K) {
         ts_block_q4_k *b = &y[blk];
+        if (ts_first_nonfinite(x, TS_QK_K) >= 0) {
+            TS_NAN_BLOCK(*b);
+            continue;
+        }
         qk_scales_mins(x, 15, -1.f, 20, b->scales, &b->d, &b->dmin, L);
         /* Byte l of each 32-byte group: element l low, element l+32 high. */
         for (int j = 0; j < TS_QK_K; j += 64)
@@ -427,6 +448,10 @@ void ts_quant_q5_k_scalar(const float *x, ts_block_q5_k *y, int64_t n)
     uint8_t L[TS_QK_K];
     for (int64_t blk = 0; blk < n / TS_QK_K; blk++, x += TS_QK_K) {
         ts_block_q5_k *b = &y[blk];
+        if (ts_first_nonfinite(x, TS_QK_K) >= 0) {
+            TS_NAN_BLOCK(*b);
+            continue;
+        }
         qk_scales_mins(x, 31, -0.5f, 15, b->scales, &b->d, &b->dmin, L);
         /* Low nibbles as in Q4_K; the fifth bit of element 64*g + l goes to
          * qh[l] bit 2g, of element 64*g + 32 + l to qh[l] bit 2g+1. */
@@ -448,6 +473,10 @@ void ts_quant_q6_k_scalar(const float *x, ts_block_q6_k *y, int64_t n)
 
     for (int64_t blk = 0; blk < n / TS_QK_K; blk++, x += TS_QK_K) {
         ts_block_q6_k *b = &y[blk];
+        if (ts_first_nonfinite(x, TS_QK_K) >= 0) {
+            TS_NAN_BLOCK(*b);
+            continue;
+        }
         float max_scale = 0, max_abs_scale = 0;
         for (int ib = 0; ib < TS_QK_K / 16; ib++) {
             scales[ib] = make_qx_quants_rmse1(16, 32, x + 16 * ib, L + 16 * ib);
@@ -496,6 +525,12 @@ void ts_quant_q8_k_scalar(const float *x, ts_block_q8_k *y, int64_t n)
 {
     for (int64_t blk = 0; blk < n / TS_QK_K; blk++, x += TS_QK_K) {
         ts_block_q8_k *b = &y[blk];
+        if (ts_first_nonfinite(x, TS_QK_K) >= 0) {
+            const uint32_t nan_bits = TS_F32_NAN_BITS; /* d = NaN, qs and bsums 0 */
+            memset(b, 0, sizeof(*b));
+            memcpy(&b->d, &nan_bits, sizeof(b->d));
+            continue;
+        }
         float max = 0, amax = 0;
         for (int j = 0; j < TS_QK_K; j++) {
             if (fabsf(x[j]) > amax) {
@@ -503,13 +538,15 @@ void ts_quant_q8_k_scalar(const float *x, ts_block_q8_k *y, int64_t n)
                 max = x[j];
             }
         }
-        if (!amax) {
+        const float iscale = amax ? -127.f / max : 0.f;
+        if (!amax || isinf(iscale)) {
             /* ggml leaves bsums untouched here; we zero them (dot products
-             * multiply them by d = 0, so the result is the same). */
+             * multiply them by d = 0, so the result is the same). A tiny
+             * block (-127 / max overflows) is zero too: ggml's qs would be
+             * nearest_int(inf) garbage. */
             memset(b, 0, sizeof(*b));
             continue;
         }
-        const float iscale = -127.f / max;
         for (int j = 0; j < TS_QK_K; j++) {
             const int v = nearest_int(iscale * x[j]);
             b->qs[j] = (int8_t)(v < 127 ? v : 127);

@@ -110,6 +110,28 @@ _Static_assert(sizeof(ts_block_q6_k) == 210, "q6_k block size");
 _Static_assert(sizeof(ts_block_q8_k) == 292, "q8_k block size");
 _Static_assert(sizeof(ts_block_iq2_xxs) == 66, "iq2_xxs block size");
 
+/*
+ * Non-finite input (the same rule in every quantizer, quant/ and simd/ alike):
+ * a block whose input holds any NaN or +-Inf is written as its scale d set to
+ * the canonical quiet NaN below and every other byte zero (quants, mins, the
+ * Q8_1 s, the Q8_K bsums). It dequantizes to all NaN and every dot product
+ * with it is NaN, so a NaN reaches the outputs that depend on it and no float
+ * -> int conversion ever sees a non-finite value. One fixed bit pattern, so
+ * the bytes never depend on the ISA or on which NaN came first. A block whose
+ * scale is too small for its reciprocal to be a float (values below about
+ * 1e-37, where ggml's reference converts Inf or NaN to int) gets all-zero
+ * quants, as if its scale were 0 (its f16 scale is 0 anyway; Q8_K's f32 one
+ * is stored as 0 too).
+ */
+#define TS_F16_NAN ((ts_f16)0x7e00u)  /* canonical quiet NaN, binary16 */
+#define TS_F32_NAN_BITS 0x7fc00000u  /* canonical quiet NaN, binary32 */
+/* Writes that block over b, a block struct with an f16 d (needs <string.h>). */
+#define TS_NAN_BLOCK(b)                                                                        \
+    do {                                                                                       \
+        memset(&(b), 0, sizeof(b));                                                            \
+        (b).d = TS_F16_NAN;                                                                    \
+    } while (0)
+
 /* Traits of one type id. blck == 0 marks an id that is unknown to ggml
  * (a hole in its enum); a known type has blck and size set even when
  * Tessera cannot compute with it (supported == false), so the GGUF reader
@@ -140,8 +162,12 @@ ts_bf16 ts_f32_to_bf16(float f);
 void ts_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 /* Scalar quantize n elements (multiple of block) from src into dst, matching
  * llama.cpp's quantize_row_*_ref bit for bit. Types with can_quantize only.
- * Q8_K is supported here too (activations). */
+ * Q8_K is supported here too (activations). Where llama.cpp's result is
+ * undefined, ours is defined (see "Non-finite input" above): a block holding
+ * NaN or +-Inf, and a block so tiny that its scale's reciprocal overflows. */
 void ts_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
+/* Index of the first element of x[0 .. n) that is NaN or +-Inf; -1 if none. */
+int64_t ts_first_nonfinite(const float *x, int64_t n);
 
 /* Per-type entry points (the same functions the generic ones dispatch to). */
 void ts_dequant_q4_0_scalar(const ts_block_q4_0 *x, float *y, int64_t n);

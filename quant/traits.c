@@ -156,6 +156,16 @@ ts_bf16 ts_f32_to_bf16(float f)
     return (ts_bf16)((u + (0x7fffu + ((u >> 16) & 1u))) >> 16);
 }
 
+int64_t ts_first_nonfinite(const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t u = f32_bits(x[i]);
+        if ((u & 0x7f800000u) == 0x7f800000u) /* exponent all ones: +-Inf or NaN */
+            return i;
+    }
+    return -1;
+}
+
 void ts_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
 {
     switch (type) {

@@ -66,7 +66,9 @@ static inline uint32_t ts_act_qtype(int act)
 
 /* Quantizes one activation row: k floats (a multiple of the format's block)
  * into k / block blocks at y. Bit-identical to llama.cpp's quantize_row_*_ref
- * on every level. No alignment assumed. */
+ * on every level wherever that is defined; a block holding NaN or +-Inf gets
+ * d = canonical NaN and zeros, a block too small for 1/scale zero quants
+ * (quant/quant.h), identically on every level. No alignment assumed. */
 typedef void (*ts_quant_act_fn)(const float *restrict x, void *restrict y, int64_t k);
 
 /* GEMM tile: y[tok][row] = sum_k W[row][k] * A[tok][k] for row < n_rows and

@@ -2,6 +2,9 @@
  * tools/cmd_logits.c: `tessera logits -m M --tokens FILE --out FILE [--chunk C] [-t T]
  * [--kv-type f16|f32] [--numa MODE] [--cpu-range A-B]`: decodes the token ids of FILE (whitespace separated) and writes float32
  * little-endian logits for every position, (n_tokens, n_vocab) row-major.
+ * Non-finite logits are written as they are: +-Inf, and every NaN as the one
+ * quiet NaN 0x7fc00000 the engine hands out (core/tessera.h), so the file's
+ * bytes are the same on every ISA level even for a model that overflows.
  * Exit 0 ok, 1 runtime error (I/O, model, ids out of range), 2 usage error.
  */
 #include <stdio.h>

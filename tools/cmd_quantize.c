@@ -11,7 +11,9 @@
  * one tensor's worth of output is in memory. Single-threaded on purpose:
  * output is byte-identical run to run. For ../shared/models/synth-llama-f32
  * the output file equals llama-quantize's (no imatrix) byte for byte for
- * all 12 mixes in ../shared (checked 2026-11 by cmp).
+ * all 12 mixes in ../shared (checked 2026-11 by cmp). A tensor to be converted
+ * that holds NaN or +-Inf is refused (first bad row named) before any write;
+ * a tensor copied byte for byte is not inspected.
  * Does not own: GGUF parsing/writing (core/gguf.h) or the quantizers.
  */
 #include "cmds.h"
@@ -63,6 +65,36 @@ static ts_status requant_fill(void *ctx, void *dst, uint64_t n_bytes, ts_err *er
     }
     free(row);
     return TS_OK;
+}
+
+/* Refuses a tensor about to be converted when a value of it (dequantized) is
+ * NaN or +-Inf, naming the first bad row, before anything is written: the
+ * quantizers would store such blocks as NaN (quant/quant.h), a model that can
+ * only produce NaN logits. llama.cpp validates rows too. Returns 0 or 1. */
+static int check_finite(const ts_gguf_tensor *t, const char *name, uint64_t n_rows,
+                        const char *in)
+{
+    const uint64_t ne0 = t->ne[0];
+    const size_t src_row = ts_qtype_row_bytes(t->type, ne0);
+    if (src_row * n_rows != t->n_bytes)
+        return 0; /* requant_fill reports the mismatch */
+    float *row = malloc(ne0 * sizeof(float));
+    if (!row) {
+        ts_cli_error("quantize", "out of memory");
+        return 1;
+    }
+    int rc = 0;
+    for (uint64_t r = 0; r < n_rows && !rc; r++) {
+        ts_dequantize_row(t->type, (const uint8_t *)t->data + r * src_row, row, (int64_t)ne0);
+        const int64_t e = ts_first_nonfinite(row, (int64_t)ne0);
+        if (e >= 0) {
+            ts_cli_error("quantize", "%s: tensor %s row %llu holds NaN or Inf (element %lld): "
+                         "refusing to quantize it", in, name, (unsigned long long)r, (long long)e);
+            rc = 1;
+        }
+    }
+    free(row);
+    return rc;
 }
 
 static void list_types(void)
@@ -155,6 +187,10 @@ static int plan_tensors(ts_gguf_writer *w, const ts_gguf *g, const ts_qmix *mix,
         if (!st || !st->supported) {
             ts_cli_error("quantize", "%s: tensor %s has type %s, which Tessera cannot dequantize",
                          in, name, ts_qtype_name(t->type));
+            free(keys);
+            return 1;
+        }
+        if (check_finite(t, name, n_rows, in)) {
             free(keys);
             return 1;
         }

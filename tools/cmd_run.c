@@ -2,7 +2,7 @@
  * tools/cmd_run.c: `tessera run`: tokenize a prompt, prefill it in chunks, then
  * sample and stream up to -n tokens to stdout. Ends with one stderr line:
  * prompt tokens, prefill t/s, decode t/s, peak RSS.
- * Exit 0 ok, 1 runtime error (model, file, context), 2 usage error.
+ * Exit 0 ok, 1 runtime error (model, file, context, NaN/Inf logits), 2 usage error.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +158,12 @@ static int generate(ts_engine *eng, ts_session *s, ts_sampler *smp, const run_ar
     int n_gen = 0;
     for (; n_gen < a->n_predict && ts_session_pos(s) < ts_session_n_ctx(s); n_gen++) {
         int32_t tok = ts_sampler_sample(smp, ts_session_logits(s));
+        if (tok < 0) { /* NaN or +Inf logits: nothing to sample (core/tessera.h) */
+            snprintf(err->msg, sizeof(err->msg),
+                     "the logits at position %d are not finite (NaN/Inf): the model's weights "
+                     "or activations overflow", ts_session_pos(s) - 1);
+            return -1;
+        }
         if (ts_engine_is_eog(eng, tok))
             break;
         ts_sampler_accept(smp, tok);
