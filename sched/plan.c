@@ -21,11 +21,12 @@
  *   interleaved:     decodes (every one of them when budget >= decoders), then prompts.
  *                    Stall-free decode as Sarathi-Serve / vLLM chunked prefill; prompts get
  *                    nothing while decoders fill the whole budget.
- *   decode-priority: a grant for the oldest prompt, then decodes, then prompts (the oldest may
- *                    grow past its grant to its chunk). The same step as interleaved until the
- *                    decoders need more than budget - grant; then the oldest prompt still gets
- *                    grant = min(min_grant, its want, budget - 1 if any decoder wants a token,
- *                    else budget): it cannot starve behind decoders, and they keep >= 1 token.
+ *   decode-priority: interleaved, but the decodes may use only budget - grant tokens, where
+ *                    grant = min(min_grant, the oldest prompt's want, budget - 1 if any decoder
+ *                    wants a token, else budget): the same step as interleaved until decoders
+ *                    need more than budget - grant; then the oldest prompt still gets its grant
+ *                    (pages allowing), so it cannot starve behind decoders, and they keep >= 1
+ *                    token. The grant holds budget, not pages: decodes take pages first.
  * Default min_grant = max(1, budget / 8), 64 at the default --batch-tokens 512: it acts only
  * when decoders fill more than 7/8 of the step and costs them at most 1/8 of it, yet bounds a
  * waiting prompt's prefill by ceil(L / grant) steps (4096 tokens: 64 steps at budget 512);
@@ -39,7 +40,9 @@
  * drops behind it. Prompts are FIFO: the oldest is served whenever the decodes leave budget
  * (always under decode-priority), a younger one waits behind older prompts and the decodes,
  * all finite. When pages come back the same order takes them: under prefill-first an urgent
- * decoder before any prompt, under decode-priority the oldest prompt's grant first.
+ * decoder before any prompt, under the others every decoder before any prompt. A caller that
+ * preempts the youngest sequence when nothing can get pages thus always makes progress (the
+ * simulator of test_plan_random_overcommit does; grants that took pages first livelocked it).
  */
 
 /*
@@ -47,21 +50,21 @@
  * D3 arrived first, then prompt P of 1000 tokens; budget 256, chunk 256, pages plentiful,
  * defaults (max_wait 4, min_grant 32). Items per step, in the order they are granted:
  *   step  prefill-first       interleaved          decode-priority
- *   1     P:256               D1 D2 D3:1, P:253    P:253 (32 granted first), D1 D2 D3:1
- *   2     P:256               D1 D2 D3:1, P:253    P:253, D1 D2 D3:1
- *   3     P:256               D1 D2 D3:1, P:253    P:253, D1 D2 D3:1
- *   4     P:232, D1 D2 D3:1   D1 D2 D3:1, P:241    P:241, D1 D2 D3:1
+ *   1     P:256               D1 D2 D3:1, P:253    as interleaved (D + grant 32 < 256)
+ *   2     P:256               D1 D2 D3:1, P:253    as interleaved
+ *   3     P:256               D1 D2 D3:1, P:253    as interleaved
+ *   4     P:232, D1 D2 D3:1   D1 D2 D3:1, P:241    as interleaved
  *   5     D1 D2 D3 P:1 (P decodes from here on, under every policy)
  * P's prompt is done after step 4 under all three; the decoders stall 3 steps under
  * prefill-first, none under the others. With chunk 128 every policy plans P:128 and D1 D2 D3
- * for steps 1-7 and P:104 in step 8: one prompt, capped at half the budget, never fills it.
+ * for steps 1-7 and P:104 in step 8: a prompt capped at half the budget never fills it.
  * Decoders filling the budget: budget 4, chunk 8, D1..D5 decoding, then P of 8 tokens;
  * min_grant 2, max_wait 4:
  *   step  prefill-first       interleaved          decode-priority
- *   1     P:4                 D1 D2 D3 D4          P:2, D1 D2
- *   2     P:4                 D1 D2 D3 D4          P:2, D1 D2
- *   3     D1 D2 D3 D4         D1 D2 D3 D4          P:2, D1 D2
- *   4     D1 D2 D3 D4         D1 D2 D3 D4          P:2, D1 D2
+ *   1     P:4                 D1 D2 D3 D4          D1 D2, P:2
+ *   2     P:4                 D1 D2 D3 D4          D1 D2, P:2
+ *   3     D1 D2 D3 D4         D1 D2 D3 D4          D1 D2, P:2
+ *   4     D1 D2 D3 D4         D1 D2 D3 D4          D1 D2, P:2
  *   5     D5 D1 D2 D3         D5 D1 D2 D3          D3 D4 D5 D1
  * (D5, and D3-D5 under decode-priority, waited 4 steps: urgent.) Interleaved gives P nothing
  * while five decoders share 4 tokens; decode-priority prefills it in 4 steps, prefill-first
@@ -127,10 +130,10 @@ enum { CLS_URGENT = 0, CLS_DECODE = 1, CLS_PROMPT = 2 };
 
 typedef struct {
     uint32_t cls;
-    uint32_t waited;  /* sort key only for CLS_URGENT (most-waited first), else 0 */
+    uint32_t waited; /* sort key only for CLS_URGENT (most-waited first), else 0 */
     uint64_t arrival;
     int32_t id;
-    int32_t seq;      /* index into seqs */
+    int32_t seq; /* index into seqs */
 } key;
 
 static int cmp_key(const void *pa, const void *pb)
@@ -224,6 +227,8 @@ static bool seqs_valid(const ts_plan_seq *seqs, int n, int32_t *scratch)
             return false;
         scratch[i] = seqs[i].id;
     }
+    if (n < 2)
+        return true;
     qsort(scratch, (size_t)n, sizeof(*scratch), cmp_i32);
     for (int i = 1; i < n; i++)
         if (scratch[i] == scratch[i - 1])
@@ -231,8 +236,7 @@ static bool seqs_valid(const ts_plan_seq *seqs, int n, int32_t *scratch)
     return true;
 }
 
-int ts_plan_step(const ts_plan_seq *seqs, int n, const ts_plan_opts *o, ts_plan_item *out,
-                 int cap)
+int ts_plan_step(const ts_plan_seq *seqs, int n, const ts_plan_opts *o, ts_plan_item *out, int cap)
 {
     int32_t slot[TS_PLAN_MAX_SEQS];
     key keys[TS_PLAN_MAX_SEQS];
@@ -260,8 +264,13 @@ int ts_plan_step(const ts_plan_seq *seqs, int n, const ts_plan_opts *o, ts_plan_
     /* The key order is total (ids are unique), so qsort's instability cannot show. */
     qsort(keys, (size_t)n_keys, sizeof(keys[0]), cmp_key);
 
-    step st = {.seqs = seqs, .out = out, .cap = cap, .budget_left = o->budget,
-               .pages_left = o->free_pages, .page_tokens = o->page_tokens, .chunk = o->chunk,
+    step st = {.seqs = seqs,
+               .out = out,
+               .cap = cap,
+               .budget_left = o->budget,
+               .pages_left = o->free_pages,
+               .page_tokens = o->page_tokens,
+               .chunk = o->chunk,
                .slot = slot};
     switch (o->policy) {
     case TS_PLAN_PREFILL_FIRST:
@@ -275,19 +284,26 @@ int ts_plan_step(const ts_plan_seq *seqs, int n, const ts_plan_opts *o, ts_plan_
         serve_class(&st, keys, n_keys, CLS_PROMPT);
         break;
     case TS_PLAN_DECODE_PRIORITY: {
-        /* Prompts sort last, so the first prompt key is the oldest prompt. */
+        /* Interleaved with the grant held back from the decodes: it reserves budget, not
+         * pages, so a decoder never waits for a page behind a younger prompt (with the
+         * caller preempting the youngest, pages-first grants could livelock: the preempted
+         * prompt is again the oldest prompt and again takes the page first). Prompts sort
+         * last, so the first prompt key is the oldest prompt. */
         int head = 0;
+        int64_t grant = 0;
         while (head < n_keys && keys[head].cls != CLS_PROMPT)
             head++;
         if (head < n_keys) {
-            int64_t grant = ts_plan_min_grant(o);
             int64_t want = seq_want(&seqs[keys[head].seq], o->chunk);
             int64_t keep = o->budget - (n_decoders > 0 ? 1 : 0); /* decoders keep >= 1 */
+            grant = ts_plan_min_grant(o);
             grant = grant < want ? grant : want;
-            serve(&st, keys[head].seq, grant < keep ? grant : keep);
+            grant = grant < keep ? grant : keep;
         }
+        st.budget_left -= grant;
         serve_class(&st, keys, n_keys, CLS_URGENT);
         serve_class(&st, keys, n_keys, CLS_DECODE);
+        st.budget_left += grant;
         serve_class(&st, keys, n_keys, CLS_PROMPT);
         break;
     }
@@ -297,11 +313,9 @@ int ts_plan_step(const ts_plan_seq *seqs, int n, const ts_plan_opts *o, ts_plan_
 
 int ts_plan_age(ts_plan_seq *seqs, int n, const ts_plan_item *items, int n_items)
 {
-    bool served[TS_PLAN_MAX_SEQS];
-    if (n < 0 || n > TS_PLAN_MAX_SEQS || (n > 0 && !seqs) || n_items < 0 ||
-        (n_items > 0 && !items))
+    bool served[TS_PLAN_MAX_SEQS] = {0};
+    if (n < 0 || n > TS_PLAN_MAX_SEQS || (n > 0 && !seqs) || n_items < 0 || (n_items > 0 && !items))
         return -1;
-    memset(served, 0, (size_t)n * sizeof(served[0]));
     for (int it = 0; it < n_items; it++) {
         int32_t seq = items[it].seq;
         if (seq < 0 || seq >= n || served[seq])

@@ -9,8 +9,9 @@
  *     n_items = ts_plan_step(seqs, n, &opts, items, cap);   // -1: a bad input, nothing written
  *     run the items as one forward pass; apply each item's progress to its sequence;
  *     ts_plan_age(seqs, n, items, n_items);                 // served -> 0, unserved -> +1
- * 0 items while some sequence wants work means nothing could get its KV pages: the planner
- * never frees pages, so the caller must end or preempt a sequence (or wait for one to end).
+ * 0 items while some sequence wants work means none could get its KV pages. The planner never
+ * frees pages: unless a holder is about to run (a finished prompt not yet decoding), the
+ * caller must end or preempt a sequence, or nothing will ever run again.
  */
 #ifndef TS_PLAN_H
 #define TS_PLAN_H
