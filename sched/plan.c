@@ -38,11 +38,13 @@
  * under every policy: each step the most-waited urgent decoder is served first (under
  * decode-priority the grant leaves >= 1 token), and each decoder ahead of it that is served
  * drops behind it. Prompts are FIFO: the oldest is served whenever the decodes leave budget
- * (always under decode-priority), a younger one waits behind older prompts and the decodes,
- * all finite. When pages come back the same order takes them: under prefill-first an urgent
- * decoder before any prompt, under the others every decoder before any prompt. A caller that
- * preempts the youngest sequence when nothing can get pages thus always makes progress (the
- * simulator of test_plan_random_overcommit does; grants that took pages first livelocked it).
+ * (every step under decode-priority once budget >= 2), a younger one waits behind older
+ * prompts and the decodes, all finite. When pages come back the same order takes them: under
+ * prefill-first an urgent decoder before any prompt, under the others every decoder before
+ * any prompt. A caller that preempts the youngest holder when nothing can get pages finishes
+ * every sequence in test_plan_random_overcommit's random scenarios (a grant that took pages
+ * ahead of the decodes livelocked that simulator: the preempted prompt, again the oldest
+ * prompt, took the freed page again).
  */
 
 /*
@@ -120,6 +122,7 @@ static int64_t pages_held(int64_t n_pos, int64_t page_tokens)
 
 int64_t ts_plan_pages_needed(int64_t n_pos, int64_t n_tok, int32_t page_tokens)
 {
+    /* The /4 bounds keep n_pos + n_tok + page_tokens - 1 from overflowing. */
     if (n_pos < 0 || n_tok < 0 || page_tokens < 1 || n_pos > INT64_MAX / 4 || n_tok > INT64_MAX / 4)
         return 0;
     return pages_held(n_pos + n_tok, page_tokens) - pages_held(n_pos, page_tokens);
