@@ -17,14 +17,41 @@
  * logits depend on its own tokens only: not on co-tenants, their arrival, the
  * step's token count or how its prompt was split into steps.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "batch.h"
 #include "err.h"
 #include "session.h"
+#include "../sched/plan.h"
 
 #define DEFAULT_MAX_TOKENS 512
+#define DEFAULT_CHUNK 512
+
+int ts_schedule_parse(const char *name)
+{
+    switch (ts_plan_policy_parse(name)) {
+    case TS_PLAN_PREFILL_FIRST: return TS_SCHED_PREFILL_FIRST;
+    case TS_PLAN_INTERLEAVED: return TS_SCHED_INTERLEAVED;
+    case TS_PLAN_DECODE_PRIORITY: return TS_SCHED_DECODE_PRIORITY;
+    default: return -1;
+    }
+}
+
+static ts_plan_policy policy_of(int schedule)
+{
+    return schedule == TS_SCHED_PREFILL_FIRST      ? TS_PLAN_PREFILL_FIRST
+           : schedule == TS_SCHED_DECODE_PRIORITY ? TS_PLAN_DECODE_PRIORITY
+                                                  : TS_PLAN_INTERLEAVED;
+}
+
+const char *ts_schedule_name(int schedule)
+{
+    if (schedule < TS_SCHED_DEFAULT || schedule > TS_SCHED_DECODE_PRIORITY)
+        return NULL;
+    return ts_plan_policy_name(policy_of(schedule));
+}
 
 typedef struct {
     bool open;
@@ -33,6 +60,17 @@ typedef struct {
     int32_t n_pages; /* blocks that have a page */
     float *logits;   /* (n_vocab) */
     bool has_logits;
+    /* Scheduled use (ts_batch_run): queue[p] is the token for position p, for
+     * p < n_queued; positions [pos, n_queued) are still to run. */
+    int32_t *queue;         /* (n_ctx) */
+    int64_t n_queued;
+    int64_t prompt_total;   /* tokens queued by ts_batch_seq_prompt since open */
+    int64_t prompt_done;    /* of them, run */
+    bool decoding;          /* the queued token was pushed: a decode */
+    float *logits_all;      /* prompt logits destination, row 0 = position la_base */
+    int64_t la_base, la_end;
+    uint64_t arrival;
+    uint32_t waited;
 } bseq;
 
 struct ts_batch {
@@ -50,6 +88,13 @@ struct ts_batch {
     int *row_seq;      /* (n_seq) their sequences */
     float *head_out;   /* (n_seq, n_vocab) */
     bool poison;
+    /* ts_batch_run */
+    ts_plan_opts plan;
+    ts_plan_seq *pseq; /* (n_seq) */
+    int *pseq_of;      /* (n_seq) sequence of each planner entry */
+    ts_plan_item *items;
+    ts_batch_span *run_spans;
+    uint64_t arrivals;
 };
 
 static int64_t pages_for(int64_t n_pos) { return (n_pos + TS_BATCH_PAGE - 1) / TS_BATCH_PAGE; }
@@ -60,11 +105,13 @@ ts_status ts_batch_create(ts_batch **out, ts_engine *eng, const ts_batch_opts *o
     *out = NULL;
     ts_batch_opts o = opts ? *opts : (ts_batch_opts){0};
     if (o.n_seq < 0 || o.n_seq > 4096 || o.n_ctx < 0 || o.n_ctx > (1 << 24) || o.kv_size < 0 ||
-        o.max_tokens < 0 || o.max_tokens > (1 << 20))
+        o.max_tokens < 0 || o.max_tokens > (1 << 20) || o.chunk < 0 ||
+        o.schedule < TS_SCHED_DEFAULT || o.schedule > TS_SCHED_DECODE_PRIORITY)
         return ts_err_set(err, TS_E_ARG,
-                          "ts_batch_create: n_seq %d, n_ctx %d, kv_size %d, max_tokens %d "
-                          "(want n_seq 0..4096, n_ctx 0..2^24, max_tokens 0..2^20)",
-                          o.n_seq, o.n_ctx, o.kv_size, o.max_tokens);
+                          "ts_batch_create: n_seq %d, n_ctx %d, kv_size %d, max_tokens %d, "
+                          "chunk %d, schedule %d (want n_seq 0..4096, n_ctx 0..2^24, "
+                          "max_tokens 0..2^20, chunk >= 0, a ts_schedule)",
+                          o.n_seq, o.n_ctx, o.kv_size, o.max_tokens, o.chunk, o.schedule);
     ts_batch *b = calloc(1, sizeof(*b));
     if (!b)
         return ts_err_set(err, TS_E_NOMEM, "batch: out of memory");
@@ -96,10 +143,16 @@ ts_status ts_batch_create(ts_batch **out, ts_engine *eng, const ts_batch_opts *o
         b->head_out = malloc((size_t)b->n_seq * (size_t)b->n_vocab * sizeof(float));
         bool ok = b->free_pages && b->seqs && b->spans && b->tok_buf && b->rows && b->row_seq &&
                   b->head_out;
+        b->pseq = calloc((size_t)b->n_seq, sizeof(*b->pseq));
+        b->pseq_of = calloc((size_t)b->n_seq, sizeof(int));
+        b->items = calloc((size_t)b->n_seq, sizeof(*b->items));
+        b->run_spans = calloc((size_t)b->n_seq, sizeof(*b->run_spans));
+        ok = ok && b->pseq && b->pseq_of && b->items && b->run_spans;
         for (int i = 0; ok && i < b->n_seq; i++) {
             b->seqs[i].pages = malloc((size_t)b->max_pages * sizeof(int32_t));
             b->seqs[i].logits = malloc((size_t)b->n_vocab * sizeof(float));
-            ok = b->seqs[i].pages && b->seqs[i].logits;
+            b->seqs[i].queue = malloc((size_t)b->n_ctx * sizeof(int32_t));
+            ok = b->seqs[i].pages && b->seqs[i].logits && b->seqs[i].queue;
         }
         if (!ok)
             st = ts_err_set(err, TS_E_NOMEM, "batch: out of memory (%d sequences)", b->n_seq);
@@ -108,6 +161,10 @@ ts_status ts_batch_create(ts_batch **out, ts_engine *eng, const ts_batch_opts *o
         ts_batch_destroy(b);
         return st;
     }
+    const int64_t chunk = o.chunk ? o.chunk : DEFAULT_CHUNK;
+    b->plan = (ts_plan_opts){.policy = policy_of(o.schedule), .budget = (int32_t)b->max_tokens,
+                             .chunk = (int32_t)(chunk < b->max_tokens ? chunk : b->max_tokens),
+                             .page_tokens = TS_BATCH_PAGE};
     /* Page 0 on top of the stack: a fresh batch hands out pages in order. */
     for (int64_t p = 0; p < n_pages; p++)
         b->free_pages[p] = (int32_t)(n_pages - 1 - p);
@@ -123,7 +180,12 @@ void ts_batch_destroy(ts_batch *b)
     for (int i = 0; b->seqs && i < b->n_seq; i++) {
         free(b->seqs[i].pages);
         free(b->seqs[i].logits);
+        free(b->seqs[i].queue);
     }
+    free(b->pseq);
+    free(b->pseq_of);
+    free(b->items);
+    free(b->run_spans);
     free(b->seqs);
     free(b->spans);
     free(b->tok_buf);
@@ -141,10 +203,9 @@ ts_status ts_batch_seq_open(ts_batch *b, int *seq, ts_err *err)
     for (int i = 0; i < b->n_seq; i++)
         if (!b->seqs[i].open) {
             bseq *q = &b->seqs[i];
-            q->open = true;
-            q->pos = 0;
-            q->n_pages = 0;
-            q->has_logits = false;
+            int32_t *pages = q->pages, *queue = q->queue;
+            float *logits = q->logits;
+            *q = (bseq){.open = true, .pages = pages, .logits = logits, .queue = queue};
             *seq = i;
             return TS_OK;
         }
@@ -289,8 +350,140 @@ ts_status ts_batch_step(ts_batch *b, const ts_batch_span *sp, int n, ts_err *err
         memcpy(q->logits, b->head_out + (size_t)r * b->n_vocab, vbytes);
         q->has_logits = true;
     }
-    for (int i = 0; i < n; i++)
-        b->seqs[sp[i].seq].pos += sp[i].n_tok;
+    for (int i = 0; i < n; i++) {
+        bseq *q = &b->seqs[sp[i].seq];
+        q->pos += sp[i].n_tok;
+        if (q->n_queued < q->pos) /* tokens given straight to a step, not queued */
+            q->n_queued = q->pos;
+    }
     ts_engine_leave(b->eng);
+    return TS_OK;
+}
+
+/* ---- scheduled use: queues, the planner, one step per ts_batch_run ---- */
+
+static bool seq_ok(const ts_batch *b, int seq)
+{
+    return seq >= 0 && seq < b->n_seq && b->seqs[seq].open;
+}
+
+static ts_status queue_check(const ts_batch *b, int seq, int64_t n_tok, const char *what,
+                             ts_err *err)
+{
+    if (!seq_ok(b, seq))
+        return ts_err_set(err, TS_E_ARG, "%s: sequence %d is not open", what, seq);
+    const bseq *q = &b->seqs[seq];
+    if (q->n_queued != q->pos)
+        return ts_err_set(err, TS_E_STATE, "%s: sequence %d still has %lld tokens to run", what,
+                          seq, (long long)(q->n_queued - q->pos));
+    if (q->pos + n_tok > b->n_ctx)
+        return ts_err_set(err, TS_E_ARG,
+                          "%s: sequence %d: %lld + %lld tokens do not fit its context (%lld)",
+                          what, seq, (long long)q->pos, (long long)n_tok, (long long)b->n_ctx);
+    const int64_t pages = pages_for(q->pos + n_tok);
+    if (pages > b->pool.n_pages)
+        return ts_err_set(err, TS_E_NOMEM,
+                          "%s: sequence %d needs %lld KV pages, the pool has %lld in all",
+                          what, seq, (long long)pages, (long long)b->pool.n_pages);
+    return TS_OK;
+}
+
+ts_status ts_batch_seq_prompt(ts_batch *b, int seq, const int32_t *tokens, int n_tok,
+                              float *logits_all, ts_err *err)
+{
+    if (n_tok < 1 || !tokens)
+        return ts_err_set(err, TS_E_ARG, "prompt: %d tokens", n_tok);
+    ts_status st = queue_check(b, seq, n_tok, "prompt", err);
+    if (st != TS_OK)
+        return st;
+    bseq *q = &b->seqs[seq];
+    for (int i = 0; i < n_tok; i++)
+        if (tokens[i] < 0 || tokens[i] >= b->n_vocab)
+            return ts_err_set(err, TS_E_ARG, "prompt: token %d at index %d out of range",
+                              (int)tokens[i], i);
+    memcpy(q->queue + q->pos, tokens, (size_t)n_tok * sizeof(int32_t));
+    q->n_queued = q->pos + n_tok;
+    q->prompt_total += n_tok;
+    q->logits_all = logits_all;
+    q->la_base = q->pos;
+    q->la_end = q->n_queued;
+    q->arrival = ++b->arrivals;
+    q->waited = 0;
+    return TS_OK;
+}
+
+ts_status ts_batch_seq_push(ts_batch *b, int seq, int32_t token, ts_err *err)
+{
+    ts_status st = queue_check(b, seq, 1, "push", err);
+    if (st != TS_OK)
+        return st;
+    if (token < 0 || token >= b->n_vocab)
+        return ts_err_set(err, TS_E_ARG, "push: token %d out of range", (int)token);
+    bseq *q = &b->seqs[seq];
+    q->queue[q->pos] = token;
+    q->n_queued = q->pos + 1;
+    q->decoding = true;
+    return TS_OK;
+}
+
+void ts_batch_seq_progress(const ts_batch *b, int seq, int *done, int *total)
+{
+    *done = *total = 0;
+    if (seq_ok(b, seq)) {
+        *done = (int)b->seqs[seq].prompt_done;
+        *total = (int)b->seqs[seq].prompt_total;
+    }
+}
+
+ts_status ts_batch_run(ts_batch *b, int *ready, int cap, int *n_ready, ts_err *err)
+{
+    *n_ready = 0;
+    int n = 0;
+    for (int i = 0; i < b->n_seq; i++) {
+        const bseq *q = &b->seqs[i];
+        if (!q->open || q->n_queued == q->pos)
+            continue;
+        b->pseq[n] = (ts_plan_seq){.id = i, .n_prompt = (int32_t)q->prompt_total,
+                                   .n_done = (int32_t)q->prompt_done, .decoding = q->decoding,
+                                   .n_pos = (int32_t)q->pos, .arrival = q->arrival,
+                                   .waited = q->waited};
+        b->pseq_of[n++] = i;
+    }
+    if (n == 0)
+        return TS_OK;
+    ts_plan_opts po = b->plan;
+    po.free_pages = b->n_free;
+    const int n_items = ts_plan_step(b->pseq, n, &po, b->items, b->n_seq);
+    if (n_items < 0)
+        return ts_err_set(err, TS_E_STATE, "batch run: the planner refused its input");
+    if (n_items == 0)
+        return ts_err_set(err, TS_E_NOMEM,
+                          "KV pool full: %d sequences wait and none can get a page (%d of "
+                          "%lld free); close one",
+                          n, b->n_free, (long long)b->pool.n_pages);
+    for (int k = 0; k < n_items; k++) {
+        bseq *q = &b->seqs[b->items[k].id];
+        const int n_tok = b->items[k].n_tok;
+        float *la = NULL;
+        if (!q->decoding && q->logits_all && q->pos >= q->la_base && q->pos < q->la_end)
+            la = q->logits_all + (size_t)(q->pos - q->la_base) * (size_t)b->n_vocab;
+        b->run_spans[k] = (ts_batch_span){b->items[k].id, q->queue + q->pos, n_tok, la,
+                                          q->pos + n_tok == q->n_queued};
+    }
+    ts_status st = ts_batch_step(b, b->run_spans, n_items, err);
+    if (st != TS_OK)
+        return st;
+    for (int k = 0; k < n_items; k++) {
+        bseq *q = &b->seqs[b->items[k].id];
+        if (q->decoding)
+            q->decoding = false;
+        else
+            q->prompt_done += b->items[k].n_tok;
+        if (q->pos == q->n_queued && *n_ready < cap)
+            ready[(*n_ready)++] = b->items[k].id;
+    }
+    ts_plan_age(b->pseq, n, b->items, n_items);
+    for (int j = 0; j < n; j++)
+        b->seqs[b->pseq_of[j]].waited = b->pseq[j].waited;
     return TS_OK;
 }

@@ -126,11 +126,27 @@ void ts_session_reset(ts_session *s); /* forget every position */
  * engine busy with another returns TS_E_STATE. */
 #define TS_BATCH_PAGE 64
 typedef struct ts_batch ts_batch;
+/* Who gets a step's tokens under ts_batch_run (sched/plan.c has worked examples):
+ * PREFILL_FIRST: waiting prompts' chunks first, decodes the rest (time to first token);
+ * INTERLEAVED: every decode each step, prompt chunks fill the rest (no decode stalls);
+ * DECODE_PRIORITY: decodes first, but the oldest prompt keeps max(1, budget / 8) tokens.
+ * Any policy serves a decode that waited 4 steps first, and prompts in arrival order. */
+typedef enum {
+    TS_SCHED_DEFAULT = 0, /* interleaved */
+    TS_SCHED_PREFILL_FIRST,
+    TS_SCHED_INTERLEAVED,
+    TS_SCHED_DECODE_PRIORITY
+} ts_schedule;
+/* "prefill-first" "interleaved" "decode-priority" -> ts_schedule; -1 if unknown. */
+int ts_schedule_parse(const char *name);
+const char *ts_schedule_name(int schedule);
 typedef struct {
     int n_seq;      /* sequences open at once; 0 = 1 */
     int n_ctx;      /* positions per sequence; 0 = min(model context, 4096) */
     int kv_size;    /* pool positions, all sequences together; 0 = n_seq full contexts */
-    int max_tokens; /* tokens one step may carry; 0 = 512 */
+    int max_tokens; /* tokens one step may carry (the budget); 0 = 512 */
+    int chunk;      /* ts_batch_run: prompt tokens of one sequence per step; 0 = 512 */
+    int schedule;   /* ts_batch_run: a ts_schedule */
     bool kv_f32;    /* pool in f32; default f16 */
 } ts_batch_opts;
 /* One sequence's part of a step: n_tok tokens at its next positions. */
@@ -158,6 +174,17 @@ int ts_batch_seq_pos(const ts_batch *b, int seq);
  * first, all or nothing: TS_E_ARG (bad span, context full), TS_E_NOMEM (the
  * pool lacks the pages: nothing changed, retry after a sequence closes). */
 ts_status ts_batch_step(ts_batch *b, const ts_batch_span *spans, int n_spans, ts_err *err);
+/* Scheduled use: queue a prompt (copied; logits_all NULL or (n_tok, n_vocab)
+ * for every position's logits) or, once seq is ready, its next token; then
+ * ts_batch_run plans one step under the schedule and runs it. ready gets the
+ * sequences whose queued tokens are all done (fresh logits: sample, push).
+ * TS_E_NOMEM: work is queued but no sequence can get a KV page (close one). */
+ts_status ts_batch_seq_prompt(ts_batch *b, int seq, const int32_t *tokens, int n_tok,
+                              float *logits_all, ts_err *err);
+ts_status ts_batch_seq_push(ts_batch *b, int seq, int32_t token, ts_err *err);
+ts_status ts_batch_run(ts_batch *b, int *ready, int cap, int *n_ready, ts_err *err);
+/* Prompt tokens queued in total and done so far (prefill progress). */
+void ts_batch_seq_progress(const ts_batch *b, int seq, int *done, int *total);
 /* The last logits kept for seq (n_vocab); NULL if none since it opened. */
 const float *ts_batch_logits(const ts_batch *b, int seq);
 void ts_batch_get_info(const ts_batch *b, ts_batch_info *out);

@@ -260,6 +260,20 @@ TS_TEST(test_batch_step_checks)
     TS_CHECK(info.pages_total == 2 && info.pages_free == 1 && info.n_open == 1,
              "info: %lld total %lld free %d open", (long long)info.pages_total,
              (long long)info.pages_free, info.n_open);
+    /* Scheduled-use misuse: a second prompt while one is queued, a push to a
+     * busy sequence, a prompt no pool could hold. */
+    int n_ready = -1, ready[4];
+    TS_CHECK(ts_batch_run(b, ready, 4, &n_ready, &err) == TS_OK && n_ready == 0, "idle run");
+    TS_CHECK(ts_batch_seq_prompt(b, s1, toks, 10, NULL, &err) == TS_OK, "prompt: %s", err.msg);
+    TS_CHECK(ts_batch_seq_prompt(b, s1, toks, 10, NULL, &err) == TS_E_STATE, "second prompt");
+    TS_CHECK(ts_batch_seq_push(b, s1, 3, &err) == TS_E_STATE, "push while queued");
+    TS_CHECK(ts_batch_run(b, ready, 4, &n_ready, &err) == TS_OK && n_ready == 1 &&
+                 ready[0] == s1, "run: %d ready, %s", n_ready, err.msg);
+    TS_CHECK(ts_batch_seq_push(b, s1, -4, &err) == TS_E_ARG, "bad token pushed");
+    int s3 = -1;
+    TS_REQUIRE(ts_batch_seq_open(b, &s3, &err) == TS_OK, "reopen: %s", err.msg);
+    TS_CHECK(ts_batch_seq_prompt(b, s3, toks, 0, NULL, &err) == TS_E_ARG, "empty prompt");
+    ts_batch_seq_close(b, s3);
     /* One forward pass per engine: a second caller is refused, not aborted. */
     ts_session *s = NULL;
     TS_REQUIRE(ts_session_create(&s, eng, &(ts_session_opts){.n_ctx = 16}, &err) == TS_OK, "%s",
@@ -306,4 +320,114 @@ TS_TEST(test_batch_batched_bench_cli)
                         bad[i]);
         TS_CHECK(rc == 2, "%s: rc %d: %s", bad[i], rc, out);
     }
+}
+
+/* The scheduled path (ts_batch_seq_prompt / _push / ts_batch_run) under every
+ * policy, budget and chunk: prompts arrive at random steps, each sequence
+ * decodes a fixed continuation (as if sampled), and every prompt position's
+ * logits and every decode's logits equal a lone session's. */
+static void scheduled_on(ts_engine *eng, int64_t n_vocab, int schedule, int budget, int chunk,
+                         uint64_t seed)
+{
+    enum { N_JOBS = 6, N_DEC = 5 };
+    job jobs[N_JOBS];
+    int n_pre[N_JOBS], dec_done[N_JOBS], max_len = 0;
+    memset(jobs, 0, sizeof(jobs));
+    for (int j = 0; j < N_JOBS; j++) {
+        job *jb = &jobs[j];
+        n_pre[j] = 1 + (int)(ts_test_rand(&seed) % 90);
+        jb->n = n_pre[j] + N_DEC;
+        jb->toks = malloc((size_t)jb->n * sizeof(int32_t));
+        for (int t = 0; t < jb->n; t++)
+            jb->toks[t] = t == 0 ? 1 : (int32_t)(ts_test_rand(&seed) % (uint64_t)n_vocab);
+        jb->ref = lone(eng, jb->toks, jb->n, false, n_vocab);
+        jb->got = calloc((size_t)jb->n * (size_t)n_vocab, sizeof(float));
+        jb->seq = -1;
+        jb->arrive = (int)(ts_test_rand(&seed) % 6);
+        dec_done[j] = 0;
+        max_len = jb->n > max_len ? jb->n : max_len;
+    }
+    ts_batch *b = NULL;
+    ts_err err = {0};
+    ts_batch_opts bo = {.n_seq = 4, .n_ctx = max_len, .max_tokens = budget, .chunk = chunk,
+                        .schedule = schedule};
+    TS_REQUIRE(ts_batch_create(&b, eng, &bo, &err) == TS_OK, "batch: %s", err.msg);
+    ts_batch_debug_poison(b, true);
+    int finished = 0, ready[8], n_ready = 0;
+    for (int step = 0; finished < N_JOBS && step < 4000; step++) {
+        for (int j = 0; j < N_JOBS; j++) {
+            job *jb = &jobs[j];
+            if (jb->seq < 0 && !jb->fed && step >= jb->arrive &&
+                ts_batch_seq_open(b, &jb->seq, &err) == TS_OK) {
+                TS_REQUIRE(ts_batch_seq_prompt(b, jb->seq, jb->toks, n_pre[j], jb->got, &err) ==
+                           TS_OK, "prompt: %s", err.msg);
+                jb->fed = 1; /* submitted */
+            }
+        }
+        ts_status st = ts_batch_run(b, ready, 8, &n_ready, &err);
+        TS_REQUIRE(st == TS_OK, "%s budget %d chunk %d step %d: %s", ts_schedule_name(schedule),
+                   budget, chunk, step, err.msg);
+        for (int r = 0; r < n_ready; r++) {
+            job *jb = NULL;
+            int j = 0;
+            for (; j < N_JOBS && !jb; j++)
+                if (jobs[j].seq == ready[r])
+                    jb = &jobs[j];
+            j--;
+            int pos = ts_batch_seq_pos(b, jb->seq);
+            if (pos > n_pre[j]) /* a decode's logits: the row of position pos - 1 */
+                memcpy(jb->got + (size_t)(pos - 1) * n_vocab, ts_batch_logits(b, jb->seq),
+                       (size_t)n_vocab * sizeof(float));
+            if (dec_done[j] == N_DEC) {
+                ts_batch_seq_close(b, jb->seq);
+                jb->seq = -1;
+                finished++;
+                continue;
+            }
+            TS_REQUIRE(ts_batch_seq_push(b, jb->seq, jb->toks[n_pre[j] + dec_done[j]], &err) ==
+                       TS_OK, "push: %s", err.msg);
+            dec_done[j]++;
+        }
+    }
+    TS_CHECK(finished == N_JOBS, "%s: %d of %d finished", ts_schedule_name(schedule), finished,
+             N_JOBS);
+    for (int j = 0; j < N_JOBS; j++) {
+        /* The last token's logits are never asked for (no decode after it). */
+        for (int t = 0; t < jobs[j].n - 1; t++)
+            if (memcmp(jobs[j].got + (size_t)t * n_vocab, jobs[j].ref + (size_t)t * n_vocab,
+                       (size_t)n_vocab * sizeof(float))) {
+                TS_CHECK(0, "%s budget %d chunk %d: job %d position %d differs",
+                         ts_schedule_name(schedule), budget, chunk, j, t);
+                break;
+            }
+        free(jobs[j].toks), free(jobs[j].ref), free(jobs[j].got);
+    }
+    ts_batch_destroy(b);
+}
+
+TS_TEST(test_batch_scheduled_invariance)
+{
+    char path[512];
+    if (gen(path, sizeof(path), "batch-sched.gguf", "--type q4_0"))
+        return;
+    static const int budgets[] = {1, 7, 64, 512}, chunks[] = {1, 13, 512};
+    for (int ti = 1; ti <= 3; ti += 2) {
+        ts_engine *eng = NULL;
+        ts_err err = {0};
+        TS_REQUIRE(ts_engine_create(&eng, &(ts_engine_opts){.model_path = path, .n_threads = ti},
+                                    &err) == TS_OK, "%s", err.msg);
+        ts_engine_info info;
+        ts_engine_get_info(eng, &info);
+        for (int sch = TS_SCHED_PREFILL_FIRST; sch <= TS_SCHED_DECODE_PRIORITY; sch++)
+            for (int bi = 0; bi < 4; bi++)
+                scheduled_on(eng, info.n_vocab, sch, budgets[bi], chunks[(bi + sch + ti) % 3],
+                             0x5c4e + 100 * sch + bi);
+        ts_engine_destroy(eng);
+    }
+    TS_CHECK(ts_schedule_parse("interleaved") == TS_SCHED_INTERLEAVED &&
+                 ts_schedule_parse("prefill-first") == TS_SCHED_PREFILL_FIRST &&
+                 ts_schedule_parse("decode-priority") == TS_SCHED_DECODE_PRIORITY &&
+                 ts_schedule_parse("fifo") == -1 &&
+                 !strcmp(ts_schedule_name(TS_SCHED_DEFAULT), "interleaved"),
+             "schedule names");
 }
