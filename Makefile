@@ -116,7 +116,7 @@ asan: test
 tsan:
 	@$(MAKE) --no-print-directory MODE=tsan all
 	TSAN_OPTIONS=halt_on_error=1 TESSERA_BIN=build/tsan/tessera build/tsan/tessera-tests \
-	  pool mm_glu mm_threads engine numa
+	  pool mm_glu mm_threads engine numa batch_invariance_dense batch_step_checks
 
 check-deps:
 	@sh tools/check-deps.sh

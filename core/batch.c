@@ -17,7 +17,6 @@
  * logits depend on its own tokens only: not on co-tenants, their arrival, the
  * step's token count or how its prompt was split into steps.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

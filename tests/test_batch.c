@@ -431,3 +431,61 @@ TS_TEST(test_batch_scheduled_invariance)
                  !strcmp(ts_schedule_name(TS_SCHED_DEFAULT), "interleaved"),
              "schedule names");
 }
+
+/* `tessera run --prompts F --parallel N`: each completion equals a lone run's
+ * with the same seed; `tessera logits --tokens A,B --out-dir D`: each file's
+ * logits equal a lone `tessera logits`; bad input is a clear error. */
+TS_TEST(test_batch_cli_parallel_equals_lone)
+{
+    char path[512], out[16384], one[4096], cmd_dir[600];
+    if (gen(path, sizeof(path), "par.gguf", "--type q8_0"))
+        return;
+    const char *dir = ts_test_tmpdir();
+    snprintf(cmd_dir, sizeof(cmd_dir), "%s/par-out", dir);
+    static const char *lines[] = {"hello world", "a b c d e f g", "zz", "one two three four"};
+    TS_REQUIRE(ts_test_sh(NULL, 0, 10, "printf '%s\\n%s\\n\\n%s\\n%s\\n' > %s/prompts.txt", lines[0],
+                          lines[1], lines[2], lines[3], dir) == 0, "prompts");
+    int rc = ts_test_sh(out, sizeof(out), 120,
+                        "%s run -m %s --prompts %s/prompts.txt --parallel 3 -n 12 --seed 9 "
+                        "--temp 0.9 --batch-tokens 5 --chunk 3 --schedule decode-priority "
+                        "2>/dev/null", ts_test_bin(), path, dir);
+    TS_CHECK(rc == 0, "parallel: rc %d: %s", rc, out);
+    for (int i = 0; i < 4; i++) {
+        rc = ts_test_sh(one, sizeof(one), 60, "%s run -m %s -p '%s' -n 12 --seed 9 --temp 0.9 "
+                        "2>/dev/null", ts_test_bin(), path, lines[i]);
+        one[strcspn(one, "\n")] = 0;
+        char want[4200];
+        snprintf(want, sizeof(want), "[%d] %s\n", i, one);
+        TS_CHECK(rc == 0 && strstr(out, want), "prompt %d: lone '%s' not in:\n%s", i, one, out);
+    }
+    /* logits of three token files, together vs alone */
+    rc = ts_test_sh(out, sizeof(out), 120,
+                    "cd %s && echo 1 5 9 300 2 > a.txt && seq 1 90 > b.txt && echo 7 > c.txt && "
+                    "mkdir -p par-out && for f in a b c; do %s logits -m %s --tokens $f.txt "
+                    "--out $f.lone || exit 1; done && %s logits -m %s --tokens a.txt,b.txt,c.txt "
+                    "--out-dir par-out --batch-tokens 7 --chunk 4 --parallel 2 -t 3 && "
+                    "for f in a b c; do cmp $f.lone par-out/$f.txt.logits || exit 1; done",
+                    dir, ts_test_bin(), path, ts_test_bin(), path);
+    TS_CHECK(rc == 0, "logits --out-dir: rc %d: %s", rc, out);
+    static const struct {
+        const char *args;
+        int rc;
+        const char *want;
+    } bad[] = {
+        {"run -m M --prompts P --parallel 0", 2, "--parallel"},
+        {"run -m M --prompts /dev/null --parallel 2", 1, "not a regular file"},
+        {"run -m M --prompts E --parallel 2", 1, "no prompts"},
+        {"run -m M --prompts P --parallel 2 -n 100 --kv-size 10", 1, "KV pool"},
+        {"run -m M -p hi --parallel 2", 2, "--prompts"},
+        {"logits -m M --tokens a.txt,x/a.txt --out-dir D", 2, "same name"},
+        {"logits -m M --tokens a.txt --out-dir D --schedule lifo", 2, "--schedule"},
+    };
+    /* M, P, E, D: the model, the prompts, an empty file, the output dir. */
+    TS_REQUIRE(ts_test_sh(NULL, 0, 10, "cd %s && : > E && mkdir -p x D && cp a.txt x/ && "
+                          "ln -sf %s M && cp prompts.txt P", dir, path) == 0, "setup");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        rc = ts_test_sh(out, sizeof(out), 60, "cd %s && %s %s", dir, ts_test_bin(), bad[i].args);
+        TS_CHECK(rc == bad[i].rc && strstr(out, bad[i].want), "%s: rc %d (want %d, '%s'): %s",
+                 bad[i].args, rc, bad[i].rc, bad[i].want, out);
+    }
+}

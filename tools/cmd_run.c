@@ -13,22 +13,15 @@
 
 #include "cmds.h"
 #include "fileio.h"
+#include "run_args.h"
 #include "tessera.h"
 
 #define CMD "run"
 
-typedef struct {
-    const char *model, *prompt, *file;
-    long long n_predict, threads, chunk, n_ctx;
-    bool kv_f32;
-    int numa;
-    const char *cpu_range;
-    ts_sampling samp;
-} run_args;
-
 static int usage(const char *msg)
 {
-    ts_cli_error(CMD, "%s (usage: tessera run -m MODEL (-p TEXT | -f FILE) -n N [-t T] "
+    ts_cli_error(CMD, "%s (usage: tessera run -m MODEL (-p TEXT | -f FILE | --prompts FILE "
+                 "--parallel N [--batch-tokens B] [--schedule S] [--kv-size T]) -n N [-t T] "
                  "[--chunk C] [-c CTX] [--temp X] [--top-k K] [--top-p P] [--min-p P] "
                  "[--repeat-penalty X] [--seed S] [--kv-type f16|f32] "
                  "[--numa distribute|replicate|isolate|none] [--cpu-range A-B])", msg);
@@ -50,7 +43,7 @@ static bool parse_f(const char *s, float lo, float hi, float *out)
 /* Returns 0 on success, else the exit status (usage message printed). */
 static int parse(int argc, char **argv, run_args *a)
 {
-    *a = (run_args){.n_predict = 128, .chunk = -2, .n_ctx = 0,
+    *a = (run_args){.n_predict = 128, .chunk = -2, .n_ctx = 0, .batch_tokens = 512,
                     .samp = {.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f,
                              .repeat_penalty = 1.0f, .repeat_last_n = 64,
                              .seed = (uint64_t)time(NULL)}};
@@ -66,6 +59,14 @@ static int parse(int argc, char **argv, run_args *a)
         if (!strcmp(o, "-m")) a->model = v;
         else if (!strcmp(o, "-p")) a->prompt = v;
         else if (!strcmp(o, "-f")) a->file = v;
+        else if (!strcmp(o, "--prompts")) a->prompts = v;
+        else if (!strcmp(o, "--parallel") || !strcmp(o, "-np"))
+            ok = ok && ts_cli_parse_i64(v, 1, 256, &a->parallel);
+        else if (!strcmp(o, "--kv-size"))
+            ok = ok && ts_cli_parse_i64(v, 1, 1 << 30, &a->kv_size);
+        else if (!strcmp(o, "--batch-tokens"))
+            ok = ok && ts_cli_parse_i64(v, 1, 1 << 20, &a->batch_tokens);
+        else if (!strcmp(o, "--schedule")) ok = ok && (a->schedule = ts_schedule_parse(v)) >= 0;
         else if (!strcmp(o, "--cpu-range")) a->cpu_range = v;
         else if (!strcmp(o, "--numa")) ok = ok && (a->numa = ts_numa_parse(v)) >= 0;
         else if (!strcmp(o, "-n")) ok = ok && ts_cli_parse_i64(v, 0, 1 << 24, &a->n_predict);
@@ -98,14 +99,18 @@ static int parse(int argc, char **argv, run_args *a)
     }
     if (!a->model)
         return usage("-m MODEL is required");
-    if (!a->prompt == !a->file)
-        return usage("give exactly one of -p TEXT or -f FILE");
+    if ((a->prompt != NULL) + (a->file != NULL) + (a->prompts != NULL) != 1)
+        return usage("give exactly one of -p TEXT, -f FILE or --prompts FILE");
+    if (a->prompts && !a->parallel)
+        a->parallel = 1;
+    if (a->parallel && !a->prompts)
+        return usage("--parallel runs the prompts of --prompts FILE (one a line)");
     return 0;
 }
 
 /* The context a run may use: -c, else what the default sizing below may grow
  * to (the trained context, at least 4096). */
-static long long ctx_limit(const run_args *a, const ts_engine_info *info)
+long long ts_run_ctx_limit(const run_args *a, const ts_engine_info *info)
 {
     if (a->n_ctx)
         return a->n_ctx;
@@ -116,8 +121,7 @@ static long long ctx_limit(const run_args *a, const ts_engine_info *info)
  * token cannot fit (every token covers at most that many bytes of text), so
  * it is refused before it is read, whatever its size (/dev/zero, a 50 GB
  * log). */
-static size_t prompt_byte_limit(const ts_engine *eng, const ts_engine_info *info,
-                                long long ctx)
+size_t ts_run_prompt_byte_limit(const ts_engine *eng, const ts_engine_info *info, long long ctx)
 {
     char piece[1024];
     size_t longest = 1;
@@ -184,6 +188,8 @@ int cmd_run(int argc, char **argv)
     int rc = parse(argc, argv, &a);
     if (rc)
         return rc;
+    if (a.prompts)
+        return ts_run_parallel(&a);
     size_t plen = a.prompt ? strlen(a.prompt) : 0;
     char *text = NULL;
     const char *prompt = a.prompt;
@@ -202,9 +208,9 @@ int cmd_run(int argc, char **argv)
     t_load = ts_cli_now_s() - t_load; /* printed on success only (errors stay one line) */
     ts_engine_info info;
     ts_engine_get_info(eng, &info);
-    const long long limit = ctx_limit(&a, &info);
+    const long long limit = ts_run_ctx_limit(&a, &info);
     if (a.file) {
-        if (ts_file_read(a.file, "prompt file", prompt_byte_limit(eng, &info, limit), &text,
+        if (ts_file_read(a.file, "prompt file", ts_run_prompt_byte_limit(eng, &info, limit), &text,
                          &plen, &err) != TS_OK)
             goto done;
         prompt = text;
