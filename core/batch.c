@@ -22,6 +22,7 @@
 
 #include "batch.h"
 #include "err.h"
+#include "prefix.h"
 #include "session.h"
 #include "../sched/plan.h"
 
@@ -79,7 +80,9 @@ struct ts_batch {
     int n_seq;
     int64_t n_ctx, max_tokens, n_vocab;
     int32_t max_pages; /* per sequence: ceil(n_ctx / page) */
-    int32_t *free_pages, n_free;
+    ts_prefix *pages;  /* the pool's page allocator and prefix cache */
+    bool prefix_on;
+    int64_t prefix_hits; /* prompt positions served from cached pages */
     bseq *seqs;
     ts_span *spans;    /* (n_seq) */
     int32_t *tok_buf;  /* (max_tokens) */
@@ -133,14 +136,16 @@ ts_status ts_batch_create(ts_batch **out, ts_engine *eng, const ts_batch_opts *o
     if (st == TS_OK)
         st = ts_kv_init_pool(&b->pool, hp, n_pages, !o.kv_f32, err);
     if (st == TS_OK) {
-        b->free_pages = malloc((size_t)n_pages * sizeof(int32_t));
+        st = ts_prefix_create(&b->pages, (int32_t)n_pages, err);
+    }
+    if (st == TS_OK) {
         b->seqs = calloc((size_t)b->n_seq, sizeof(bseq));
         b->spans = calloc((size_t)b->n_seq, sizeof(ts_span));
         b->tok_buf = malloc((size_t)b->max_tokens * sizeof(int32_t));
         b->rows = malloc((size_t)b->n_seq * sizeof(int32_t));
         b->row_seq = malloc((size_t)b->n_seq * sizeof(int));
         b->head_out = malloc((size_t)b->n_seq * (size_t)b->n_vocab * sizeof(float));
-        bool ok = b->free_pages && b->seqs && b->spans && b->tok_buf && b->rows && b->row_seq &&
+        bool ok = b->seqs && b->spans && b->tok_buf && b->rows && b->row_seq &&
                   b->head_out;
         b->pseq = calloc((size_t)b->n_seq, sizeof(*b->pseq));
         b->pseq_of = calloc((size_t)b->n_seq, sizeof(int));
@@ -164,10 +169,7 @@ ts_status ts_batch_create(ts_batch **out, ts_engine *eng, const ts_batch_opts *o
     b->plan = (ts_plan_opts){.policy = policy_of(o.schedule), .budget = (int32_t)b->max_tokens,
                              .chunk = (int32_t)(chunk < b->max_tokens ? chunk : b->max_tokens),
                              .page_tokens = TS_BATCH_PAGE};
-    /* Page 0 on top of the stack: a fresh batch hands out pages in order. */
-    for (int64_t p = 0; p < n_pages; p++)
-        b->free_pages[p] = (int32_t)(n_pages - 1 - p);
-    b->n_free = (int32_t)n_pages;
+    b->prefix_on = !o.no_prefix_cache;
     *out = b;
     return TS_OK;
 }
@@ -191,7 +193,7 @@ void ts_batch_destroy(ts_batch *b)
     free(b->rows);
     free(b->row_seq);
     free(b->head_out);
-    free(b->free_pages);
+    ts_prefix_destroy(b->pages);
     ts_kv_fini(&b->pool);
     ts_session_destroy(b->ws);
     free(b);
@@ -216,11 +218,9 @@ void ts_batch_seq_close(ts_batch *b, int seq)
     if (seq < 0 || seq >= b->n_seq || !b->seqs[seq].open)
         return;
     bseq *q = &b->seqs[seq];
-    for (int32_t i = q->n_pages - 1; i >= 0; i--) {
-        if (b->poison)
+    for (int32_t i = q->n_pages - 1; i >= 0; i--)
+        if (ts_prefix_unref(b->pages, q->pages[i]) && b->poison)
             ts_kv_poison_page(&b->pool, q->pages[i]);
-        b->free_pages[b->n_free++] = q->pages[i];
-    }
     q->n_pages = 0;
     q->open = false;
     q->has_logits = false;
@@ -247,7 +247,9 @@ void ts_batch_get_info(const ts_batch *b, ts_batch_info *out)
     out->n_ctx = b->n_ctx;
     out->max_tokens = b->max_tokens;
     out->pages_total = b->pool.n_pages;
-    out->pages_free = b->n_free;
+    out->pages_free = ts_prefix_available(b->pages);
+    out->prefix_hit_tokens = b->prefix_hits;
+    out->prefix_cached_pages = ts_prefix_cached(b->pages);
 }
 
 void ts_batch_debug_poison(ts_batch *b, bool on) { b->poison = on; }
@@ -292,12 +294,12 @@ static ts_status check_step(const ts_batch *b, const ts_batch_span *sp, int n, t
     if (total > b->max_tokens)
         return ts_err_set(err, TS_E_ARG, "batch step: %lld tokens, more than max_tokens %lld",
                           (long long)total, (long long)b->max_tokens);
-    if (pages > b->n_free)
+    const int32_t avail = ts_prefix_available(b->pages);
+    if (pages > avail)
         return ts_err_set(err, TS_E_NOMEM,
                           "KV pool full: the step needs %lld new pages, %d of %lld are free "
                           "(pages of %d positions; a larger kv_size or fewer sequences helps)",
-                          (long long)pages, b->n_free, (long long)b->pool.n_pages,
-                          TS_BATCH_PAGE);
+                          (long long)pages, avail, (long long)b->pool.n_pages, TS_BATCH_PAGE);
     return TS_OK;
 }
 
@@ -313,8 +315,15 @@ ts_status ts_batch_step(ts_batch *b, const ts_batch_span *sp, int n, ts_err *err
     for (int i = 0; i < n; i++) {
         bseq *q = &b->seqs[sp[i].seq];
         const int64_t need = pages_for(q->pos + sp[i].n_tok);
-        while (q->n_pages < need)
-            q->pages[q->n_pages++] = b->free_pages[--b->n_free];
+        while (q->n_pages < need) { /* checked: available >= every span's need */
+            const int32_t pg = ts_prefix_alloc(b->pages);
+            if (b->poison) /* whatever it held must never be read */
+                ts_kv_poison_page(&b->pool, pg);
+            q->pages[q->n_pages++] = pg;
+        }
+        /* The token history (the prefix cache's keys); queued tokens are there. */
+        if (sp[i].tokens != q->queue + q->pos)
+            memcpy(q->queue + q->pos, sp[i].tokens, (size_t)sp[i].n_tok * sizeof(int32_t));
         b->spans[i] = (ts_span){&b->pool, q->pages, q->pos, row, sp[i].n_tok};
         memcpy(b->tok_buf + row, sp[i].tokens, (size_t)sp[i].n_tok * sizeof(int32_t));
         for (int t = 0; t < sp[i].n_tok; t++)
@@ -351,9 +360,15 @@ ts_status ts_batch_step(ts_batch *b, const ts_batch_span *sp, int n, ts_err *err
     }
     for (int i = 0; i < n; i++) {
         bseq *q = &b->seqs[sp[i].seq];
+        const int64_t old = q->pos;
         q->pos += sp[i].n_tok;
         if (q->n_queued < q->pos) /* tokens given straight to a step, not queued */
             q->n_queued = q->pos;
+        /* Publish the pages this step filled: their bits are final. */
+        for (int64_t blk = old / TS_BATCH_PAGE; b->prefix_on && blk < q->pos / TS_BATCH_PAGE;
+             blk++)
+            ts_prefix_publish(b->pages, q->pages[blk], blk ? q->pages[blk - 1] : -1,
+                              q->queue + blk * TS_BATCH_PAGE);
     }
     ts_engine_leave(b->eng);
     return TS_OK;
@@ -402,6 +417,24 @@ ts_status ts_batch_seq_prompt(ts_batch *b, int seq, const int32_t *tokens, int n
                               (int)tokens[i], i);
     memcpy(q->queue + q->pos, tokens, (size_t)n_tok * sizeof(int32_t));
     q->n_queued = q->pos + n_tok;
+    /* Prefix cache: a fresh sequence takes the cached pages of its prompt's
+     * leading whole blocks, but never the block of the last prompt token (its
+     * logits must be computed) and not when every position's logits are
+     * asked for (shared positions are not recomputed). */
+    if (b->prefix_on && q->pos == 0 && !logits_all) {
+        int64_t blk = 0;
+        for (; (blk + 1) * TS_BATCH_PAGE <= n_tok - 1; blk++) {
+            const int32_t pg = ts_prefix_find(b->pages, blk ? q->pages[blk - 1] : -1,
+                                              tokens + blk * TS_BATCH_PAGE);
+            if (pg < 0)
+                break;
+            ts_prefix_ref(b->pages, pg);
+            q->pages[q->n_pages++] = pg;
+        }
+        q->pos = blk * TS_BATCH_PAGE;
+        q->prompt_done += q->pos;
+        b->prefix_hits += q->pos;
+    }
     q->prompt_total += n_tok;
     q->logits_all = logits_all;
     q->la_base = q->pos;
@@ -451,7 +484,7 @@ ts_status ts_batch_run(ts_batch *b, int *ready, int cap, int *n_ready, ts_err *e
     if (n == 0)
         return TS_OK;
     ts_plan_opts po = b->plan;
-    po.free_pages = b->n_free;
+    po.free_pages = ts_prefix_available(b->pages);
     const int n_items = ts_plan_step(b->pseq, n, &po, b->items, b->n_seq);
     if (n_items < 0)
         return ts_err_set(err, TS_E_STATE, "batch run: the planner refused its input");
@@ -459,7 +492,7 @@ ts_status ts_batch_run(ts_batch *b, int *ready, int cap, int *n_ready, ts_err *e
         return ts_err_set(err, TS_E_NOMEM,
                           "KV pool full: %d sequences wait and none can get a page (%d of "
                           "%lld free); close one",
-                          n, b->n_free, (long long)b->pool.n_pages);
+                          n, ts_prefix_available(b->pages), (long long)b->pool.n_pages);
     for (int k = 0; k < n_items; k++) {
         bseq *q = &b->seqs[b->items[k].id];
         const int n_tok = b->items[k].n_tok;

@@ -148,6 +148,7 @@ typedef struct {
     int chunk;      /* ts_batch_run: prompt tokens of one sequence per step; 0 = 512 */
     int schedule;   /* ts_batch_run: a ts_schedule */
     bool kv_f32;    /* pool in f32; default f16 */
+    bool no_prefix_cache; /* default: prompts share cached pages of an equal prefix */
 } ts_batch_opts;
 /* One sequence's part of a step: n_tok tokens at its next positions. */
 typedef struct {
@@ -160,7 +161,9 @@ typedef struct {
 typedef struct {
     int n_seq, n_open;
     int64_t n_ctx, max_tokens;
-    int64_t pages_total, pages_free; /* of TS_BATCH_PAGE positions */
+    int64_t pages_total, pages_free; /* of TS_BATCH_PAGE positions (free: or evictable) */
+    int64_t prefix_hit_tokens;       /* prompt positions taken from cached pages */
+    int64_t prefix_cached_pages;
 } ts_batch_info;
 
 ts_status ts_batch_create(ts_batch **out, ts_engine *eng, const ts_batch_opts *opts,
@@ -178,7 +181,10 @@ ts_status ts_batch_step(ts_batch *b, const ts_batch_span *spans, int n_spans, ts
  * for every position's logits) or, once seq is ready, its next token; then
  * ts_batch_run plans one step under the schedule and runs it. ready gets the
  * sequences whose queued tokens are all done (fresh logits: sample, push).
- * TS_E_NOMEM: work is queued but no sequence can get a KV page (close one). */
+ * TS_E_NOMEM: work is queued but no sequence can get a KV page (close one).
+ * Prefix cache: a fresh sequence's prompt shares the cached pages of an
+ * equal prefix (whole pages before its last token; not with logits_all), and
+ * its logits are the bits a cold run gives. */
 ts_status ts_batch_seq_prompt(ts_batch *b, int seq, const int32_t *tokens, int n_tok,
                               float *logits_all, ts_err *err);
 ts_status ts_batch_seq_push(ts_batch *b, int seq, int32_t token, ts_err *err);

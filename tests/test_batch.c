@@ -327,7 +327,7 @@ TS_TEST(test_batch_batched_bench_cli)
  * decodes a fixed continuation (as if sampled), and every prompt position's
  * logits and every decode's logits equal a lone session's. */
 static void scheduled_on(ts_engine *eng, int64_t n_vocab, int schedule, int budget, int chunk,
-                         uint64_t seed)
+                         uint64_t seed, int prefix, int kv_size, int64_t *hits)
 {
     enum { N_JOBS = 6, N_DEC = 5 };
     job jobs[N_JOBS];
@@ -335,22 +335,33 @@ static void scheduled_on(ts_engine *eng, int64_t n_vocab, int schedule, int budg
     memset(jobs, 0, sizeof(jobs));
     for (int j = 0; j < N_JOBS; j++) {
         job *jb = &jobs[j];
-        n_pre[j] = 1 + (int)(ts_test_rand(&seed) % 90);
+        n_pre[j] = prefix + 1 + (int)(ts_test_rand(&seed) % 90);
         jb->n = n_pre[j] + N_DEC;
         jb->toks = malloc((size_t)jb->n * sizeof(int32_t));
+        /* The shared prefix: two groups (job parity) differ in their first page
+         * only, so a page of the second block must never serve the other
+         * group (its key names the page before it). */
+        uint64_t head = 0xc0ffee + (uint64_t)(j & 1), common = 0xbeef;
         for (int t = 0; t < jb->n; t++)
-            jb->toks[t] = t == 0 ? 1 : (int32_t)(ts_test_rand(&seed) % (uint64_t)n_vocab);
+            jb->toks[t] = t == 0 ? 1
+                          : t < TS_BATCH_PAGE && t < prefix
+                              ? (int32_t)(ts_test_rand(&head) % (uint64_t)n_vocab)
+                          : t < prefix ? (int32_t)(ts_test_rand(&common) % (uint64_t)n_vocab)
+                                       : (int32_t)(ts_test_rand(&seed) % (uint64_t)n_vocab);
+        jb->checked = calloc((size_t)jb->n, sizeof(bool));
         jb->ref = lone(eng, jb->toks, jb->n, false, n_vocab);
         jb->got = calloc((size_t)jb->n * (size_t)n_vocab, sizeof(float));
         jb->seq = -1;
         jb->arrive = (int)(ts_test_rand(&seed) % 6);
+        if (prefix && j >= 2) /* after jobs 0 and 1 (one per group) have filled the cache */
+            jb->arrive += 300;
         dec_done[j] = 0;
         max_len = jb->n > max_len ? jb->n : max_len;
     }
     ts_batch *b = NULL;
     ts_err err = {0};
     ts_batch_opts bo = {.n_seq = 4, .n_ctx = max_len, .max_tokens = budget, .chunk = chunk,
-                        .schedule = schedule};
+                        .schedule = schedule, .kv_size = kv_size};
     TS_REQUIRE(ts_batch_create(&b, eng, &bo, &err) == TS_OK, "batch: %s", err.msg);
     ts_batch_debug_poison(b, true);
     int finished = 0, ready[8], n_ready = 0;
@@ -359,8 +370,13 @@ static void scheduled_on(ts_engine *eng, int64_t n_vocab, int schedule, int budg
             job *jb = &jobs[j];
             if (jb->seq < 0 && !jb->fed && step >= jb->arrive &&
                 ts_batch_seq_open(b, &jb->seq, &err) == TS_OK) {
-                TS_REQUIRE(ts_batch_seq_prompt(b, jb->seq, jb->toks, n_pre[j], jb->got, &err) ==
-                           TS_OK, "prompt: %s", err.msg);
+                /* With a shared prefix the prompt logits are not asked for (the
+                 * prefix cache serves it); without, every position's are. */
+                TS_REQUIRE(ts_batch_seq_prompt(b, jb->seq, jb->toks, n_pre[j],
+                                               prefix ? NULL : jb->got, &err) == TS_OK,
+                           "prompt: %s", err.msg);
+                for (int t = 0; !prefix && t < n_pre[j]; t++)
+                    jb->checked[t] = true;
                 jb->fed = 1; /* submitted */
             }
         }
@@ -375,9 +391,11 @@ static void scheduled_on(ts_engine *eng, int64_t n_vocab, int schedule, int budg
                     jb = &jobs[j];
             j--;
             int pos = ts_batch_seq_pos(b, jb->seq);
-            if (pos > n_pre[j]) /* a decode's logits: the row of position pos - 1 */
+            if (pos > n_pre[j] || prefix) { /* the row of position pos - 1 */
                 memcpy(jb->got + (size_t)(pos - 1) * n_vocab, ts_batch_logits(b, jb->seq),
                        (size_t)n_vocab * sizeof(float));
+                jb->checked[pos - 1] = true;
+            }
             if (dec_done[j] == N_DEC) {
                 ts_batch_seq_close(b, jb->seq);
                 jb->seq = -1;
@@ -392,15 +410,24 @@ static void scheduled_on(ts_engine *eng, int64_t n_vocab, int schedule, int budg
     TS_CHECK(finished == N_JOBS, "%s: %d of %d finished", ts_schedule_name(schedule), finished,
              N_JOBS);
     for (int j = 0; j < N_JOBS; j++) {
-        /* The last token's logits are never asked for (no decode after it). */
-        for (int t = 0; t < jobs[j].n - 1; t++)
-            if (memcmp(jobs[j].got + (size_t)t * n_vocab, jobs[j].ref + (size_t)t * n_vocab,
+        int n_checked = 0;
+        for (int t = 0; t < jobs[j].n; t++) {
+            n_checked += jobs[j].checked[t];
+            if (jobs[j].checked[t] &&
+                memcmp(jobs[j].got + (size_t)t * n_vocab, jobs[j].ref + (size_t)t * n_vocab,
                        (size_t)n_vocab * sizeof(float))) {
-                TS_CHECK(0, "%s budget %d chunk %d: job %d position %d differs",
-                         ts_schedule_name(schedule), budget, chunk, j, t);
+                TS_CHECK(0, "%s budget %d chunk %d prefix %d: job %d position %d differs",
+                         ts_schedule_name(schedule), budget, chunk, prefix, j, t);
                 break;
             }
-        free(jobs[j].toks), free(jobs[j].ref), free(jobs[j].got);
+        }
+        TS_CHECK(n_checked >= N_DEC, "job %d: %d positions checked", j, n_checked);
+        free(jobs[j].toks), free(jobs[j].ref), free(jobs[j].got), free(jobs[j].checked);
+    }
+    if (hits) {
+        ts_batch_info info;
+        ts_batch_get_info(b, &info);
+        *hits = info.prefix_hit_tokens;
     }
     ts_batch_destroy(b);
 }
@@ -421,7 +448,7 @@ TS_TEST(test_batch_scheduled_invariance)
         for (int sch = TS_SCHED_PREFILL_FIRST; sch <= TS_SCHED_DECODE_PRIORITY; sch++)
             for (int bi = 0; bi < 4; bi++)
                 scheduled_on(eng, info.n_vocab, sch, budgets[bi], chunks[(bi + sch + ti) % 3],
-                             0x5c4e + 100 * sch + bi);
+                             0x5c4e + 100 * sch + bi, 0, 0, NULL);
         ts_engine_destroy(eng);
     }
     TS_CHECK(ts_schedule_parse("interleaved") == TS_SCHED_INTERLEAVED &&
@@ -488,4 +515,30 @@ TS_TEST(test_batch_cli_parallel_equals_lone)
         TS_CHECK(rc == bad[i].rc && strstr(out, bad[i].want), "%s: rc %d (want %d, '%s'): %s",
                  bad[i].args, rc, bad[i].rc, bad[i].want, out);
     }
+}
+
+/* Prefix cache: prompts sharing a 150-token prefix take each other's pages
+ * (hits counted), from live and from finished sequences, and every checked
+ * logit equals a cold lone run; a small pool evicts cached pages and stays
+ * exact. */
+TS_TEST(test_batch_prefix_cache_identity)
+{
+    char path[512];
+    if (gen(path, sizeof(path), "batch-prefix.gguf", "--type q8_0"))
+        return;
+    ts_engine *eng = NULL;
+    ts_err err = {0};
+    TS_REQUIRE(ts_engine_create(&eng, &(ts_engine_opts){.model_path = path, .n_threads = 2},
+                                &err) == TS_OK, "%s", err.msg);
+    ts_engine_info info;
+    ts_engine_get_info(eng, &info);
+    int64_t hits = 0;
+    scheduled_on(eng, info.n_vocab, TS_SCHED_INTERLEAVED, 64, 32, 0x9f1, 150, 0, &hits);
+    /* Jobs 2-5 arrive after 0 and 1 ran: two whole pages each from the cache. */
+    TS_CHECK(hits >= 4 * 128, "only %lld prompt positions from the cache", (long long)hits);
+    /* 4 sequences of up to 250 positions in a 10-page pool: eviction. */
+    scheduled_on(eng, info.n_vocab, TS_SCHED_PREFILL_FIRST, 512, 512, 0x9f2, 150, 640, NULL);
+    scheduled_on(eng, info.n_vocab, TS_SCHED_DECODE_PRIORITY, 7, 13, 0x9f3, 130, 0, &hits);
+    TS_CHECK(hits >= 4 * 128, "budget 7: only %lld positions from the cache", (long long)hits);
+    ts_engine_destroy(eng);
 }

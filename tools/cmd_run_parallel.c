@@ -154,7 +154,7 @@ static int advance(ts_engine *eng, ts_batch *b, const run_args *a, prompt_job *j
 }
 
 static void summary(const run_args *a, prompt_job *jobs, int n, long steps, double t_pp,
-                    double t_tg, long long n_pp, long long n_tg)
+                    double t_tg, long long n_pp, long long n_tg, long long hits)
 {
     double *tt = malloc((size_t)n * sizeof(double));
     double p50 = 0, mx = 0;
@@ -167,9 +167,10 @@ static void summary(const run_args *a, prompt_job *jobs, int n, long steps, doub
         free(tt);
     }
     fprintf(stderr,
-            "prompts %d, parallel %lld, steps %ld, prefill %lld tokens %.1f t/s, decode %lld "
-            "tokens %.1f t/s, ttft p50 %.1f ms max %.1f ms, peak RSS %.1f MiB\n",
-            n, a->parallel, steps, n_pp, t_pp > 0 ? n_pp / t_pp : 0.0, n_tg,
+            "prompts %d, parallel %lld, steps %ld, prefill %lld tokens %.1f t/s (+%lld from the "
+            "prefix cache), decode %lld tokens %.1f t/s, ttft p50 %.1f ms max %.1f ms, peak RSS "
+            "%.1f MiB\n",
+            n, a->parallel, steps, n_pp, t_pp > 0 ? n_pp / t_pp : 0.0, hits, n_tg,
             t_tg > 0 ? n_tg / t_tg : 0.0, 1e3 * p50, 1e3 * mx, ts_cli_peak_rss_mib());
 }
 
@@ -295,7 +296,9 @@ int ts_run_parallel(const run_args *a)
     for (int i = 0; i < n_jobs; i++)
         printf("[%d] %s\n", i, jobs[i].out ? jobs[i].out : "");
     fflush(stdout);
-    summary(a, jobs, n_jobs, steps, t_pp, t_tg, n_pp, n_tg);
+    ts_batch_get_info(b, &bi);
+    summary(a, jobs, n_jobs, steps, t_pp, t_tg, n_pp, n_tg,
+            bi.prefix_hit_tokens);
     rc = 0;
 done:
     if (rc)
