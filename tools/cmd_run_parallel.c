@@ -8,7 +8,8 @@
  * one summary line on stderr: prompts, steps, aggregate prefill and decode
  * t/s (each step's time shared out by its prompt and decode tokens), time to
  * first token p50 / max (from the start, so queued prompts include their
- * wait), peak RSS. --kv-size T: the KV pool in positions (default: every
+ * wait), inter-token latency p50 / p99 / max over every sequence's decode
+ * tokens, peak RSS. --kv-size T: the KV pool in positions (default: every
  * sequence's whole context); a prompt that cannot fit the pool is an error.
  */
 #include <stdio.h>
@@ -35,8 +36,27 @@ typedef struct {
     size_t out_len, out_cap;
     int n_gen, seq;
     bool bare, done;
-    double ttft;
+    double ttft, t_last; /* time to first token; time of the last token */
 } prompt_job;
+
+/* Inter-token latencies of every sequence (seconds), for the summary. */
+typedef struct {
+    double *v;
+    size_t n, cap;
+} lat_list;
+
+static void lat_add(lat_list *l, double x)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 1024;
+        double *p = realloc(l->v, cap * sizeof(double));
+        if (!p)
+            return; /* a lost sample only thins the statistic */
+        l->v = p;
+        l->cap = cap;
+    }
+    l->v[l->n++] = x;
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -154,8 +174,15 @@ static int advance(ts_engine *eng, ts_batch *b, const run_args *a, prompt_job *j
 }
 
 static void summary(const run_args *a, prompt_job *jobs, int n, long steps, double t_pp,
-                    double t_tg, long long n_pp, long long n_tg, long long hits)
+                    double t_tg, long long n_pp, long long n_tg, long long hits, lat_list *itl)
 {
+    double i50 = 0, i99 = 0, imax = 0;
+    if (itl->n) {
+        qsort(itl->v, itl->n, sizeof(double), cmp_double);
+        i50 = itl->v[itl->n / 2];
+        i99 = itl->v[(size_t)((double)(itl->n - 1) * 0.99)];
+        imax = itl->v[itl->n - 1];
+    }
     double *tt = malloc((size_t)n * sizeof(double));
     double p50 = 0, mx = 0;
     if (tt) {
@@ -168,10 +195,11 @@ static void summary(const run_args *a, prompt_job *jobs, int n, long steps, doub
     }
     fprintf(stderr,
             "prompts %d, parallel %lld, steps %ld, prefill %lld tokens %.1f t/s (+%lld from the "
-            "prefix cache), decode %lld tokens %.1f t/s, ttft p50 %.1f ms max %.1f ms, peak RSS "
-            "%.1f MiB\n",
+            "prefix cache), decode %lld tokens %.1f t/s, ttft p50 %.1f ms max %.1f ms, itl p50 "
+            "%.1f p99 %.1f max %.1f ms, peak RSS %.1f MiB\n",
             n, a->parallel, steps, n_pp, t_pp > 0 ? n_pp / t_pp : 0.0, hits, n_tg,
-            t_tg > 0 ? n_tg / t_tg : 0.0, 1e3 * p50, 1e3 * mx, ts_cli_peak_rss_mib());
+            t_tg > 0 ? n_tg / t_tg : 0.0, 1e3 * p50, 1e3 * mx, 1e3 * i50, 1e3 * i99, 1e3 * imax,
+            ts_cli_peak_rss_mib());
 }
 
 int ts_run_parallel(const run_args *a)
@@ -231,6 +259,7 @@ int ts_run_parallel(const run_args *a)
     long long n_pp = 0, n_tg = 0;
     long steps = 0;
     int next = 0, finished = 0, fail = 0;
+    lat_list itl = {0};
     while (!fail && finished < n_jobs) {
         int seq;
         while (next < n_jobs &&
@@ -274,10 +303,14 @@ int ts_run_parallel(const run_args *a)
         }
         n_pp += pp;
         n_tg += dec;
+        const double now = ts_cli_now_s();
         for (int r = 0; r < n_ready && !fail; r++) {
             prompt_job *j = &jobs[job_of[ready[r]]];
             if (j->n_gen == 0 && j->ttft == 0)
-                j->ttft = ts_cli_now_s() - t0;
+                j->ttft = now - t0;
+            else
+                lat_add(&itl, now - j->t_last);
+            j->t_last = now;
             int st = advance(eng, b, a, j, &err);
             if (st < 0)
                 fail = 1;
@@ -291,14 +324,16 @@ int ts_run_parallel(const run_args *a)
     }
     free(job_of);
     free(ready);
-    if (fail)
+    if (fail) {
+        free(itl.v);
         goto done;
+    }
     for (int i = 0; i < n_jobs; i++)
         printf("[%d] %s\n", i, jobs[i].out ? jobs[i].out : "");
     fflush(stdout);
     ts_batch_get_info(b, &bi);
-    summary(a, jobs, n_jobs, steps, t_pp, t_tg, n_pp, n_tg,
-            bi.prefix_hit_tokens);
+    summary(a, jobs, n_jobs, steps, t_pp, t_tg, n_pp, n_tg, bi.prefix_hit_tokens, &itl);
+    free(itl.v);
     rc = 0;
 done:
     if (rc)
