@@ -10,13 +10,15 @@
  * are the totals. N_KV = B * (PP + TG); a combination above -c is skipped, as
  * llama-batched-bench does. One untimed warm-up step runs first. -b, -ngl,
  * -fa and -pps (a shared prompt: not supported, refused) follow llama.cpp's
- * spelling. Exit 0 ok, 1 runtime error, 2 usage error.
+ * spelling. TESSERA_PROFILE=1 prints the stage profile of each row's decode
+ * steps on stderr. Exit 0 ok, 1 runtime error, 2 usage error.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmds.h"
+#include "prof.h"
 #include "tessera.h"
 
 #define CMD "batched-bench"
@@ -140,7 +142,8 @@ static ts_status run_one(ts_engine *eng, const bb_args *a, int pp, int tg, int p
         }
     }
     t->t_pp = ts_cli_now_s() - t0;
-    /* Decode: every sequence one token per step. */
+    /* Decode: every sequence one token per step (TESSERA_PROFILE: these steps). */
+    ts_prof_reset();
     t0 = ts_cli_now_s();
     int32_t *next = st == TS_OK ? malloc((size_t)pl * sizeof(int32_t)) : NULL;
     for (int g = 0; st == TS_OK && next && g < tg; g++) {
@@ -220,6 +223,11 @@ int cmd_batched_bench(int argc, char **argv)
                            "| %8.3f | %8.2f |\n",
                            pp, tg, pl, n_kv, t.t_pp, s_pp, t.t_tg, s_tg, tt, s);
                 fflush(stdout);
+                if (ts_prof_on()) {
+                    fprintf(stderr, "profile of the TG steps, PP %lld TG %lld B %lld:\n", pp, tg,
+                            pl);
+                    ts_prof_report(stderr);
+                }
                 first = false;
             }
     if (a.json)
