@@ -542,3 +542,25 @@ TS_TEST(test_batch_prefix_cache_identity)
     TS_CHECK(hits >= 4 * 128, "budget 7: only %lld positions from the cache", (long long)hits);
     ts_engine_destroy(eng);
 }
+
+/* Every other architecture the engine runs, one thread count, both KV types. */
+TS_TEST(test_batch_invariance_archs)
+{
+    static const char *archs[] = {"qwen2", "qwen3", "qwen2moe", "olmoe"};
+    for (size_t i = 0; i < sizeof(archs) / sizeof(archs[0]); i++) {
+        char path[512], name[64], args[128];
+        snprintf(name, sizeof(name), "batch-%s.gguf", archs[i]);
+        snprintf(args, sizeof(args), "--arch %s --type q8_0 --layers 1", archs[i]);
+        if (gen(path, sizeof(path), name, args))
+            continue;
+        ts_engine *eng = NULL;
+        ts_err err = {0};
+        TS_REQUIRE(ts_engine_create(&eng, &(ts_engine_opts){.model_path = path, .n_threads = 2},
+                                    &err) == TS_OK, "%s: %s", archs[i], err.msg);
+        ts_engine_info info;
+        ts_engine_get_info(eng, &info);
+        for (int kv = 0; kv < 2; kv++)
+            run_schedule(eng, info.n_vocab, 4, 3, kv == 1, 0xa4c + 7 * i + (uint64_t)kv);
+        ts_engine_destroy(eng);
+    }
+}
