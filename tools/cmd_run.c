@@ -23,7 +23,7 @@ static int usage(const char *msg)
     ts_cli_error(CMD, "%s (usage: tessera run -m MODEL (-p TEXT | -f FILE | --prompts FILE "
                  "--parallel N [--batch-tokens B] [--schedule S] [--kv-size T]) -n N [-t T] "
                  "[--chunk C] [-c CTX] [--temp X] [--top-k K] [--top-p P] [--min-p P] "
-                 "[--repeat-penalty X] [--seed S] [--kv-type f16|f32] "
+                 "[--repeat-penalty X] [--seed S] [--kv-type f16|f32] [--dry-run] "
                  "[--numa distribute|replicate|isolate|none] [--cpu-range A-B])", msg);
     return 2;
 }
@@ -54,6 +54,10 @@ static int parse(int argc, char **argv, run_args *a)
         if (!strcmp(o, "--kv-type") && v && (!strcmp(v, "f16") || !strcmp(v, "f32"))) {
             a->kv_f32 = !strcmp(v, "f32");
             i++;
+            continue;
+        }
+        if (!strcmp(o, "--dry-run")) {
+            a->dry_run = true;
             continue;
         }
         if (!strcmp(o, "-m")) a->model = v;
@@ -188,6 +192,8 @@ int cmd_run(int argc, char **argv)
     int rc = parse(argc, argv, &a);
     if (rc)
         return rc;
+    if (a.dry_run)
+        return ts_run_dry(&a);
     if (a.prompts)
         return ts_run_parallel(&a);
     size_t plen = a.prompt ? strlen(a.prompt) : 0;

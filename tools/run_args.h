@@ -11,7 +11,7 @@ typedef struct {
     const char *model, *prompt, *file, *prompts;
     long long n_predict, threads, chunk, n_ctx, parallel, batch_tokens, kv_size;
     int schedule;
-    bool kv_f32;
+    bool kv_f32, dry_run;
     int numa;
     const char *cpu_range;
     ts_sampling samp;
@@ -21,6 +21,8 @@ typedef struct {
 long long ts_run_ctx_limit(const run_args *a, const ts_engine_info *info);
 /* Bytes of prompt text that can fit ctx positions (ctx x the longest token + slack). */
 size_t ts_run_prompt_byte_limit(const ts_engine *eng, const ts_engine_info *info, long long ctx);
+/* --dry-run: the predicted peak resident memory, from the file's metadata. */
+int ts_run_dry(const run_args *a);
 /* --prompts FILE --parallel N: every line a prompt, all through one batch. */
 int ts_run_parallel(const run_args *a);
 
