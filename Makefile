@@ -52,7 +52,7 @@ TOOL  := $(BUILD)/tessera
 TESTS := $(BUILD)/tessera-tests
 
 .PHONY: all deps tools run test check asan tsan bench bench-build clean check-deps native
-.PHONY: check-arm deps-arm bundle
+.PHONY: check-arm deps-arm bundle check-rss
 all: $(TOOL) $(TESTS)
 tools: $(TOOL)
 
@@ -120,6 +120,12 @@ tsan:
 
 check-deps:
 	@sh tools/check-deps.sh
+
+# The dry-run memory estimate against measured peak RSS: the release build
+# (sanitizers' shadow memory makes RSS incomparable, so make test skips it).
+check-rss: deps
+	@$(MAKE) --no-print-directory MODE=release all
+	@TESSERA_BIN=build/release/tessera build/release/tessera-tests estimate_matches
 
 # ---- check-arm: aarch64 kernels under qemu-user (STYLE §11) ----
 # Cross-builds the kernel and quant tests with aarch64-linux-gnu-gcc into
