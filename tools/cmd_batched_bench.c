@@ -22,17 +22,12 @@
 #include "tessera.h"
 
 #define CMD "batched-bench"
-#define MAX_LIST 16
-
-typedef struct {
-    long long v[MAX_LIST];
-    int n;
-} list;
+#define MAX_LIST TS_CLI_MAX_LIST
 
 typedef struct {
     const char *model;
     long long n_kv_max, ub, threads;
-    list pp, tg, pl;
+    ts_cli_list pp, tg, pl;
     bool kv_f32, json;
 } bb_args;
 
@@ -42,22 +37,6 @@ static int usage(const char *msg)
                  "[-ntg 128] [-npl 1,2,4] [-ub 512] [-t T] [--kv-type f16|f32] [-o md|json])",
                  msg);
     return 2;
-}
-
-static bool parse_list(const char *s, long long lo, long long hi, list *out)
-{
-    char buf[256];
-    if (!s || strlen(s) >= sizeof(buf))
-        return false;
-    strcpy(buf, s);
-    out->n = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (out->n == MAX_LIST || !ts_cli_parse_i64(tok, lo, hi, &out->v[out->n]))
-            return false;
-        out->n++;
-    }
-    return out->n > 0;
 }
 
 static int parse(int argc, char **argv, bb_args *a)
@@ -71,9 +50,9 @@ static int parse(int argc, char **argv, bb_args *a)
         else if (!strcmp(o, "-c")) ok = ok && ts_cli_parse_i64(v, 1, 1 << 26, &a->n_kv_max);
         else if (!strcmp(o, "-ub")) ok = ok && ts_cli_parse_i64(v, 1, 1 << 20, &a->ub);
         else if (!strcmp(o, "-t")) ok = ok && ts_cli_parse_i64(v, 1, 1024, &a->threads);
-        else if (!strcmp(o, "-npp")) ok = ok && parse_list(v, 1, 1 << 20, &a->pp);
-        else if (!strcmp(o, "-ntg")) ok = ok && parse_list(v, 0, 1 << 20, &a->tg);
-        else if (!strcmp(o, "-npl")) ok = ok && parse_list(v, 1, 4096, &a->pl);
+        else if (!strcmp(o, "-npp")) ok = ok && ts_cli_parse_list(v, 1, 1 << 20, &a->pp);
+        else if (!strcmp(o, "-ntg")) ok = ok && ts_cli_parse_list(v, 0, 1 << 20, &a->tg);
+        else if (!strcmp(o, "-npl")) ok = ok && ts_cli_parse_list(v, 1, 4096, &a->pl);
         else if (!strcmp(o, "-b") || !strcmp(o, "-ngl") || !strcmp(o, "-fa")) {
             long long ignored;
             ok = ok && ts_cli_parse_i64(v, 0, 1 << 26, &ignored);

@@ -43,13 +43,8 @@
 #include "../tests/tolerances.h"
 
 #define CMD "bench"
-#define MAX_LIST 16
+#define MAX_LIST TS_CLI_MAX_LIST
 #define MAX_REPS 1000 /* -r limit */
-
-typedef struct {
-    long long v[MAX_LIST];
-    int n;
-} list;
 
 static int usage(const char *msg)
 {
@@ -58,21 +53,6 @@ static int usage(const char *msg)
                  "[--chunk C] [--numa MODE] [--cpu-range A-B] "
                  "[--sweep 1,2,4 [--sweep-csv F] [--sweep-svg F]] | tessera bench --moe-audit [-t 1,2,3])", msg);
     return 2;
-}
-
-static bool parse_list(const char *s, long long lo, long long hi, list *out)
-{
-    char buf[256];
-    if (!s || strlen(s) >= sizeof(buf))
-        return false;
-    strcpy(buf, s);
-    out->n = 0;
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (out->n == MAX_LIST || !ts_cli_parse_i64(tok, lo, hi, &out->v[out->n]))
-            return false;
-        out->n++;
-    }
-    return out->n > 0;
 }
 
 /* One test: depth tokens of context (untimed), then pp prefilled and tg
@@ -110,7 +90,7 @@ typedef struct {
     const char *models[MAX_LIST];
     int n_models;
     const char *fmt;
-    list pp, tg, th, depth, ub;
+    ts_cli_list pp, tg, th, depth, ub;
     long long pg[MAX_LIST][2];
     int n_pg;
     bool ub_set; /* -ub / --chunk given: the md table shows the chunk */
@@ -118,7 +98,7 @@ typedef struct {
     bool moe_audit;
     int numa;
     const char *cpu_range, *sweep_csv, *sweep_svg;
-    list sweep;
+    ts_cli_list sweep;
 } bench_args;
 
 /* int8 GOP/s of one core, probed once, after the first model loaded (so a bad
@@ -308,30 +288,30 @@ static int parse(int argc, char **argv, bench_args *a)
         }
         if (!strcmp(o, "-m") || !strcmp(o, "--model")) ok = ok && parse_models(v, a);
         else if (!strcmp(o, "-p") || !strcmp(o, "--n-prompt")) {
-            ok = ok && parse_list(v, 0, 1 << 20, &a->pp);
+            ok = ok && ts_cli_parse_list(v, 0, 1 << 20, &a->pp);
             pp_set = true;
         } else if (!strcmp(o, "-n") || !strcmp(o, "--n-gen")) {
-            ok = ok && parse_list(v, 0, 1 << 20, &a->tg);
+            ok = ok && ts_cli_parse_list(v, 0, 1 << 20, &a->tg);
             tg_set = true;
         } else if (!strcmp(o, "-pg")) {
-            list l;
-            ok = ok && parse_list(v, 0, 1 << 20, &l) && l.n == 2 && a->n_pg < MAX_LIST;
+            ts_cli_list l;
+            ok = ok && ts_cli_parse_list(v, 0, 1 << 20, &l) && l.n == 2 && a->n_pg < MAX_LIST;
             if (ok) {
                 a->pg[a->n_pg][0] = l.v[0];
                 a->pg[a->n_pg++][1] = l.v[1];
             }
         } else if (!strcmp(o, "-d") || !strcmp(o, "--n-depth"))
-            ok = ok && parse_list(v, 0, 1 << 20, &a->depth);
+            ok = ok && ts_cli_parse_list(v, 0, 1 << 20, &a->depth);
         else if (!strcmp(o, "-t") || !strcmp(o, "--threads"))
-            ok = ok && parse_list(v, 1, 1024, &a->th);
+            ok = ok && ts_cli_parse_list(v, 1, 1024, &a->th);
         else if (!strcmp(o, "-ub") || !strcmp(o, "--ubatch-size")) {
-            ok = ok && parse_list(v, 0, 1 << 24, &a->ub);
+            ok = ok && ts_cli_parse_list(v, 0, 1 << 24, &a->ub);
             a->ub_set = true;
         } else if (!strcmp(o, "--chunk")) {
             ok = ok && ts_cli_parse_i64(v, 0, 1 << 24, &c);
-            a->ub = (list){{c}, 1};
+            a->ub = (ts_cli_list){{c}, 1};
             a->ub_set = true;
-        } else if (!strcmp(o, "--sweep")) ok = ok && parse_list(v, 1, 1024, &a->sweep);
+        } else if (!strcmp(o, "--sweep")) ok = ok && ts_cli_parse_list(v, 1, 1024, &a->sweep);
         else if (!strcmp(o, "--sweep-csv")) a->sweep_csv = v;
         else if (!strcmp(o, "--sweep-svg")) a->sweep_svg = v;
         else if (!strcmp(o, "--cpu-range")) a->cpu_range = v;
@@ -343,8 +323,8 @@ static int parse(int argc, char **argv, bench_args *a)
                         !strcmp(v, "jsonl"));
             a->fmt = v;
         } else if (ignored_opt(o)) {
-            list l;
-            ok = ok && parse_list(v, 0, 1 << 24, &l);
+            ts_cli_list l;
+            ok = ok && ts_cli_parse_list(v, 0, 1 << 24, &l);
             if (ok)
                 fprintf(stderr, "tessera bench: %s has no effect on this CPU engine\n", o);
         } else {
@@ -361,9 +341,9 @@ static int parse(int argc, char **argv, bench_args *a)
     }
     /* llama-bench: a -pg alone does not also run the default pp512 / tg128. */
     if (a->n_pg && !pp_set)
-        a->pp = (list){{0}, 1};
+        a->pp = (ts_cli_list){{0}, 1};
     if (a->n_pg && !tg_set)
-        a->tg = (list){{0}, 1};
+        a->tg = (ts_cli_list){{0}, 1};
     if (a->sweep.n && (a->n_models > 1 || a->ub.n > 1 || a->depth.n > 1 || a->depth.v[0]))
         return usage("--sweep takes one model, one chunk and depth 0");
     return a->n_models || a->moe_audit ? 0 : usage("-m MODEL is required");

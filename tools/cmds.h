@@ -6,6 +6,7 @@
 #ifndef TS_CMDS_H
 #define TS_CMDS_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "tessera.h"
@@ -33,5 +34,13 @@ void ts_cli_print_numa(FILE *f, const ts_engine *eng, const ts_engine_info *info
 
 /* Strict integer parse of a whole string; false on junk/overflow/out of [lo, hi]. */
 int ts_cli_parse_i64(const char *s, long long lo, long long hi, long long *out);
+
+/* A comma-separated list of integers in [lo, hi] (llama-bench's "-p 128,512"). */
+#define TS_CLI_MAX_LIST 16
+typedef struct {
+    long long v[TS_CLI_MAX_LIST];
+    int n;
+} ts_cli_list;
+bool ts_cli_parse_list(const char *s, long long lo, long long hi, ts_cli_list *out);
 
 #endif

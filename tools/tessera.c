@@ -79,6 +79,22 @@ static void install_signals(void)
     signal(SIGXFSZ, SIG_IGN);
 }
 
+bool ts_cli_parse_list(const char *s, long long lo, long long hi, ts_cli_list *out)
+{
+    char buf[256];
+    if (!s || strlen(s) >= sizeof(buf))
+        return false;
+    strcpy(buf, s);
+    out->n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (out->n == TS_CLI_MAX_LIST || !ts_cli_parse_i64(tok, lo, hi, &out->v[out->n]))
+            return false;
+        out->n++;
+    }
+    return out->n > 0;
+}
+
 static void usage(const command *cmds, size_t n)
 {
     fprintf(stderr, "usage: tessera <command> [options]\n\ncommands:\n");
