@@ -2,24 +2,36 @@
 #   make run     install missing packages, build, run the main job
 #   make test    install missing packages, build (ASan+UBSan), run the suite
 # Modes: MODE=release (default) | asan | tsan. Warnings are errors when CI=true
-# or STRICT=1.
+# or STRICT=1. Any compiler but gcc builds apart: CC=clang -> build/<mode>-clang/.
 
 MODE    ?= release
-BUILD   := build/$(MODE)
 CC      ?= gcc
 ifeq ($(CC),cc)
 CC      := gcc
 endif
+# Objects of different compilers must not mix: gcc keeps build/<mode>/ (the
+# paths scripts and the targets below use), any other CC gets its own
+# directory, e.g. CC=clang -> build/asan-clang/. builddir = the directory of a
+# mode under the current CC, for targets that run a sub-make in another mode.
+CC_NAME := $(notdir $(firstword $(CC)))
+CC_TAG  := $(if $(filter gcc,$(CC_NAME)),,-$(CC_NAME))
+builddir = build/$(1)$(CC_TAG)
+BUILD   := $(call builddir,$(MODE))
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 ifneq ($(filter true 1,$(CI) $(STRICT)),)
 WARN    += -Werror
 endif
 BASEARCH ?= -march=x86-64-v2
-CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g -pthread $(WARN) -fno-strict-aliasing -I core
+# -ffp-contract=off: no a*b+c fused behind the code's back, so a C loop in an FMA-enabled
+# ISA file rounds as its scalar twin does (bit-identity tests). gcc's ISO C mode (-std=c11)
+# already defaults to it; clang's default ("on") fused the avx2 rope and attention tails.
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g -pthread $(WARN) -fno-strict-aliasing -ffp-contract=off \
+                 -I core
+SAN_ASAN := address,undefined
 ifeq ($(MODE),asan)
-OPT     := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-LDSAN   := -fsanitize=address,undefined
+OPT     := -O1 -fsanitize=$(SAN_ASAN) -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDSAN   := -fsanitize=$(SAN_ASAN)
 else ifeq ($(MODE),tsan)
 OPT     := -O1 -fsanitize=thread -fno-omit-frame-pointer
 LDSAN   := -fsanitize=thread
@@ -50,15 +62,26 @@ TOOL  := $(BUILD)/tessera
 TESTS := $(BUILD)/tessera-tests
 
 .PHONY: all deps tools run test check asan tsan bench bench-build clean check-deps native
-.PHONY: check-arm deps-arm bundle
+.PHONY: check-arm deps-arm bundle deps-clang
 all: $(TOOL) $(TESTS)
 tools: $(TOOL)
 
+# clang's UBSan on the unrolled zmm kernels costs minutes a file, mostly its pointer-overflow
+# check: simd/x86/avx512/gemm_r16.c took 342 s with ASan+UBSan, 54 s with ASan alone (clang 14
+# -O1, this 2-core box, 2026-12; gcc: seconds). gcc's make test keeps UBSan on them, so a
+# clang build gives them ASan only.
+ZMM_NOSAN :=
+ifneq ($(filter clang%,$(CC_NAME)),)
+ifeq ($(MODE),asan)
+ZMM_NOSAN := -fno-sanitize=undefined
+endif
+endif
+
 $(BUILD)/simd/x86/avx2/%.o: EXTRA := $(AVX2_FLAGS)
-$(BUILD)/simd/x86/avx512/%.o: EXTRA := $(AVX512_FLAGS)
-$(BUILD)/simd/x86/amx/%.o: EXTRA := $(AVX512_FLAGS) -mamx-tile -mamx-int8 -mamx-bf16
+$(BUILD)/simd/x86/avx512/%.o: EXTRA := $(AVX512_FLAGS) $(ZMM_NOSAN)
+$(BUILD)/simd/x86/amx/%.o: EXTRA := $(AVX512_FLAGS) -mamx-tile -mamx-int8 -mamx-bf16 $(ZMM_NOSAN)
 # The amx kernels on emulated tiles (simd/x86/amx/tile.h), for hosts without AMX.
-$(BUILD)/tests/amx_emul.o: EXTRA := $(AVX512_FLAGS)
+$(BUILD)/tests/amx_emul.o: EXTRA := $(AVX512_FLAGS) $(ZMM_NOSAN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -89,23 +112,25 @@ bench-build: $(BENCHES)
 # shared box is noise: pin, idle it, and see bench/RESULTS.md for method.
 bench: deps
 	@$(MAKE) --no-print-directory MODE=release bench-build
-	build/release/bench_kernels --reps 5
-	build/release/bench_pool
+	$(call builddir,release)/bench_kernels --reps 5
+	$(call builddir,release)/bench_pool
 
+# CC=clang also needs clang and its sanitizer runtimes (deps-clang).
 deps:
 	@sh tools/install-deps.sh
+	@$(if $(filter clang%,$(CC_NAME)),$(MAKE) --no-print-directory deps-clang,:)
 
 # The main job: the embedded default model (../shared/models/stories260K.gguf
 # when present, else one generated here), summarised and run.
 run: deps
 	@$(MAKE) --no-print-directory MODE=release tools
-	@sh tools/run-default.sh build/release/tessera
+	@sh tools/run-default.sh $(call builddir,release)/tessera
 
 # The suite runs under ASan+UBSan; the CLI it drives is the ASan build too.
 test: deps
 	@$(MAKE) --no-print-directory MODE=asan all
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	  TESSERA_BIN=build/asan/tessera build/asan/tessera-tests $(T)
+	  TESSERA_BIN=$(call builddir,asan)/tessera $(call builddir,asan)/tessera-tests $(T)
 
 check: test
 
@@ -113,7 +138,8 @@ asan: test
 
 tsan:
 	@$(MAKE) --no-print-directory MODE=tsan all
-	TSAN_OPTIONS=halt_on_error=1 TESSERA_BIN=build/tsan/tessera build/tsan/tessera-tests \
+	TSAN_OPTIONS=halt_on_error=1 TESSERA_BIN=$(call builddir,tsan)/tessera \
+	  $(call builddir,tsan)/tessera-tests \
 	  pool mm_glu mm_threads engine numa
 
 check-deps:
@@ -175,13 +201,25 @@ check-arm: deps-arm
 	  done; done; \
 	[ $$fail = 0 ] || { echo "check-arm: FAILED"; exit 1; }
 
+# clang and its sanitizer runtimes (make CC=clang ...; Debian 12's clang is 14), only what is
+# missing (as deps-arm).
+deps-clang:
+	@missing=""; for p in clang libclang-rt-14-dev; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
 # build/bundle/: the release tessera plus every shared library it loads except
 # the C runtime's own, for running it elsewhere (e.g. the many-core NUMA sweep:
 # build/bundle/tessera bench -m M --sweep 1,2,4,8,16 --sweep-csv s.csv --sweep-svg s.svg).
 bundle:
 	@$(MAKE) --no-print-directory MODE=release tools
-	@rm -rf build/bundle && mkdir -p build/bundle && cp build/release/tessera build/bundle/
-	@ldd build/release/tessera | awk '/=> \// {print $$3}' | \
+	@rm -rf build/bundle && mkdir -p build/bundle
+	@cp $(call builddir,release)/tessera build/bundle/
+	@ldd $(call builddir,release)/tessera | awk '/=> \// {print $$3}' | \
 	  grep -Ev '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so' | \
 	  while read -r l; do cp -L "$$l" build/bundle/; done
 	@ls build/bundle
