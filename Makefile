@@ -1,14 +1,28 @@
 # Tessera: one non-recursive Makefile. Objects go to build/<mode>/.
 #   make run     install missing packages, build, run the main job
 #   make test    install missing packages, build (ASan+UBSan), run the suite
-# Modes: MODE=release (default) | asan | tsan. Warnings are errors when CI=true
-# or STRICT=1.
+#   make fuzz    build the libFuzzer harnesses with clang, run each FUZZ_TIME s
+# Modes: MODE=release (default) | asan | tsan | fuzz (clang). Warnings are errors
+# when CI=true or STRICT=1. Any compiler but gcc builds apart: CC=clang -> build/<mode>-clang/.
 
 MODE    ?= release
-BUILD   := build/$(MODE)
 CC      ?= gcc
 ifeq ($(CC),cc)
 CC      := gcc
+endif
+# Objects of different compilers must not mix: gcc keeps build/<mode>/ (the
+# paths scripts and the targets below use), any other CC gets its own
+# directory, e.g. CC=clang -> build/asan-clang/. builddir = the directory of a
+# mode under the current CC, for targets that run a sub-make in another mode.
+CC_NAME := $(notdir $(firstword $(CC)))
+CC_TAG  := $(if $(filter gcc,$(CC_NAME)),,-$(CC_NAME))
+builddir = build/$(1)$(CC_TAG)
+BUILD   := $(call builddir,$(MODE))
+ifeq ($(MODE),fuzz)
+ifeq ($(filter clang%,$(CC_NAME)),)
+$(error MODE=fuzz builds libFuzzer harnesses: it needs CC=clang, not $(CC))
+endif
+BUILD   := build/fuzz
 endif
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
@@ -16,10 +30,24 @@ ifneq ($(filter true 1,$(CI) $(STRICT)),)
 WARN    += -Werror
 endif
 BASEARCH ?= -march=x86-64-v2
-CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g -pthread $(WARN) -fno-strict-aliasing -I core
+# -ffp-contract=off: no a*b+c fused behind the code's back, so a C loop in an FMA-enabled
+# ISA file rounds as its scalar twin does (bit-identity tests). gcc's ISO C mode (-std=c11)
+# already defaults to it; clang's default ("on") fused the avx2 rope and attention tails.
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g -pthread $(WARN) -fno-strict-aliasing -ffp-contract=off \
+                 -I core
+# float-cast-overflow is listed on its own: gcc's -fsanitize=undefined leaves it
+# out, so an out-of-range or NaN float -> int cast would pass unseen.
+SAN_ASAN := address,undefined,float-cast-overflow
 ifeq ($(MODE),asan)
-OPT     := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-LDSAN   := -fsanitize=address,undefined
+OPT     := -O1 -fsanitize=$(SAN_ASAN) -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDSAN   := -fsanitize=$(SAN_ASAN)
+else ifeq ($(MODE),fuzz)
+# The library with coverage hooks for libFuzzer (tests/fuzz/, make fuzz). float-cast-overflow
+# alone may recover so that tests/fuzz/ubsan.supp can hold its known NaN cast back; any other
+# report still halts (UBSAN_OPTIONS=halt_on_error=1 in make fuzz).
+OPT     := -O1 -fsanitize=fuzzer-no-link,$(SAN_ASAN) -fno-sanitize-recover=all \
+           -fsanitize-recover=float-cast-overflow -fno-omit-frame-pointer
+LDSAN   := -fsanitize=fuzzer,$(SAN_ASAN)
 else ifeq ($(MODE),tsan)
 OPT     := -O1 -fsanitize=thread -fno-omit-frame-pointer
 LDSAN   := -fsanitize=thread
@@ -52,15 +80,29 @@ TOOL  := $(BUILD)/tessera
 TESTS := $(BUILD)/tessera-tests
 
 .PHONY: all deps tools run test check asan tsan bench bench-build clean check-deps native
-.PHONY: check-arm deps-arm bundle check-rss
+.PHONY: check-arm deps-arm bundle check-rss deps-clang fuzz fuzz-build
 all: $(TOOL) $(TESTS)
 tools: $(TOOL)
 
+# clang's UBSan on the unrolled zmm kernels costs minutes a file, mostly its pointer-overflow
+# check: simd/x86/avx512/gemm_r16.c took 342 s with ASan+UBSan, 54 s with ASan alone, 725 s
+# with the fuzzer's coverage hooks too (clang 14 -O1, this 2-core box, 2026-12; gcc: seconds).
+# gcc's make test keeps UBSan on them, so a clang build gives them ASan only, and MODE=fuzz no
+# coverage hooks either: their branches follow shapes, not file bytes.
+ZMM_NOSAN :=
+ifneq ($(filter clang%,$(CC_NAME)),)
+ifeq ($(MODE),asan)
+ZMM_NOSAN := -fno-sanitize=undefined
+else ifeq ($(MODE),fuzz)
+ZMM_NOSAN := -fno-sanitize=undefined,fuzzer-no-link
+endif
+endif
+
 $(BUILD)/simd/x86/avx2/%.o: EXTRA := $(AVX2_FLAGS)
-$(BUILD)/simd/x86/avx512/%.o: EXTRA := $(AVX512_FLAGS)
-$(BUILD)/simd/x86/amx/%.o: EXTRA := $(AVX512_FLAGS) -mamx-tile -mamx-int8 -mamx-bf16
+$(BUILD)/simd/x86/avx512/%.o: EXTRA := $(AVX512_FLAGS) $(ZMM_NOSAN)
+$(BUILD)/simd/x86/amx/%.o: EXTRA := $(AVX512_FLAGS) -mamx-tile -mamx-int8 -mamx-bf16 $(ZMM_NOSAN)
 # The amx kernels on emulated tiles (simd/x86/amx/tile.h), for hosts without AMX.
-$(BUILD)/tests/amx_emul.o: EXTRA := $(AVX512_FLAGS)
+$(BUILD)/tests/amx_emul.o: EXTRA := $(AVX512_FLAGS) $(ZMM_NOSAN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -91,23 +133,25 @@ bench-build: $(BENCHES)
 # shared box is noise: pin, idle it, and see bench/RESULTS.md for method.
 bench: deps
 	@$(MAKE) --no-print-directory MODE=release bench-build
-	build/release/bench_kernels --reps 5
-	build/release/bench_pool
+	$(call builddir,release)/bench_kernels --reps 5
+	$(call builddir,release)/bench_pool
 
+# CC=clang also needs clang and its sanitizer runtimes (deps-clang).
 deps:
 	@sh tools/install-deps.sh
+	@$(if $(filter clang%,$(CC_NAME)),$(MAKE) --no-print-directory deps-clang,:)
 
 # The main job: the embedded default model (../shared/models/stories260K.gguf
 # when present, else one generated here), summarised and run.
 run: deps
 	@$(MAKE) --no-print-directory MODE=release tools
-	@sh tools/run-default.sh build/release/tessera
+	@sh tools/run-default.sh $(call builddir,release)/tessera
 
 # The suite runs under ASan+UBSan; the CLI it drives is the ASan build too.
 test: deps
 	@$(MAKE) --no-print-directory MODE=asan all
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	  TESSERA_BIN=build/asan/tessera build/asan/tessera-tests $(T)
+	  TESSERA_BIN=$(call builddir,asan)/tessera $(call builddir,asan)/tessera-tests $(T)
 
 check: test
 
@@ -115,7 +159,8 @@ asan: test
 
 tsan:
 	@$(MAKE) --no-print-directory MODE=tsan all
-	TSAN_OPTIONS=halt_on_error=1 TESSERA_BIN=build/tsan/tessera build/tsan/tessera-tests \
+	TSAN_OPTIONS=halt_on_error=1 TESSERA_BIN=$(call builddir,tsan)/tessera \
+	  $(call builddir,tsan)/tessera-tests \
 	  pool mm_glu mm_threads engine numa batch_invariance_dense batch_step_checks
 
 check-deps:
@@ -125,7 +170,7 @@ check-deps:
 # (sanitizers' shadow memory makes RSS incomparable, so make test skips it).
 check-rss: deps
 	@$(MAKE) --no-print-directory MODE=release all
-	@TESSERA_BIN=build/release/tessera build/release/tessera-tests estimate_matches
+	@TESSERA_BIN=$(call builddir,release)/tessera $(call builddir,release)/tessera-tests estimate_matches
 
 # ---- check-arm: aarch64 kernels under qemu-user (STYLE §11) ----
 # Cross-builds the kernel and quant tests with aarch64-linux-gnu-gcc into
@@ -183,13 +228,68 @@ check-arm: deps-arm
 	  done; done; \
 	[ $$fail = 0 ] || { echo "check-arm: FAILED"; exit 1; }
 
+# ---- fuzz: libFuzzer harnesses (tests/fuzz/README) ----
+# clang only (MODE=fuzz): the library and the harnesses go to build/fuzz/ with coverage hooks,
+# ASan, UBSan and float-cast-overflow; fuzz_tokenizer also links tools/cli.c and
+# tools/cmd_gen.c (its generated vocabulary). make fuzz runs each harness for FUZZ_TIME seconds
+# on a fresh copy of its committed seeds (tests/fuzz/corpus/<name>/ is never written) in
+# build/fuzz/corpus/<name>/. Any finding fails it: a crash, a failed check, a leak, a sanitizer
+# report, an input slower than FUZZ_TIMEOUT seconds or a process over FUZZ_RSS_MB (a single
+# malloc that large too). The reproducer goes to build/fuzz/artifacts/, the log to
+# build/fuzz/<name>.log; rerun one with build/fuzz/fuzz_<name> <file>. The last line sums the
+# harnesses like the test runners' ("2 passed, 0 failed, 0 skipped"). A third harness, for
+# the server's request parser, comes with the server (issue 13).
+FUZZ_TIME    ?= 60
+FUZZ_TIMEOUT ?= 10
+FUZZ_RSS_MB  ?= 2048
+# harness:max input bytes. The gguf seeds are 7-16 KB (tessera gen --shape micro).
+FUZZ_RUNS    := gguf:32768 tokenizer:4096
+FUZZ_SRC     := $(wildcard tests/fuzz/*.c)
+FUZZ_OBJ     := $(FUZZ_SRC:%.c=$(BUILD)/%.o)
+FUZZERS      := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/%)
+
+$(BUILD)/fuzz_tokenizer: $(BUILD)/tools/cli.o $(BUILD)/tools/cmd_gen.o
+$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(LIB)
+	$(CC) $(CFLAGS) $(LDSAN) -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS)
+fuzz-build: $(FUZZERS)
+# Built only as the harnesses' prerequisites: without this make deletes them as intermediates.
+.SECONDARY: $(FUZZ_OBJ)
+
+# clang and its sanitizer and libFuzzer runtimes (Debian 12's clang is 14), only what is
+# missing (as deps-arm).
+deps-clang:
+	@missing=""; for p in clang libclang-rt-14-dev; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+fuzz: deps deps-clang
+	@$(MAKE) --no-print-directory MODE=fuzz CC=clang fuzz-build
+	@pass=0; fail=0; for run in $(FUZZ_RUNS); do n=$${run%%:*}; max=$${run##*:}; \
+	  c=build/fuzz/corpus/$$n; rm -rf $$c; mkdir -p $$c build/fuzz/artifacts; \
+	  cp tests/fuzz/corpus/$$n/* $$c/; \
+	  echo "== fuzz_$$n: $(FUZZ_TIME) s, inputs up to $$max bytes"; \
+	  if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=tests/fuzz/ubsan.supp \
+	     build/fuzz/fuzz_$$n $$c -max_total_time=$(FUZZ_TIME) -timeout=$(FUZZ_TIMEOUT) \
+	       -rss_limit_mb=$(FUZZ_RSS_MB) -max_len=$$max -print_final_stats=1 \
+	       -artifact_prefix=build/fuzz/artifacts/$$n- > build/fuzz/$$n.log 2>&1; then \
+	    pass=$$((pass + 1)); grep -E '^(Done|stat::number_of_executed_units)' build/fuzz/$$n.log; \
+	  else \
+	    fail=$$((fail + 1)); tail -n 40 build/fuzz/$$n.log; echo "fuzz_$$n: FAILED"; \
+	  fi; done; \
+	echo "$$pass passed, $$fail failed, 0 skipped"; [ $$fail = 0 ]
+
 # build/bundle/: the release tessera plus every shared library it loads except
 # the C runtime's own, for running it elsewhere (e.g. the many-core NUMA sweep:
 # build/bundle/tessera bench -m M --sweep 1,2,4,8,16 --sweep-csv s.csv --sweep-svg s.svg).
 bundle:
 	@$(MAKE) --no-print-directory MODE=release tools
-	@rm -rf build/bundle && mkdir -p build/bundle && cp build/release/tessera build/bundle/
-	@{ ldd build/release/tessera; ldd "$$($(CC) -print-file-name=libopenblas.so.0)"; \
+	@rm -rf build/bundle && mkdir -p build/bundle
+	@cp $(call builddir,release)/tessera build/bundle/
+	@{ ldd $(call builddir,release)/tessera; ldd "$$($(CC) -print-file-name=libopenblas.so.0)"; \
 	  echo "x => $$($(CC) -print-file-name=libopenblas.so.0) y"; } | \
 	  awk '/=> \// {print $$3}' | sort -u | \
 	  grep -Ev '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so' | \
@@ -200,3 +300,4 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(ARM_OBJ:.o=.d)
+-include $(FUZZ_OBJ:.o=.d)

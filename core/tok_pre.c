@@ -25,8 +25,10 @@
 #define WS_RUNS "|[" WS "]+(?![^" WS "])|[" WS "]+"
 #define CONTRACTIONS_ANYCASE "'(?:[sS]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD])"
 
-static const char *const re_gpt2[] = {
-    "'(?:s|t|re|ve|m|ll|d)| ?\\p{L}+| ?\\p{N}+| ?[^" WS "\\p{L}\\p{N}]+" WS_RUNS, NULL};
+/* GPT-2's split, also a member of other lists: a macro, since C11 does not take an element
+ * of another const array as a constant initializer (GCC accepts that as an extension). */
+#define GPT2_SPLIT "'(?:s|t|re|ve|m|ll|d)| ?\\p{L}+| ?\\p{N}+| ?[^" WS "\\p{L}\\p{N}]+" WS_RUNS
+static const char *const re_gpt2[] = {GPT2_SPLIT, NULL};
 
 #define LLAMA3_TAIL(digits)                                                                     \
     "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}" digits "| ?[^" WS "\\p{L}\\p{N}]+[\\r\\n]*"          \
@@ -73,10 +75,10 @@ static const char *const re_deepseek_llm[] = {
     NULL};
 static const char *const re_deepseek_coder[] = {
     "[\\r\\n]", "[" WS "]?\\p{L}+", "[" WS "]?\\p{P}+", DS_CJK, "\\p{N}", NULL};
-static const char *const re_falcon[] = {"[\\p{P}$+<=>^~|`]+", re_gpt2[0], "[0-9][0-9][0-9]", NULL};
+static const char *const re_falcon[] = {"[\\p{P}$+<=>^~|`]+", GPT2_SPLIT, "[0-9][0-9][0-9]", NULL};
 static const char *const re_default[] = {
-    "[\\p{P}$+<=>^~|]+", re_gpt2[0], "\\p{N}+", "[0-9][0-9][0-9]", NULL};
-static const char *const re_starcoder[] = {"\\p{N}", re_gpt2[0], NULL};
+    "[\\p{P}$+<=>^~|]+", GPT2_SPLIT, "\\p{N}+", "[0-9][0-9][0-9]", NULL};
+static const char *const re_starcoder[] = {"\\p{N}", GPT2_SPLIT, NULL};
 /* " ?[^(\s|.,!?…。，、।۔،)]+": the parentheses and bar are literal inside the class. */
 #define PORO "(?: ?[^(" WS "|.,!?\\x{2026}\\x{3002}\\x{FF0C}\\x{3001}\\x{964}\\x{6D4}\\x{60C})]+)"
 static const char *const re_poro[] = {PORO, NULL};

@@ -1,61 +1,20 @@
 /*
- * tools/tessera.c: the `tessera` executable: subcommand dispatch only.
- * Only tools/ may exit(); the library reports through ts_status.
+ * tools/tessera.c: the `tessera` executable: subcommand dispatch only (the
+ * helpers the subcommands share are in tools/cli.c). Only tools/ may exit();
+ * the library reports through ts_status.
  */
 #include "cmds.h"
 #include "fileio.h"
 
-#include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
 typedef struct {
     const char *name;
     int (*fn)(int, char **);
     const char *help;
 } command;
-
-void ts_cli_error(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "tessera %s: ", cmd);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-double ts_cli_now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-double ts_cli_peak_rss_mib(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
-}
-
-int ts_cli_parse_i64(const char *s, long long lo, long long hi, long long *out)
-{
-    char *end;
-    if (!s || !*s)
-        return 0;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        return 0;
-    *out = v;
-    return 1;
-}
 
 /* SIGINT/SIGTERM/SIGHUP while a file is being written: remove the writer's
  * temporary (the target was never touched), then die of the same signal. */
@@ -77,22 +36,6 @@ static void install_signals(void)
     /* Past RLIMIT_FSIZE a write fails with EFBIG and is reported, instead of
      * SIGXFSZ killing the process with its temporary left behind. */
     signal(SIGXFSZ, SIG_IGN);
-}
-
-bool ts_cli_parse_list(const char *s, long long lo, long long hi, ts_cli_list *out)
-{
-    char buf[256];
-    if (!s || strlen(s) >= sizeof(buf))
-        return false;
-    strcpy(buf, s);
-    out->n = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (out->n == TS_CLI_MAX_LIST || !ts_cli_parse_i64(tok, lo, hi, &out->v[out->n]))
-            return false;
-        out->n++;
-    }
-    return out->n > 0;
 }
 
 static void usage(const command *cmds, size_t n)
