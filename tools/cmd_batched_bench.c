@@ -43,7 +43,7 @@ static int parse(int argc, char **argv, bb_args *a)
 {
     *a = (bb_args){.n_kv_max = 2048, .ub = 512, .pp = {{128, 256, 512}, 3},
                    .tg = {{128, 256}, 2}, .pl = {{1, 2, 4, 8, 16, 32}, 6}};
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = v != NULL;
         if (!strcmp(o, "-m")) a->model = v;
@@ -73,7 +73,6 @@ static int parse(int argc, char **argv, bb_args *a)
                      v ? v : "");
             return usage(msg);
         }
-        i++;
     }
     return a->model ? 0 : usage("-m MODEL is required");
 }
