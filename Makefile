@@ -235,10 +235,10 @@ check-arm: deps-arm
 # on a fresh copy of its committed seeds (tests/fuzz/corpus/<name>/ is never written) in
 # build/fuzz/corpus/<name>/. Any finding fails it: a crash, a failed check, a leak, a sanitizer
 # report, an input slower than FUZZ_TIMEOUT seconds or a process over FUZZ_RSS_MB (a single
-# malloc that large too). The reproducer goes to build/fuzz/artifacts/, the log to
-# build/fuzz/<name>.log; rerun one with build/fuzz/fuzz_<name> <file>. The last line sums the
-# harnesses like the test runners' ("2 passed, 0 failed, 0 skipped"). A third harness, for
-# the server's request parser, comes with the server (issue 13).
+# malloc that large too). The reproducer goes to build/fuzz/artifacts/ (emptied first), the
+# log to build/fuzz/<name>.log; rerun one with build/fuzz/fuzz_<name> <file>. The last line
+# sums the harnesses like the test runners' ("2 passed, 0 failed, 0 skipped"). A third
+# harness, for the server's request parser, comes with the server (issue 13).
 FUZZ_TIME    ?= 60
 FUZZ_TIMEOUT ?= 10
 FUZZ_RSS_MB  ?= 2048
@@ -268,8 +268,9 @@ deps-clang:
 
 fuzz: deps deps-clang
 	@$(MAKE) --no-print-directory MODE=fuzz CC=clang fuzz-build
+	@rm -rf build/fuzz/artifacts; mkdir -p build/fuzz/artifacts
 	@pass=0; fail=0; for run in $(FUZZ_RUNS); do n=$${run%%:*}; max=$${run##*:}; \
-	  c=build/fuzz/corpus/$$n; rm -rf $$c; mkdir -p $$c build/fuzz/artifacts; \
+	  c=build/fuzz/corpus/$$n; rm -rf $$c; mkdir -p $$c; \
 	  cp tests/fuzz/corpus/$$n/* $$c/; \
 	  echo "== fuzz_$$n: $(FUZZ_TIME) s, inputs up to $$max bytes"; \
 	  if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=tests/fuzz/ubsan.supp \
