@@ -2,9 +2,10 @@
  * core/batch.c: many sequences on one engine (the ts_batch API of
  * core/tessera.h): sequence slots, the KV page pool, and the step executor.
  *
- * Owns: opening and closing sequences, handing out and taking back KV pages
- * (a LIFO free list; pages of TS_BATCH_PAGE = TS_ATTN_KBLK positions, so a
- * key block of the attention kernels never straddles two pages), checking a
+ * Owns: opening and closing sequences, their page tables (pages of
+ * TS_BATCH_PAGE = TS_ATTN_KBLK positions, so a key block of the attention
+ * kernels never straddles two pages; core/prefix.c allocates and caches
+ * them), the scheduled queues fed to sched/plan.c, checking a
  * step before anything runs (plan, then compute: a refused step changes
  * nothing), laying the step's spans out as rows of one workspace session and
  * running the forward pass once over all of them, and the output head only on
@@ -125,12 +126,11 @@ ts_status ts_batch_create(ts_batch **out, ts_engine *eng, const ts_batch_opts *o
     b->max_pages = (int32_t)pages_for(b->n_ctx);
     /* The default pool holds every sequence at full context: n_seq whole
      * page tables (a sequence's last page is partly unused). */
-    const int64_t kv_size = o.kv_size ? o.kv_size : b->n_ctx * b->n_seq;
-    const int64_t n_pages = o.kv_size ? pages_for(kv_size) : b->n_seq * (int64_t)b->max_pages;
+    const int64_t n_pages = o.kv_size ? pages_for(o.kv_size) : b->n_seq * (int64_t)b->max_pages;
     const ts_hparams *hp = &eng->model->hp;
     ts_status st = n_pages > INT32_MAX
-                       ? ts_err_set(err, TS_E_ARG, "kv_size %lld: too many pages",
-                                    (long long)kv_size)
+                       ? ts_err_set(err, TS_E_ARG, "KV pool of %lld pages: too many",
+                                    (long long)n_pages)
                        : ts_session_alloc(&b->ws, eng, b->n_ctx, b->max_tokens, o.kv_f32, false,
                                           (uint32_t)(b->n_seq * hp->n_head_kv), err);
     if (st == TS_OK)

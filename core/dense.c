@@ -83,7 +83,6 @@ const char *ts_dense_blas_load(void)
     return g_blas.ok ? NULL : g_blas.why;
 }
 
-bool ts_dense_blas_loaded(void) { return g_blas.ok; }
 
 #include "../quant/quant.h"
 

@@ -53,8 +53,6 @@ void ts_dense_sgemm(int64_t m, int64_t n, int64_t k, const float *w, size_t w_st
 /* Loads OpenBLAS (once; its threads start then, not before): NULL when it is
  * usable, else why not. Setup calls it for any mode but OFF. */
 const char *ts_dense_blas_load(void);
-/* True once a load succeeded (no load is attempted). */
-bool ts_dense_blas_loaded(void);
 /* "OpenBLAS 0.3.21 ... | parallel=pthreads threads=2" for `tessera info`
  * (loads the library). */
 const char *ts_dense_blas_info(void);

@@ -63,8 +63,10 @@ static uint64_t scratch_bytes(const ts_model *m, int64_t c, uint32_t n_workers)
     int64_t ff = hp->n_ff;
     ff = hp->n_ff_exp > ff ? hp->n_ff_exp : ff;
     ff = hp->n_ff_shexp > ff ? hp->n_ff_shexp : ff;
-    const uint64_t xs = pad64((uint64_t)hp->n_embd * 4), qs = pad64((uint64_t)(hp->n_head * hp->head_k) * 4);
-    const uint64_t kvs = pad64((uint64_t)(hp->n_head_kv * hp->head_k) * 4), fs = pad64((uint64_t)ff * 4);
+    const uint64_t xs = pad64((uint64_t)hp->n_embd * 4);
+    const uint64_t qs = pad64((uint64_t)(hp->n_head * hp->head_k) * 4);
+    const uint64_t kvs = pad64((uint64_t)(hp->n_head_kv * hp->head_k) * 4);
+    const uint64_t fs = pad64((uint64_t)ff * 4);
     /* core/session.c: x xn q att k v ffn_a ffn_b rope, and the logits row */
     uint64_t b = (uint64_t)c * (2 * xs + 2 * qs + 2 * kvs + 2 * fs + (uint64_t)(hp->n_rot + 1) * 4);
     b += (uint64_t)hp->n_vocab * 4;

@@ -315,11 +315,6 @@ int64_t ts_session_default_ctx(const ts_engine *eng)
     return train > 0 && train < DEFAULT_CTX_CAP ? train : DEFAULT_CTX_CAP;
 }
 
-int64_t ts_session_pick_chunk(int chunk, int64_t cap)
-{
-    return pick_chunk(&(ts_session_opts){.chunk = chunk}, cap);
-}
-
 ts_status ts_session_create(ts_session **out, ts_engine *eng, const ts_session_opts *opts,
                             ts_err *err)
 {

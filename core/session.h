@@ -149,8 +149,6 @@ ts_status ts_session_alloc(ts_session **out, ts_engine *eng, int64_t n_ctx, int6
                            bool kv_f32, bool own_kv, uint32_t extra_tiles, ts_err *err);
 /* min(model context, 4096): the default n_ctx. */
 int64_t ts_session_default_ctx(const ts_engine *eng);
-/* A chunk option (0 = $TESSERA_PREFILL_CHUNK or 512, < 0 = cap) resolved against cap. */
-int64_t ts_session_pick_chunk(int chunk, int64_t cap);
 
 /* Splits n items into tiles of about the size that gives each worker a few
  * tiles; fills s->tiles (row0/rows unused = 0/1) and returns the grid. */

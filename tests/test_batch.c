@@ -470,8 +470,8 @@ TS_TEST(test_batch_cli_parallel_equals_lone)
     const char *dir = ts_test_tmpdir();
     snprintf(cmd_dir, sizeof(cmd_dir), "%s/par-out", dir);
     static const char *lines[] = {"hello world", "a b c d e f g", "zz", "one two three four"};
-    TS_REQUIRE(ts_test_sh(NULL, 0, 10, "printf '%s\\n%s\\n\\n%s\\n%s\\n' > %s/prompts.txt", lines[0],
-                          lines[1], lines[2], lines[3], dir) == 0, "prompts");
+    TS_REQUIRE(ts_test_sh(NULL, 0, 10, "printf '%s\\n%s\\n\\n%s\\n%s\\n' > %s/prompts.txt",
+                          lines[0], lines[1], lines[2], lines[3], dir) == 0, "prompts");
     int rc = ts_test_sh(out, sizeof(out), 120,
                         "%s run -m %s --prompts %s/prompts.txt --parallel 3 -n 12 --seed 9 "
                         "--temp 0.9 --batch-tokens 5 --chunk 3 --schedule decode-priority "

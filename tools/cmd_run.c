@@ -114,18 +114,30 @@ static int parse(int argc, char **argv, run_args *a)
 
 /* The context a run may use: -c, else what the default sizing below may grow
  * to (the trained context, at least 4096). */
-long long ts_run_ctx_limit(const run_args *a, const ts_engine_info *info)
+long long ts_run_ctx_limit(const run_args *a, int64_t n_ctx_train)
 {
     if (a->n_ctx)
         return a->n_ctx;
-    return info->n_ctx_train > 4096 ? info->n_ctx_train : 4096;
+    return n_ctx_train > 4096 ? n_ctx_train : 4096;
+}
+
+long long ts_run_ctx(const run_args *a, int64_t n_ctx_train, long long n_ids)
+{
+    if (a->n_ctx)
+        return a->n_ctx;
+    long long ctx = n_ctx_train < 4096 ? n_ctx_train : 4096;
+    if (ctx < n_ids + a->n_predict)
+        ctx = n_ids + a->n_predict;
+    const long long limit = ts_run_ctx_limit(a, n_ctx_train);
+    return ctx > limit ? limit : ctx;
 }
 
 /* A prompt file longer than the context limit times the vocabulary's longest
  * token cannot fit (every token covers at most that many bytes of text), so
  * it is refused before it is read, whatever its size (/dev/zero, a 50 GB
  * log). */
-size_t ts_run_prompt_byte_limit(const ts_engine *eng, const ts_engine_info *info, long long ctx)
+size_t ts_run_prompt_byte_limit(const ts_engine *eng, const ts_engine_info *info,
+                                long long ctx)
 {
     char piece[1024];
     size_t longest = 1;
@@ -214,10 +226,10 @@ int cmd_run(int argc, char **argv)
     t_load = ts_cli_now_s() - t_load; /* printed on success only (errors stay one line) */
     ts_engine_info info;
     ts_engine_get_info(eng, &info);
-    const long long limit = ts_run_ctx_limit(&a, &info);
+    const long long limit = ts_run_ctx_limit(&a, info.n_ctx_train);
     if (a.file) {
-        if (ts_file_read(a.file, "prompt file", ts_run_prompt_byte_limit(eng, &info, limit), &text,
-                         &plen, &err) != TS_OK)
+        const size_t max_bytes = ts_run_prompt_byte_limit(eng, &info, limit);
+        if (ts_file_read(a.file, "prompt file", max_bytes, &text, &plen, &err) != TS_OK)
             goto done;
         prompt = text;
     }
@@ -231,14 +243,7 @@ int cmd_run(int argc, char **argv)
         goto done;
     }
     ts_cli_print_numa(stderr, eng, &info);
-    long long ctx = a.n_ctx;
-    if (!ctx) {
-        ctx = info.n_ctx_train < 4096 ? info.n_ctx_train : 4096;
-        if (ctx < (long long)n_ids + a.n_predict)
-            ctx = (long long)n_ids + a.n_predict;
-        if (ctx > limit)
-            ctx = limit;
-    }
+    const long long ctx = ts_run_ctx(&a, info.n_ctx_train, (long long)n_ids);
     if ((long long)n_ids > ctx) {
         snprintf(err.msg, sizeof(err.msg),
                  "prompt of %zu tokens is longer than the context (%lld)%s", n_ids, ctx,

@@ -19,17 +19,11 @@
 #define CMD "run"
 #define MIB (1024.0 * 1024.0)
 
-/* Positions a run of a prompt of n_ids tokens holds: the context a lone run
- * sizes (tools/cmd_run.c), capped by prompt + -n. */
+/* Positions a run of a prompt of n_ids tokens holds: its context, capped by
+ * prompt + -n. */
 static int64_t run_positions(const run_args *a, int64_t n_ctx_train, int64_t n_ids)
 {
-    const long long limit = a->n_ctx ? a->n_ctx : n_ctx_train > 4096 ? n_ctx_train : 4096;
-    long long ctx = a->n_ctx;
-    if (!ctx) {
-        ctx = n_ctx_train < 4096 ? n_ctx_train : 4096;
-        ctx = ctx < n_ids + a->n_predict ? n_ids + a->n_predict : ctx;
-        ctx = ctx > limit ? limit : ctx;
-    }
+    const long long ctx = ts_run_ctx(a, n_ctx_train, n_ids);
     return n_ids + a->n_predict < ctx ? n_ids + a->n_predict : ctx;
 }
 

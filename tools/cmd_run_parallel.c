@@ -86,7 +86,6 @@ static bool append(prompt_job *j, const char *s, size_t n)
 static int load_prompts(ts_engine *eng, const run_args *a, const ts_engine_info *info,
                         char *text, size_t len, prompt_job *jobs, int *n_jobs, ts_err *err)
 {
-    const long long limit = ts_run_ctx_limit(a, info);
     int n = 0;
     for (char *p = text, *end = text + len; p < end;) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -115,15 +114,8 @@ static int load_prompts(ts_engine *eng, const run_args *a, const ts_engine_info 
         if (!j->ids || ts_engine_tokenize(eng, j->text, j->len, true, j->ids, j->n_ids,
                                           &j->n_ids, err) != TS_OK)
             return 1;
-        /* The context a lone run sizes (tools/cmd_run.c), so both stop alike. */
-        long long ctx = a->n_ctx;
-        if (!ctx) {
-            ctx = info->n_ctx_train < 4096 ? info->n_ctx_train : 4096;
-            if (ctx < (long long)j->n_ids + a->n_predict)
-                ctx = (long long)j->n_ids + a->n_predict;
-            if (ctx > limit)
-                ctx = limit;
-        }
+        /* The context a lone run sizes, so both stop alike. */
+        const long long ctx = ts_run_ctx(a, info->n_ctx_train, (long long)j->n_ids);
         if (j->n_ids == 0 || (long long)j->n_ids > ctx) {
             snprintf(err->msg, sizeof(err->msg),
                      "prompt %d (line text '%.40s'): %zu tokens, context %lld", i, j->text,
@@ -247,8 +239,8 @@ int ts_run_parallel(const run_args *a)
     for (int i = 0; i < n_jobs; i++)
         if (jobs[i].pages > bi.pages_total) {
             snprintf(err.msg, sizeof(err.msg),
-                     "prompt %d needs up to %lld positions (prompt and -n), more than the KV pool's "
-                     "%lld (--kv-size)", i, jobs[i].pages * TS_BATCH_PAGE,
+                     "prompt %d needs up to %lld positions (prompt and -n), more than the "
+                     "KV pool's %lld (--kv-size)", i, jobs[i].pages * TS_BATCH_PAGE,
                      (long long)bi.pages_total * TS_BATCH_PAGE);
             free(job_of);
             free(ready);

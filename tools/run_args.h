@@ -18,7 +18,10 @@ typedef struct {
 } run_args;
 
 /* The context a run may use: -c, else the trained context (at least 4096). */
-long long ts_run_ctx_limit(const run_args *a, const ts_engine_info *info);
+long long ts_run_ctx_limit(const run_args *a, int64_t n_ctx_train);
+/* The context a run of a prompt of n_ids tokens sizes: -c, else min(trained,
+ * 4096) grown to the prompt plus -n, within ts_run_ctx_limit. */
+long long ts_run_ctx(const run_args *a, int64_t n_ctx_train, long long n_ids);
 /* Bytes of prompt text that can fit ctx positions (ctx x the longest token + slack). */
 size_t ts_run_prompt_byte_limit(const ts_engine *eng, const ts_engine_info *info, long long ctx);
 /* --dry-run: the predicted peak resident memory, from the file's metadata. */
