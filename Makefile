@@ -58,6 +58,19 @@ CFLAGS  := $(CFLAGS_COMMON) $(OPT) $(BASEARCH)
 # OpenBLAS is not linked: core/dense.c dlopens it when TESSERA_BLAS asks for
 # it, so a run with BLAS off starts none of its threads.
 LDLIBS  := -lhwloc -lnuma -lpcre2-8 -lm -lpthread -ldl
+# server/ (tessera serve) sits on the public API and links these; the library does not.
+SERVER_LIBS := -lmicrohttpd -lcjson
+
+# A build on a machine without the packages says which are missing, before any compile.
+# (make run / make test install them first: their own goal is not checked, their sub-make is.)
+CHECK_GOALS := all tools bench-build fuzz-build tsan bundle
+ifneq ($(if $(MAKECMDGOALS),$(filter $(CHECK_GOALS) build/%,$(MAKECMDGOALS)),all),)
+MISSING_PKGS := $(shell sh tools/install-deps.sh --check)
+ifneq ($(strip $(MISSING_PKGS)),)
+$(error missing Debian packages:$(MISSING_PKGS). Install them with `make deps` (as root, or \
+with sudo), or: apt-get install$(MISSING_PKGS))
+endif
+endif
 
 # Per-ISA flags by directory (BLIS/tinyBLAS style: one source per ISA).
 AVX2_FLAGS   := -mavx2 -mfma -mf16c -mbmi2
@@ -66,11 +79,13 @@ AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx51
 LIB_SRC := $(wildcard core/*.c quant/*.c sched/*.c simd/*.c simd/scalar/*.c \
                       simd/x86/avx2/*.c simd/x86/avx512/*.c simd/x86/amx/*.c)
 TOOL_SRC  := $(wildcard tools/*.c)
+SERVER_SRC := $(wildcard server/*.c)
 TEST_SRC  := $(wildcard tests/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
@@ -113,12 +128,12 @@ $(LIB): $(LIB_OBJ)
 
 # DT_RPATH $ORIGIN (also for the libraries' own dependencies): the binary runs
 # on another machine with its shared libraries copied next to it (make bundle).
-$(TOOL): $(TOOL_OBJ) $(LIB)
-	$(CC) $(CFLAGS) $(LDSAN) -o $@ $(TOOL_OBJ) $(LIB) $(LDLIBS) \
+$(TOOL): $(TOOL_OBJ) $(SERVER_OBJ) $(LIB)
+	$(CC) $(CFLAGS) $(LDSAN) -o $@ $(TOOL_OBJ) $(SERVER_OBJ) $(LIB) $(LDLIBS) $(SERVER_LIBS) \
 	  -Wl,--disable-new-dtags,-rpath,'$$ORIGIN'
 
-$(TESTS): $(TEST_OBJ) $(LIB)
-	$(CC) $(CFLAGS) $(LDSAN) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
+$(TESTS): $(TEST_OBJ) $(SERVER_OBJ) $(LIB)
+	$(CC) $(CFLAGS) $(LDSAN) -o $@ $(TEST_OBJ) $(SERVER_OBJ) $(LIB) $(LDLIBS) $(SERVER_LIBS)
 
 # Each bench/<name>.c is its own program: build/<mode>/<name>.
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/%)
@@ -299,5 +314,5 @@ bundle:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(ARM_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(ARM_OBJ:.o=.d)
 -include $(FUZZ_OBJ:.o=.d)

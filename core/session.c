@@ -242,6 +242,17 @@ bool ts_engine_is_eog(const ts_engine *eng, int32_t id)
     return eng->vocab && ts_vocab_is_eog(eng->vocab, id);
 }
 
+const char *ts_engine_meta_str(const ts_engine *eng, const char *key, size_t *len)
+{
+    ts_str v;
+    bool found = false;
+    *len = 0;
+    if (!key || ts_gguf_get_str(eng->model->gguf, key, &v, &found, NULL) != TS_OK || !found)
+        return NULL;
+    *len = (size_t)v.len;
+    return v.ptr;
+}
+
 /* ---- session ---- */
 
 static size_t pad_stride(int64_t n) { return ((size_t)n * sizeof(float) + 63) & ~(size_t)63; }

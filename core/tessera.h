@@ -82,6 +82,9 @@ ts_status ts_engine_tokenize(const ts_engine *eng, const char *text, size_t len,
 size_t ts_engine_piece(const ts_engine *eng, int32_t id, char *buf, size_t cap);
 int32_t ts_engine_bos(const ts_engine *eng); /* -1 if none */
 bool ts_engine_is_eog(const ts_engine *eng, int32_t id);
+/* A string of the model file's metadata ("tokenizer.chat_template", "general.name"):
+ * *len bytes, not NUL-terminated, valid while eng lives; NULL if absent or not a string. */
+const char *ts_engine_meta_str(const ts_engine *eng, const char *key, size_t *len);
 /* Weight bytes placed on pool node `node` (0 when out of range). */
 uint64_t ts_engine_node_bytes(const ts_engine *eng, uint32_t node);
 /* The worker plan (which worker on which core of which node) and the weight
