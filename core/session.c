@@ -214,13 +214,13 @@ size_t ts_engine_format_plan(const ts_engine *eng, char *buf, size_t cap)
     return len;
 }
 
-ts_status ts_engine_tokenize(const ts_engine *eng, const char *text, size_t len, bool add_bos,
-                             int32_t *out, size_t cap, size_t *n_out, ts_err *err)
+static ts_status tokenize(const ts_engine *eng, const char *text, size_t len, bool add_bos,
+                          bool special, int32_t *out, size_t cap, size_t *n_out, ts_err *err)
 {
     *n_out = 0;
     if (!eng->vocab)
         return ts_err_set(err, TS_E_UNSUPPORTED, "model has no usable tokenizer vocabulary");
-    ts_status st = ts_vocab_tokenize(eng->vocab, text, len, add_bos, false, out, cap, n_out, err);
+    ts_status st = ts_vocab_tokenize(eng->vocab, text, len, add_bos, special, out, cap, n_out, err);
     if (st != TS_OK)
         return st;
     for (size_t i = 0; i < *n_out && i < cap; i++)
@@ -228,6 +228,19 @@ ts_status ts_engine_tokenize(const ts_engine *eng, const char *text, size_t len,
             return ts_err_set(err, TS_E_FORMAT, "token id %d beyond the model's %lld rows",
                               (int)out[i], (long long)eng->model->hp.n_vocab);
     return TS_OK;
+}
+
+ts_status ts_engine_tokenize(const ts_engine *eng, const char *text, size_t len, bool add_bos,
+                             int32_t *out, size_t cap, size_t *n_out, ts_err *err)
+{
+    return tokenize(eng, text, len, add_bos, false, out, cap, n_out, err);
+}
+
+ts_status ts_engine_tokenize_special(const ts_engine *eng, const char *text, size_t len,
+                                     bool add_bos, int32_t *out, size_t cap, size_t *n_out,
+                                     ts_err *err)
+{
+    return tokenize(eng, text, len, add_bos, true, out, cap, n_out, err);
 }
 
 size_t ts_engine_piece(const ts_engine *eng, int32_t id, char *buf, size_t cap)

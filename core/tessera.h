@@ -78,6 +78,11 @@ void ts_engine_get_info(const ts_engine *eng, ts_engine_info *out);
  * min(cap, total) ids and the total to *n_out (call again when it exceeds cap). */
 ts_status ts_engine_tokenize(const ts_engine *eng, const char *text, size_t len, bool add_bos,
                              int32_t *out, size_t cap, size_t *n_out, ts_err *err);
+/* As ts_engine_tokenize, but text spelling a special token ("<|im_start|>",
+ * "</s>") becomes its id, as llama.cpp's parse_special (chat prompts, the server). */
+ts_status ts_engine_tokenize_special(const ts_engine *eng, const char *text, size_t len,
+                                     bool add_bos, int32_t *out, size_t cap, size_t *n_out,
+                                     ts_err *err);
 /* Bytes of token id's text (at most cap, not NUL-terminated); 0 if out of range. */
 size_t ts_engine_piece(const ts_engine *eng, int32_t id, char *buf, size_t cap);
 int32_t ts_engine_bos(const ts_engine *eng); /* -1 if none */

@@ -67,6 +67,7 @@ typedef struct {
     int http;        /* 400, 413, ... */
     char type[48];   /* OpenAI error.type: "invalid_request_error", ... */
     char msg[256];   /* error.message */
+    long long n_prompt_tokens, n_ctx; /* exceed_context_size_error's extra fields */
 } srv_error;
 
 /* Parses body (len bytes, not necessarily NUL-terminated, any bytes at all)

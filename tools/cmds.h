@@ -20,6 +20,7 @@ TS_CMD(run);
 TS_CMD(logits);
 TS_CMD(bench);
 TS_CMD(batched_bench);
+TS_CMD(serve);
 #undef TS_CMD
 
 /* Monotonic seconds, and this process's peak RSS in MiB (getrusage), for the

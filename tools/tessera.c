@@ -49,6 +49,7 @@ int main(int argc, char **argv)
 {
     const command cmds[] = {
         {"run", cmd_run, "generate text from a prompt"},
+        {"serve", cmd_serve, "OpenAI-compatible HTTP server (many requests at once)"},
         {"bench", cmd_bench, "prefill/decode benchmark (llama-bench conventions)"},
         {"batched-bench", cmd_batched_bench, "many sequences per step (llama-batched-bench)"},
         {"info", cmd_info, "summarise a GGUF model"},
