@@ -13,6 +13,7 @@
  * Shutdown (stopping set): queued requests get 503; running ones keep
  * stepping for up to SHUTDOWN_GRACE_S, then end with 503 too.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ void srv_task_unref(srv_state *st, srv_task *t)
         free(t->stop[i]);
     free(t->out);
     free(t->marks);
+    free(t->biased);
     ts_sampler_destroy(t->smp);
     srv_text_free(&t->text);
     pthread_cond_destroy(&t->cv);
@@ -157,15 +159,32 @@ static void admit(srv_state *st, long long *reserved)
     }
 }
 
-/* Samples ready task t's next token; returns the finish reason or NULL to go on. */
-static const char *advance(srv_state *st, srv_task *t, ts_err *err)
+/* The logits to sample: with ignore_eos a copy whose end-of-generation ids are -Inf. */
+static const float *logits_for(srv_state *st, srv_task *t)
 {
+    const float *l = ts_batch_logits(st->b, t->seq);
+    if (!t->ignore_eos || !l)
+        return l;
+    if (!t->biased && !(t->biased = malloc((size_t)st->info.n_vocab * sizeof(float))))
+        return NULL;
+    memcpy(t->biased, l, (size_t)st->info.n_vocab * sizeof(float));
+    for (int i = 0; i < st->n_eog; i++)
+        t->biased[st->eog[i]] = -INFINITY;
+    return t->biased;
+}
+
+/* Samples ready task t's next token (no lock: inference-thread state only);
+ * returns the finish reason, "error" (t->ferr), or NULL to go on. */
+static const char *advance(srv_state *st, srv_task *t)
+{
+    ts_err *err = &t->ferr;
     const int pos = ts_batch_seq_pos(st->b, t->seq);
-    if (t->max_tokens >= 0 && t->n_gen >= t->max_tokens)
+    if (t->max_tokens >= 0 && t->n_tok >= t->max_tokens)
         return "length";
     if (pos >= st->n_ctx)
         return "length";
-    const int32_t tok = ts_sampler_sample(t->smp, ts_batch_logits(st->b, t->seq));
+    const float *logits = logits_for(st, t);
+    const int32_t tok = logits ? ts_sampler_sample(t->smp, logits) : -1;
     if (tok < 0) {
         snprintf(err->msg, sizeof(err->msg), "the logits at position %d are not finite", pos - 1);
         return "error";
@@ -179,10 +198,10 @@ static const char *advance(srv_state *st, srv_task *t, ts_err *err)
         snprintf(err->msg, sizeof(err->msg), "out of memory");
         return "error";
     }
-    t->n_gen++;
+    t->n_tok++;
     if (srv_text_stop(&t->text, t->stop, t->n_stop))
         return "stop";
-    if (t->max_tokens >= 0 && t->n_gen >= t->max_tokens)
+    if (t->max_tokens >= 0 && t->n_tok >= t->max_tokens)
         return "length";
     if (pos + 1 > st->n_ctx)
         return "length";
@@ -191,10 +210,18 @@ static const char *advance(srv_state *st, srv_task *t, ts_err *err)
     return NULL;
 }
 
-/* After a step: sample the ready ones, publish, end the finished (mu not held). */
+/* After a step: sample the ready ones without the lock, then publish and
+ * end the finished under it. */
 static void after_step(srv_state *st, const int *ready, int n_ready, long long *reserved)
 {
     const double now = srv_now();
+    for (int r = 0; r < n_ready; r++) {
+        srv_task *t = st->slot[ready[r]]; /* slot[] changes only on this thread */
+        if (t) {
+            t->tok_before = t->n_tok;
+            t->fin = advance(st, t);
+        }
+    }
     pthread_mutex_lock(&st->mu);
     for (int s = 0; s < st->n_seq; s++) {
         srv_task *t = st->slot[s];
@@ -207,23 +234,20 @@ static void after_step(srv_state *st, const int *ready, int n_ready, long long *
     }
     for (int r = 0; r < n_ready; r++) {
         srv_task *t = st->slot[ready[r]];
-        if (!t)
+        if (!t || t->cancel) /* the next loop frees a cancelled one */
             continue;
-        if (t->cancel) /* the next loop frees it */
-            continue;
-        const int before = t->n_gen;
-        ts_err err = {0};
-        const char *fin = advance(st, t, &err);
-        if (t->n_gen > before) {
+        t->n_gen = t->n_tok;
+        if (t->n_tok > t->tok_before) {
             st->m.generated_tokens++;
-            if (before == 0)
+            if (t->tok_before == 0)
                 srv_hist_add(&st->m.ttft, now - t->t_arrive);
             else
                 srv_hist_add(&st->m.itl, now - t->t_last);
             t->t_last = now;
         }
+        const char *fin = t->fin;
         if (fin && !strcmp(fin, "error")) {
-            srv_task_fail(t, 500, "server_error", err.msg);
+            srv_task_fail(t, 500, "server_error", t->ferr.msg);
             st->m.requests_failed++;
             end_task(st, t, NULL, reserved);
             continue;
@@ -233,15 +257,13 @@ static void after_step(srv_state *st, const int *ready, int n_ready, long long *
             continue;
         }
         const size_t safe = srv_text_safe(&t->text, t->stop, t->n_stop);
-        if (safe > t->out_len) {
-            if (!srv_task_publish(t, t->text.s + t->out_len, safe - t->out_len)) {
-                srv_task_fail(t, 500, "server_error", "out of memory");
-                end_task(st, t, NULL, reserved);
-                continue;
-            }
-            pthread_cond_broadcast(&t->cv);
-        } else if (t->n_gen > before)
-            pthread_cond_broadcast(&t->cv); /* n_gen moved: usage counts */
+        if (safe > t->out_len &&
+            !srv_task_publish(t, t->text.s + t->out_len, safe - t->out_len)) {
+            srv_task_fail(t, 500, "server_error", "out of memory");
+            end_task(st, t, NULL, reserved);
+            continue;
+        }
+        pthread_cond_broadcast(&t->cv);
     }
     ts_batch_info bi;
     ts_batch_get_info(st->b, &bi);
@@ -363,7 +385,7 @@ void srv_infer_loop(srv_state *st)
         /* Tokens this step: prompt progress plus the decodes among the ready. */
         int dec = 0;
         for (int r = 0; r < n_ready; r++)
-            dec += st->slot[ready[r]] && st->slot[ready[r]]->n_gen > 0;
+            dec += st->slot[ready[r]] && st->slot[ready[r]]->n_tok > 0;
         const int step_tok = tok_after - tok_before + dec;
         st->m.steps++;
         st->m.step_tokens += (uint64_t)step_tok;

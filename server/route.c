@@ -223,10 +223,11 @@ int srv_route_make_task(srv_state *st, int route, const char *body, size_t len,
         return -1;
     }
     srv_task *t = new_task(st, &r, ids, n_ids, e);
+    const bool seed_set = r.seed_set;
     srv_request_free(&r);
     if (!t)
         return -1;
-    if (!r.seed_set) {
+    if (!seed_set) {
         pthread_mutex_lock(&st->mu);
         t->samp.seed = splitmix(&st->rng);
         pthread_mutex_unlock(&st->mu);

@@ -121,6 +121,12 @@ static int load(srv_state *st)
     st->n_ctx = (int)bi.n_ctx;
     st->pages_total = bi.pages_total;
     st->slot = calloc((size_t)st->n_seq, sizeof(*st->slot));
+    st->eog = malloc((size_t)st->info.n_vocab * sizeof(int32_t));
+    if (!st->eog)
+        return 1;
+    for (int32_t i = 0; i < (int32_t)st->info.n_vocab; i++)
+        if (ts_engine_is_eog(st->eng, i))
+            st->eog[st->n_eog++] = i;
     if (!st->slot || pick_template(st))
         return 1;
     srv_metrics_init(&st->m, bt);
@@ -189,6 +195,7 @@ done:
     }
     srv_http_stop(sc.http);
     free(st.slot);
+    free(st.eog);
     ts_batch_destroy(st.b);
     ts_engine_destroy(st.eng);
     pthread_cond_destroy(&st.work_cv);

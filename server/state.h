@@ -42,6 +42,12 @@ typedef struct srv_task {
     long long pages; /* reserved KV pages: its whole run */
     ts_sampler *smp;
     srv_text text;   /* generated text: UTF-8 checked, stop strings held back */
+    int n_tok;       /* tokens generated (n_gen is its copy under mu) */
+    int tok_before;  /* n_tok before this step's sample */
+    const char *fin; /* this step's outcome: NULL (go on), a finish reason, "error" */
+    ts_err ferr;
+    bool ignore_eos; /* end-of-generation tokens are never sampled (llama-server's) */
+    float *biased;   /* ignore_eos: the logits with those tokens at -Inf */
     double t_last;
     /* Under mu. */
     srv_task_state state;
@@ -68,6 +74,8 @@ typedef struct {
     ts_engine_info info;
     char model_id[256];
     int chat_tmpl;        /* server/chat.h id; -1 unknown */
+    int32_t *eog;         /* the vocabulary's end-of-generation ids */
+    int n_eog;
     char chat_why[160];   /* why chat requests are refused when chat_tmpl < 0 */
     int n_ctx, n_seq;
     int64_t pages_total;
