@@ -22,6 +22,9 @@ typedef struct {
 /* Template ids are small non-negative ints; -1 = unknown. */
 int srv_chat_from_name(const char *name);      /* llama.cpp's names: "chatml", "llama2", ... */
 int srv_chat_detect(const char *tmpl, size_t len); /* from a Jinja template's text */
+/* srv_chat_detect, as llama.cpp does: an exact name wins, then the substring tests; the
+ * text ends at len or at a NUL. A template llama.cpp only detects (dots.llm1) has an id
+ * and a name, but srv_chat_from_name does not take it. */
 const char *srv_chat_name(int id);             /* NULL if out of range */
 /* Every known name, for --help and error messages: "chatml, llama2, ..." */
 const char *srv_chat_names(void);
