@@ -29,10 +29,8 @@
 
 static pthread_mutex_t g_parse_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int fail(srv_error *err, int http, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(srv_error *err, int http, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int fail(srv_error *err, int http,
+                                                      const char *fmt, ...)
 {
     va_list ap;
     err->http = http;
