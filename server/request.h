@@ -1,8 +1,8 @@
 /*
  * server/request.h: the JSON bodies of tessera serve's requests, parsed and
  * checked (cJSON) into plain structs before anything reaches the engine.
- * Pure: no engine, no HTTP, no global state, so tests/fuzz/fuzz_request.c
- * drives it with any bytes. Every rejection names the field and says why, in
+ * Pure: no engine, no HTTP, no global state (but the lock that serializes
+ * cJSON's parser), so tests/fuzz/fuzz_request.c drives it with any bytes. Every rejection names the field and says why, in
  * an OpenAI error object's terms (HTTP status, error.type, message).
  *
  * Field names and defaults follow OpenAI and llama-server (tools/server in
@@ -47,12 +47,15 @@ typedef struct {
      * UTF-8 (invalid UTF-8 or an embedded \u0000 is a 400). */
     char *prompt;
     size_t prompt_len;
-    int32_t *prompt_ids; /* completion with an array prompt; detokenize's tokens */
+    int32_t *prompt_ids; /* completion with an array prompt; detokenize's tokens (non-NULL
+                          * there even when empty) */
     size_t n_prompt_ids;
     srv_msg *msgs; /* chat */
     int n_msgs;
     long long max_tokens; /* -1 = no limit but the context */
-    ts_sampling samp;     /* temp, top_k, top_p, min_p, repeat_penalty, repeat_last_n, seed */
+    ts_sampling samp;     /* temp, top_k, top_p, min_p, repeat_penalty, repeat_last_n, seed;
+                           * a request's repeat_last_n 0 (llama-server: no window) comes as
+                           * repeat_penalty 1 (off), since ts_sampling reads 0 as 64 */
     bool seed_set;        /* false: the server picks a random seed */
     char *stop[SRV_MAX_STOP]; /* owned, NUL-terminated, each non-empty */
     int n_stop;
@@ -72,7 +75,8 @@ typedef struct {
 
 /* Parses body (len bytes, not necessarily NUL-terminated, any bytes at all)
  * as a request of the given kind. 0 and *out filled (free with
- * srv_request_free), or -1 and *err filled (*out left empty, nothing to free). */
+ * srv_request_free), or -1 and *err filled (*out left empty, nothing to free).
+ * Safe to call from several threads (cJSON's parser is serialized inside). */
 int srv_request_parse(const char *body, size_t len, srv_req_kind kind, srv_request *out,
                       srv_error *err);
 void srv_request_free(srv_request *r);
