@@ -273,7 +273,8 @@ static int parse_stop(const cJSON *root, srv_request *out, srv_error *err)
 
 static int parse_stream(const cJSON *root, srv_request *out, srv_error *err)
 {
-    if (get_bool(root, "stream", &out->stream, err) < 0)
+    if (get_bool(root, "stream", &out->stream, err) < 0 ||
+        get_bool(root, "ignore_eos", &out->ignore_eos, err) < 0)
         return -1;
     const cJSON *opts = field(root, "stream_options");
     if (!opts)
@@ -543,8 +544,14 @@ char *srv_error_json(const srv_error *err)
     cJSON *e = cJSON_AddObjectToObject(root, "error");
     char *s = NULL;
     if (e && cJSON_AddNumberToObject(e, "code", err->http) &&
-        cJSON_AddStringToObject(e, "message", msg) && cJSON_AddStringToObject(e, "type", type))
+        cJSON_AddStringToObject(e, "message", msg) && cJSON_AddStringToObject(e, "type", type)) {
+        /* llama-server's context overflow carries the two sizes (clients read them). */
+        if (!strcmp(type, "exceed_context_size_error")) {
+            cJSON_AddNumberToObject(e, "n_prompt_tokens", (double)err->n_prompt_tokens);
+            cJSON_AddNumberToObject(e, "n_ctx", (double)err->n_ctx);
+        }
         s = cJSON_PrintUnformatted(root);
+    }
     cJSON_Delete(root);
     return s;
 }

@@ -60,6 +60,7 @@ typedef struct {
     char *stop[SRV_MAX_STOP]; /* owned, NUL-terminated, each non-empty */
     int n_stop;
     bool stream;
+    bool ignore_eos;     /* llama-server's: end-of-generation tokens are never sampled */
     bool include_usage;  /* stream_options.include_usage */
     bool add_special;    /* tokenize: add BOS as the vocabulary asks (default false) */
     bool with_pieces;    /* tokenize: answer [{"id":..,"piece":..}] */

@@ -188,6 +188,7 @@ static srv_task *new_task(srv_state *st, srv_request *r, int32_t *ids, int n_ids
     t->seq = -1;
     t->chat = r->kind == SRV_REQ_CHAT;
     t->stream = r->stream;
+    t->ignore_eos = r->ignore_eos;
     t->include_usage = r->include_usage;
     t->samp = r->samp;
     t->max_tokens = r->max_tokens >= 0 ? r->max_tokens : st->n_predict;

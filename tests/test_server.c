@@ -330,9 +330,9 @@ TS_TEST(test_server_cancel_frees_the_sequence)
     if (!start(&p, "-np 2 -c 4096"))
         return;
     for (int mode = 0; mode < 2; mode++) { /* 0: mid-stream, 1: waiting (non-stream) */
-        const char *b = mode ? "{\"prompt\":\"Once\",\"max_tokens\":4000,\"temperature\":1,"
+        const char *b = mode ? "{\"prompt\":\"Once\",\"max_tokens\":4000,\"ignore_eos\":true,\"temperature\":1,"
                                "\"top_k\":0,\"min_p\":0,\"top_p\":1,\"seed\":3}"
-                             : "{\"prompt\":\"Once\",\"max_tokens\":4000,\"stream\":true,"
+                             : "{\"prompt\":\"Once\",\"max_tokens\":4000,\"ignore_eos\":true,\"stream\":true,"
                                "\"temperature\":1,\"top_k\":0,\"min_p\":0,\"top_p\":1,"
                                "\"seed\":3}";
         const double before = metric(p.port, "tessera_requests_cancelled_total");
@@ -545,7 +545,7 @@ TS_TEST(test_server_api_key_and_queue)
     TS_CHECK(r.status == 200, "/health is public: %d", r.status);
     http_free(&r);
     /* One sequence, a queue of one: the third of three long requests gets 503. */
-    const char *lng = "{\"prompt\":\"Once\",\"max_tokens\":3000,\"stream\":true,"
+    const char *lng = "{\"prompt\":\"Once\",\"max_tokens\":3000,\"ignore_eos\":true,\"stream\":true,"
                       "\"temperature\":1,\"top_k\":0,\"min_p\":0,\"seed\":1}";
     char hb[256];
     int fds[2];
