@@ -139,6 +139,8 @@ $(TESTS): $(TEST_OBJ) $(SERVER_OBJ) $(LIB)
 BENCHES := $(BENCH_SRC:bench/%.c=$(BUILD)/%)
 $(BUILD)/bench_%: $(BUILD)/bench/bench_%.o $(LIB)
 	$(CC) $(CFLAGS) $(LDSAN) -o $@ $< $(LIB) $(LDLIBS)
+# bench_load (the HTTP load driver) uses none of the library, only libcurl and cJSON.
+$(BUILD)/bench_load: LDLIBS += -lcurl -lcjson
 bench-build: $(BENCHES)
 
 # make bench: the kernel benches, each variant validated against its scalar
