@@ -137,8 +137,10 @@ typedef struct ts_batch ts_batch;
 /* Who gets a step's tokens under ts_batch_run (sched/plan.c has worked examples):
  * PREFILL_FIRST: waiting prompts' chunks first, decodes the rest (time to first token);
  * INTERLEAVED: every decode each step, prompt chunks fill the rest (no decode stalls);
- * DECODE_PRIORITY: decodes first, but the oldest prompt keeps max(1, budget / 8) tokens.
- * Any policy serves a decode that waited 4 steps first, and prompts in arrival order. */
+ * DECODE_PRIORITY: decodes first, but the first prompt keeps max(1, budget / 8) tokens.
+ * Any policy serves a decode that waited 4 steps first. Prompts: in arrival order under
+ * PREFILL_FIRST; under the others the one with fewest tokens left first (a short prompt is
+ * not held behind a long one), except that a prompt passed over for 4 steps goes first. */
 typedef enum {
     TS_SCHED_DEFAULT = 0, /* interleaved */
     TS_SCHED_PREFILL_FIRST,

@@ -11,10 +11,16 @@
 
 /*
  * Wants and orders. A decoding sequence wants 1 token; a prompt wants min(chunk, n_prompt -
- * n_done). Prompts are served FIFO (arrival, then id). Decoders: urgent ones first (waited >=
- * max_wait, most-waited first), then oldest first. Serving gives a sequence what it wants, cut
- * to the budget left and to the tokens its last held page plus the free pages hold: a decode
- * that needs a page when none is free is skipped, a prompt chunk shrinks, maybe to nothing.
+ * n_done). Prompts: FIFO (arrival, then id) under prefill-first; under the other two,
+ * shortest remaining first (then arrival, id), after urgent prompts (waited >= max_wait,
+ * most-waited first), so that a short prompt arriving while a long one prefills runs at the
+ * next step instead of after the whole long prompt (llama-server's slots, and FIFO chunked
+ * prefill, hold it there), and a stream of short prompts still cannot starve a long one: a
+ * prompt that got nothing for max_wait steps goes first. Decoders: urgent ones first
+ * (waited >= max_wait, most-waited first), then oldest first. Serving gives a sequence what
+ * it wants, cut to the budget left and to the tokens its last held page plus the free pages
+ * hold: a decode that needs a page when none is free is skipped, a prompt chunk shrinks, maybe
+ * to nothing.
  * So the serving order decides who gets scarce budget and pages first:
  *   prefill-first:   urgent decodes, prompts, other decodes. Best time to first token;
  *                    decoders stall while prompts fill the budget, but at most max_wait steps.
@@ -22,9 +28,9 @@
  *                    Stall-free decode as Sarathi-Serve / vLLM chunked prefill; prompts get
  *                    nothing while decoders fill the whole budget.
  *   decode-priority: interleaved, but the decodes may use only budget - grant tokens, where
- *                    grant = min(min_grant, the oldest prompt's want, budget - 1 if any decoder
+ *                    grant = min(min_grant, the first prompt's want, budget - 1 if any decoder
  *                    wants a token, else budget): the same step as interleaved until decoders
- *                    need more than budget - grant; then the oldest prompt still gets its grant
+ *                    need more than budget - grant; then the first prompt still gets its grant
  *                    (pages allowing), so it cannot starve behind decoders, and they keep >= 1
  *                    token. The grant holds budget, not pages: decodes take pages first.
  * Default min_grant = max(1, budget / 8), 64 at the default --batch-tokens 512: it acts only
@@ -37,9 +43,11 @@
  * Starvation. While budget and pages allow, a decoder waits at most max_wait + n - 1 steps
  * under every policy: each step the most-waited urgent decoder is served first (under
  * decode-priority the grant leaves >= 1 token), and each decoder ahead of it that is served
- * drops behind it. Prompts are FIFO: the oldest is served whenever the decodes leave budget
- * (every step under decode-priority once budget >= 2), a younger one waits behind older
- * prompts and the decodes, all finite. When pages come back the same order takes them: under
+ * drops behind it. Prompts: the first in their order is served whenever the decodes leave
+ * budget (every step under decode-priority once budget >= 2); under prefill-first a younger
+ * one waits behind older prompts and the decodes, all finite; under the others a prompt
+ * passed over for max_wait steps becomes urgent and sorts ahead of every non-urgent prompt,
+ * so it waits at most for the urgent ones ahead of it, each of which is then served. When pages come back the same order takes them: under
  * prefill-first an urgent decoder before any prompt, under the others every decoder before
  * any prompt. A caller that preempts the youngest holder when nothing can get pages finishes
  * every sequence in test_plan_random_overcommit's random scenarios (a grant that took pages
@@ -128,12 +136,14 @@ int64_t ts_plan_pages_needed(int64_t n_pos, int64_t n_tok, int32_t page_tokens)
     return pages_held(n_pos + n_tok, page_tokens) - pages_held(n_pos, page_tokens);
 }
 
-/* Serving classes, in the order keys sort. Urgent decoders sort by how long they waited. */
-enum { CLS_URGENT = 0, CLS_DECODE = 1, CLS_PROMPT = 2 };
+/* Serving classes, in the order keys sort. Urgent decoders and urgent prompts sort by how long
+ * they waited; other prompts by the tokens they have left (0 for all under prefill-first). */
+enum { CLS_URGENT = 0, CLS_DECODE = 1, CLS_PROMPT_URGENT = 2, CLS_PROMPT = 3 };
 
 typedef struct {
     uint32_t cls;
-    uint32_t waited; /* sort key only for CLS_URGENT (most-waited first), else 0 */
+    uint32_t waited; /* sort key only for the urgent classes (most-waited first), else 0 */
+    int32_t left;    /* sort key only for CLS_PROMPT (fewest left first), else 0 */
     uint64_t arrival;
     int32_t id;
     int32_t seq; /* index into seqs */
@@ -146,6 +156,8 @@ static int cmp_key(const void *pa, const void *pb)
         return a->cls < b->cls ? -1 : 1;
     if (a->waited != b->waited)
         return a->waited > b->waited ? -1 : 1;
+    if (a->left != b->left)
+        return a->left < b->left ? -1 : 1;
     if (a->arrival != b->arrival)
         return a->arrival < b->arrival ? -1 : 1;
     return (a->id > b->id) - (a->id < b->id);
@@ -257,7 +269,16 @@ int ts_plan_step(const ts_plan_seq *seqs, int n, const ts_plan_opts *o, ts_plan_
             k.waited = k.cls == CLS_URGENT ? s->waited : 0;
             n_decoders++;
         } else if (s->n_done < s->n_prompt) {
-            k.cls = CLS_PROMPT;
+            /* Prefill-first: FIFO. The others: shortest remaining first, so a short prompt
+             * arriving behind a long one is not held for the whole long prefill, with the
+             * urgent class (waited >= max_wait) so that short ones cannot starve a long one. */
+            if (o->policy != TS_PLAN_PREFILL_FIRST && s->waited >= max_wait) {
+                k.cls = CLS_PROMPT_URGENT;
+                k.waited = s->waited;
+            } else {
+                k.cls = CLS_PROMPT;
+                k.left = o->policy == TS_PLAN_PREFILL_FIRST ? 0 : s->n_prompt - s->n_done;
+            }
         } else {
             continue; /* prompt done, not decoding yet: nothing to run */
         }
@@ -284,17 +305,18 @@ int ts_plan_step(const ts_plan_seq *seqs, int n, const ts_plan_opts *o, ts_plan_
     case TS_PLAN_INTERLEAVED:
         serve_class(&st, keys, n_keys, CLS_URGENT);
         serve_class(&st, keys, n_keys, CLS_DECODE);
+        serve_class(&st, keys, n_keys, CLS_PROMPT_URGENT);
         serve_class(&st, keys, n_keys, CLS_PROMPT);
         break;
     case TS_PLAN_DECODE_PRIORITY: {
         /* Interleaved with the grant held back from the decodes: it reserves budget, not
          * pages, so a decoder never waits for a page behind a younger prompt (with the
          * caller preempting the youngest, pages-first grants could livelock: the preempted
-         * prompt is again the oldest prompt and again takes the page first). Prompts sort
-         * last, so the first prompt key is the oldest prompt. */
+         * prompt is again the first prompt and again takes the page first). Prompts sort
+         * last, so the first prompt key is the head of the prompts' order. */
         int head = 0;
         int64_t grant = 0;
-        while (head < n_keys && keys[head].cls != CLS_PROMPT)
+        while (head < n_keys && keys[head].cls < CLS_PROMPT_URGENT)
             head++;
         if (head < n_keys) {
             int64_t want = seq_want(&seqs[keys[head].seq], o->chunk);
@@ -307,6 +329,7 @@ int ts_plan_step(const ts_plan_seq *seqs, int n, const ts_plan_opts *o, ts_plan_
         serve_class(&st, keys, n_keys, CLS_URGENT);
         serve_class(&st, keys, n_keys, CLS_DECODE);
         st.budget_left += grant;
+        serve_class(&st, keys, n_keys, CLS_PROMPT_URGENT);
         serve_class(&st, keys, n_keys, CLS_PROMPT);
         break;
     }

@@ -29,7 +29,7 @@
 typedef enum {
     TS_PLAN_PREFILL_FIRST = 0, /* prompt chunks fill the step first, decodes get the rest */
     TS_PLAN_INTERLEAVED,       /* every decode each step, prompt chunks fill the rest */
-    TS_PLAN_DECODE_PRIORITY,   /* decodes first, the oldest prompt keeps a minimum grant */
+    TS_PLAN_DECODE_PRIORITY,   /* decodes first, the first prompt keeps a minimum grant */
 } ts_plan_policy;
 #define TS_PLAN_N_POLICIES 3
 
@@ -47,7 +47,7 @@ typedef struct {
     int32_t n_done;   /* prompt tokens already in the KV cache (0 <= n_done <= n_prompt) */
     bool decoding;    /* the prompt is done (n_done == n_prompt): wants 1 token this step */
     int32_t n_pos;    /* positions this sequence holds in the KV cache now (>= 0) */
-    uint64_t arrival; /* arrival order, smaller = earlier: FIFO among prompts, ties by id */
+    uint64_t arrival; /* arrival order, smaller = earlier: prompt order ties, then by id */
     uint32_t waited;  /* steps it wanted work and got none; kept by ts_plan_age, 0 when new */
 } ts_plan_seq;
 
@@ -58,7 +58,7 @@ typedef struct {
     int32_t chunk;       /* max prompt tokens one sequence gets in one step (>= 1) */
     int32_t page_tokens; /* KV page size in positions (>= 1), e.g. 64 */
     int32_t free_pages;  /* pages the KV pool can still hand out (>= 0) */
-    int32_t min_grant;   /* decode-priority: prompt tokens kept for the oldest prompt each
+    int32_t min_grant;   /* decode-priority: prompt tokens kept for the first prompt each
                             step (>= 0; 0 = max(1, budget / TS_PLAN_GRANT_DIV)) */
     int32_t max_wait;    /* steps a decoding sequence may go without a token before it is
                             served ahead of the policy's order (>= 0; 0 = the default 4) */

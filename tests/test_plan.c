@@ -38,6 +38,27 @@ static ts_plan_opts opts(ts_plan_policy policy, int32_t budget, int32_t chunk)
                           .free_pages = 1 << 20};
 }
 
+/* Whether prompt a comes before prompt b in the planner's prompt order (sched/plan.c):
+ * prefill-first FIFO; the others urgent (waited >= max_wait, most-waited) first, then fewest
+ * tokens left; ties by arrival, then id. */
+static bool prompt_before(const ts_plan_seq *a, const ts_plan_seq *b, ts_plan_policy policy,
+                          uint32_t max_wait)
+{
+    if (policy != TS_PLAN_PREFILL_FIRST) {
+        bool ua = a->waited >= max_wait, ub = b->waited >= max_wait;
+        if (ua != ub)
+            return ua;
+        if (ua && a->waited != b->waited)
+            return a->waited > b->waited;
+        int32_t la = a->n_prompt - a->n_done, lb = b->n_prompt - b->n_done;
+        if (!ua && la != lb)
+            return la < lb;
+    }
+    if (a->arrival != b->arrival)
+        return a->arrival < b->arrival;
+    return a->id < b->id;
+}
+
 /* Plans and formats the step as "id:n_tok id:n_tok ..." for exact comparisons. */
 static int plan_str(const ts_plan_seq *seqs, int n, const ts_plan_opts *o, char *buf, size_t cap)
 {
@@ -125,13 +146,19 @@ TS_TEST(test_plan_prefill_first)
 
 TS_TEST(test_plan_interleaved)
 {
-    /* Decoders first (oldest first), then prompts FIFO; chunk larger than the budget. */
+    /* Decoders first (oldest first), then prompts, fewest tokens left first; chunk larger
+     * than the budget. */
     ts_plan_seq s[] = {decoder(0, 5, 9), decoder(1, 4, 9),     decoder(2, 3, 9),   decoder(3, 2, 9),
                        decoder(4, 1, 9), prompt(5, 6, 500, 0), prompt(6, 7, 10, 0)};
     ts_plan_opts o = opts(TS_PLAN_INTERLEAVED, 10, 1000);
-    CHECK_PLAN(s, 7, &o, "4:1 3:1 2:1 1:1 0:1 5:5");
+    CHECK_PLAN(s, 7, &o, "4:1 3:1 2:1 1:1 0:1 6:5");
     o.chunk = 3;
+    CHECK_PLAN(s, 7, &o, "4:1 3:1 2:1 1:1 0:1 6:3 5:2");
+    /* The long one passed over max_wait steps is urgent: ahead of the short one. */
+    s[5].waited = TS_PLAN_DEFAULT_MAX_WAIT;
     CHECK_PLAN(s, 7, &o, "4:1 3:1 2:1 1:1 0:1 5:3 6:2");
+    s[5].waited = 0;
+    o.chunk = 1000;
     /* Budget below the decoders: the oldest 3; the prompts get nothing. */
     o.budget = 3;
     CHECK_PLAN(s, 7, &o, "4:1 3:1 2:1");
@@ -140,6 +167,42 @@ TS_TEST(test_plan_interleaved)
     CHECK_PLAN(s, 7, &o, "0:1 1:1 4:1");
     s[1].waited = 6;
     CHECK_PLAN(s, 7, &o, "1:1 0:1 4:1"); /* tie on waited: earlier arrival (id 1) first */
+}
+
+TS_TEST(test_plan_short_behind_long)
+{
+    /* An 8192-token prompt L prefilling at budget 512 beside 4 decoders; a 32-token prompt S
+     * arrives: interleaved and decode-priority run all of S at the next step (L takes the
+     * rest), prefill-first keeps arrival order. Equal lengths tie by arrival. */
+    ts_plan_seq s[] = {decoder(0, 0, 40), decoder(1, 1, 40), decoder(2, 2, 40), decoder(3, 3, 40),
+                       prompt(4, 4, 8192, 1024), prompt(5, 5, 32, 0)};
+    ts_plan_opts o = opts(TS_PLAN_INTERLEAVED, 512, 512);
+    CHECK_PLAN(s, 6, &o, "0:1 1:1 2:1 3:1 5:32 4:476");
+    o.policy = TS_PLAN_DECODE_PRIORITY;
+    CHECK_PLAN(s, 6, &o, "0:1 1:1 2:1 3:1 5:32 4:476");
+    o.policy = TS_PLAN_PREFILL_FIRST;
+    CHECK_PLAN(s, 6, &o, "4:512");
+    ts_plan_seq t[] = {prompt(7, 9, 100, 0), prompt(8, 8, 100, 0), prompt(9, 7, 300, 250)};
+    o = opts(TS_PLAN_INTERLEAVED, 120, 100);
+    CHECK_PLAN(t, 3, &o, "9:50 8:70");
+    /* A long prompt cannot starve behind a stream of short ones: replay steps where a new
+     * 20-token prompt arrives each step and budget 20 would go to it; L must be served
+     * within max_wait + 1 steps. */
+    ts_plan_seq u[2] = {prompt(1, 0, 1000, 0), prompt(2, 1, 20, 0)};
+    o = opts(TS_PLAN_INTERLEAVED, 20, 512);
+    int served_at = -1;
+    for (int step = 0; step < 10 && served_at < 0; step++) {
+        ts_plan_item it[2];
+        int m = ts_plan_step(u, 2, &o, it, 2);
+        TS_REQUIRE(m >= 1, "step %d: nothing planned", step);
+        for (int j = 0; j < m; j++)
+            if (it[j].id == 1)
+                served_at = step;
+        TS_REQUIRE(ts_plan_age(u, 2, it, m) == 0, "age");
+        u[1] = prompt(2 + step + 1, 2 + (uint64_t)step, 20, 0); /* a fresh short one */
+    }
+    TS_CHECK(served_at == TS_PLAN_DEFAULT_MAX_WAIT, "long prompt first served at step %d",
+             served_at);
 }
 
 TS_TEST(test_plan_decode_priority)
@@ -538,8 +601,7 @@ static void check_plan(const sim *m, const ts_plan_seq *in, int k, const ts_plan
             continue;
         }
         prompt_want += want_tokens(s, o->chunk);
-        if (head < 0 || s->arrival < in[head].arrival ||
-            (s->arrival == in[head].arrival && s->id < in[head].id))
+        if (head < 0 || prompt_before(s, &in[head], o->policy, max_wait))
             head = j;
     }
     for (int it = 0; it < n_items; it++)
@@ -568,7 +630,7 @@ static void check_plan(const sim *m, const ts_plan_seq *in, int k, const ts_plan
         for (int it = 0; it < n_items; it++)
             if (items[it].seq == head)
                 got = items[it].n_tok;
-        TS_CHECK(got >= g, "decode-priority: oldest prompt got %lld, grant %lld", (long long)got,
+        TS_CHECK(got >= g, "decode-priority: first prompt got %lld, grant %lld", (long long)got,
                  (long long)g);
     }
     ts_plan_opts unlimited = *o;
