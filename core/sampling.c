@@ -10,6 +10,10 @@
  * any temperature). A NaN or +Inf leaves no distribution (and would break the
  * sort's total order and the softmax), so sampling returns -1 then, as it
  * does when every logit is -Inf; callers report it (tessera run does).
+ * Speed (a 128k vocabulary, a server sampling 16 sequences a step): greedy
+ * without a penalty scans the logits in place; top-k keeps the k best in a
+ * heap (n log k) instead of sorting the vocabulary. Both give exactly the
+ * full sort's answer: the candidate order is total, so the k best are one set.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -29,6 +33,7 @@ struct ts_sampler {
     int32_t *hist; /* ring of the last repeat_last_n tokens */
     int n_hist, hist_at, hist_cap;
     uint8_t *seen;
+    uint8_t *ban;  /* (n_vocab) or NULL: ts_sampler_ban's tokens */
     cand *c;
     uint64_t rng;
 };
@@ -63,6 +68,7 @@ void ts_sampler_destroy(ts_sampler *s)
         return;
     free(s->hist);
     free(s->seen);
+    free(s->ban);
     free(s->c);
     free(s);
 }
@@ -89,6 +95,72 @@ static int cmp_cand(const void *a, const void *b)
     if (x->logit != y->logit)
         return x->logit > y->logit ? -1 : 1;
     return x->id < y->id ? -1 : x->id > y->id;
+}
+
+ts_status ts_sampler_ban(ts_sampler *s, const int32_t *ids, int n, ts_err *err)
+{
+    if (n <= 0)
+        return TS_OK;
+    if (!s->ban && !(s->ban = calloc((size_t)s->n_vocab, 1)))
+        return ts_err_set(err, TS_E_NOMEM, "sampler: out of memory");
+    for (int i = 0; i < n; i++)
+        if (ids[i] >= 0 && ids[i] < s->n_vocab)
+            s->ban[ids[i]] = 1;
+    return TS_OK;
+}
+
+/* Greedy without a penalty, on the logits in place: the first (lowest id) of
+ * the largest, as the candidate order gives; -1 as ts_sampler_sample. */
+static int32_t greedy_plain(const ts_sampler *s, const float *logits)
+{
+    int64_t best = -1;
+    float bl = -INFINITY;
+    for (int64_t i = 0; i < s->n_vocab; i++) {
+        const float l = logits[i];
+        if (s->ban && s->ban[i])
+            continue;
+        if (l != l || l == INFINITY)
+            return -1;
+        if (l > bl) {
+            bl = l;
+            best = i;
+        }
+    }
+    return (int32_t)best; /* -1 when every logit is -Inf */
+}
+
+/* a comes after b in the candidate order (a worse) */
+static bool worse(const cand *a, const cand *b) { return cmp_cand(a, b) > 0; }
+
+static void sift_down(cand *h, int64_t k, int64_t i)
+{
+    for (;;) {
+        int64_t w = i, l = 2 * i + 1, r = l + 1;
+        if (l < k && worse(&h[l], &h[w]))
+            w = l;
+        if (r < k && worse(&h[r], &h[w]))
+            w = r;
+        if (w == i)
+            return;
+        cand t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+/* Moves the k best of c[0..n) (candidate order) to c[0..k), sorted. */
+static void top_k_select(cand *c, int64_t n, int64_t k)
+{
+    /* c[0..k) as a heap with the worst at the root; a better one replaces it */
+    for (int64_t i = k / 2; i-- > 0;)
+        sift_down(c, k, i);
+    for (int64_t i = k; i < n; i++)
+        if (worse(&c[0], &c[i])) {
+            c[0] = c[i];
+            sift_down(c, k, 0);
+        }
+    qsort(c, (size_t)k, sizeof(cand), cmp_cand);
 }
 
 /* Probabilities of c[0..n) (sorted, c[0] the largest) at temperature t. */
@@ -137,8 +209,11 @@ static bool samplable(const cand *c, int64_t n)
 int32_t ts_sampler_sample(ts_sampler *s, const float *logits)
 {
     int64_t n = s->n_vocab;
+    const float pen = s->p.repeat_penalty;
+    if (!(s->p.temp > 0.0f) && (pen == 0.0f || pen == 1.0f || s->n_hist == 0))
+        return greedy_plain(s, logits);
     for (int64_t i = 0; i < n; i++)
-        s->c[i] = (cand){(int32_t)i, logits[i], 0.0f};
+        s->c[i] = (cand){(int32_t)i, s->ban && s->ban[i] ? -INFINITY : logits[i], 0.0f};
     penalize(s);
     if (!samplable(s->c, n))
         return -1;
@@ -149,9 +224,12 @@ int32_t ts_sampler_sample(ts_sampler *s, const float *logits)
                 best = i;
         return (int32_t)best;
     }
-    qsort(s->c, (size_t)n, sizeof(cand), cmp_cand);
-    if (s->p.top_k > 0 && s->p.top_k < n)
+    if (s->p.top_k > 0 && s->p.top_k < n) {
+        top_k_select(s->c, n, s->p.top_k);
         n = s->p.top_k;
+    } else {
+        qsort(s->c, (size_t)n, sizeof(cand), cmp_cand);
+    }
     softmax(s->c, n, 1.0f);
     if (s->p.top_p > 0.0f && s->p.top_p < 1.0f) {
         double cum = 0.0;

@@ -225,5 +225,9 @@ void ts_sampler_accept(ts_sampler *smp, int32_t token);
  * -Inf excludes a token. Returns -1 when nothing can be sampled: a logit is
  * NaN or +Inf (before or after the repetition penalty) or all are -Inf. */
 int32_t ts_sampler_sample(ts_sampler *smp, const float *logits);
+/* Tokens never to draw from now on, as if their logits were -Inf (e.g. the
+ * end-of-generation ids for ignore_eos); ids outside the vocabulary are
+ * ignored. TS_E_NOMEM if the map cannot be allocated (first call only). */
+ts_status ts_sampler_ban(ts_sampler *smp, const int32_t *ids, int n, ts_err *err);
 
 #endif

@@ -40,7 +40,6 @@ void srv_task_unref(srv_state *st, srv_task *t)
         free(t->stop[i]);
     free(t->out);
     free(t->marks);
-    free(t->biased);
     ts_sampler_destroy(t->smp);
     srv_text_free(&t->text);
     pthread_cond_destroy(&t->cv);
@@ -159,20 +158,6 @@ static void admit(srv_state *st, long long *reserved)
     }
 }
 
-/* The logits to sample: with ignore_eos a copy whose end-of-generation ids are -Inf. */
-static const float *logits_for(srv_state *st, srv_task *t)
-{
-    const float *l = ts_batch_logits(st->b, t->seq);
-    if (!t->ignore_eos || !l)
-        return l;
-    if (!t->biased && !(t->biased = malloc((size_t)st->info.n_vocab * sizeof(float))))
-        return NULL;
-    memcpy(t->biased, l, (size_t)st->info.n_vocab * sizeof(float));
-    for (int i = 0; i < st->n_eog; i++)
-        t->biased[st->eog[i]] = -INFINITY;
-    return t->biased;
-}
-
 /* Samples ready task t's next token (no lock: inference-thread state only);
  * returns the finish reason, "error" (t->ferr), or NULL to go on. */
 static const char *advance(srv_state *st, srv_task *t)
@@ -183,7 +168,8 @@ static const char *advance(srv_state *st, srv_task *t)
         return "length";
     if (pos >= st->n_ctx)
         return "length";
-    const float *logits = logits_for(st, t);
+    /* ignore_eos: the sampler bans the end-of-generation ids (route.c) */
+    const float *logits = ts_batch_logits(st->b, t->seq);
     const int32_t tok = logits ? ts_sampler_sample(t->smp, logits) : -1;
     if (tok < 0) {
         snprintf(err->msg, sizeof(err->msg), "the logits at position %d are not finite", pos - 1);
@@ -390,6 +376,8 @@ void srv_infer_loop(srv_state *st)
         st->m.steps++;
         st->m.step_tokens += (uint64_t)step_tok;
         st->m.step_seconds += dt;
+        if (dt > st->m.step_max_seconds)
+            st->m.step_max_seconds = dt;
         srv_hist_add(&st->m.step_tok, step_tok);
         srv_hist_add(&st->m.step_time, dt);
         pthread_mutex_unlock(&st->mu);

@@ -134,6 +134,8 @@ char *srv_metrics_format(const srv_metrics *m, const srv_gauges *g)
            (double)m->step_tokens);
     metric(&b, "tessera_step_seconds_total", "counter", "seconds spent in steps",
            m->step_seconds);
+    metric(&b, "tessera_step_max_seconds", "gauge", "the longest step since start",
+           m->step_max_seconds);
     hist(&b, "tessera_time_to_first_token_seconds", "arrival to first generated token",
          &m->ttft);
     hist(&b, "tessera_inter_token_latency_seconds", "gap between a request's tokens", &m->itl);

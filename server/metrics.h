@@ -24,7 +24,7 @@ typedef struct {
     uint64_t requests_total, requests_ok, requests_failed, requests_cancelled;
     uint64_t prompt_tokens, generated_tokens, prefix_hit_tokens;
     uint64_t steps, step_tokens;
-    double step_seconds;
+    double step_seconds, step_max_seconds; /* all steps; the longest one */
     srv_hist ttft, itl, step_tok, step_time, req_time;
 } srv_metrics;
 

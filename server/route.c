@@ -234,7 +234,8 @@ int srv_route_make_task(srv_state *st, int route, const char *body, size_t len,
         pthread_mutex_unlock(&st->mu);
     }
     ts_err err = {0};
-    if (ts_sampler_create(&t->smp, &t->samp, st->info.n_vocab, &err) != TS_OK) {
+    if (ts_sampler_create(&t->smp, &t->samp, st->info.n_vocab, &err) != TS_OK ||
+        (t->ignore_eos && ts_sampler_ban(t->smp, st->eog, st->n_eog, &err) != TS_OK)) {
         fail(e, 400, "invalid_request_error", "sampling: %s", err.msg);
         srv_task_unref(st, t);
         return -1;

@@ -47,7 +47,6 @@ typedef struct srv_task {
     const char *fin; /* this step's outcome: NULL (go on), a finish reason, "error" */
     ts_err ferr;
     bool ignore_eos; /* end-of-generation tokens are never sampled (llama-server's) */
-    float *biased;   /* ignore_eos: the logits with those tokens at -Inf */
     double t_last;
     /* Under mu. */
     srv_task_state state;
