@@ -60,6 +60,7 @@ typedef struct {
     int32_t *pages;  /* (max_pages) page of each key block */
     int32_t n_pages; /* blocks that have a page */
     float *logits;   /* (n_vocab) */
+    float *rs;       /* recurrent state (hybrid models; zeroed at open), else NULL */
     bool has_logits;
     /* Scheduled use (ts_batch_run): queue[p] is the token for position p, for
      * p < n_queued; positions [pos, n_queued) are still to run. */
@@ -157,6 +158,8 @@ ts_status ts_batch_create(ts_batch **out, ts_engine *eng, const ts_batch_opts *o
             b->seqs[i].logits = malloc((size_t)b->n_vocab * sizeof(float));
             b->seqs[i].queue = malloc((size_t)b->n_ctx * sizeof(int32_t));
             ok = b->seqs[i].pages && b->seqs[i].logits && b->seqs[i].queue;
+            if (ok && b->ws->rs_floats)
+                ok = (b->seqs[i].rs = calloc(b->ws->rs_floats, sizeof(float))) != NULL;
         }
         if (!ok)
             st = ts_err_set(err, TS_E_NOMEM, "batch: out of memory (%d sequences)", b->n_seq);
@@ -169,7 +172,10 @@ ts_status ts_batch_create(ts_batch **out, ts_engine *eng, const ts_batch_opts *o
     b->plan = (ts_plan_opts){.policy = policy_of(o.schedule), .budget = (int32_t)b->max_tokens,
                              .chunk = (int32_t)(chunk < b->max_tokens ? chunk : b->max_tokens),
                              .page_tokens = TS_BATCH_PAGE};
-    b->prefix_on = !o.no_prefix_cache;
+    /* A cached page holds keys, not the recurrent state after them: hybrid
+     * models run every prompt token (a prefix cache for them would need
+     * state snapshots at page boundaries). */
+    b->prefix_on = !o.no_prefix_cache && hp->n_layer_rs == 0;
     *out = b;
     return TS_OK;
 }
@@ -182,6 +188,7 @@ void ts_batch_destroy(ts_batch *b)
         free(b->seqs[i].pages);
         free(b->seqs[i].logits);
         free(b->seqs[i].queue);
+        free(b->seqs[i].rs);
     }
     free(b->pseq);
     free(b->pseq_of);
@@ -205,8 +212,10 @@ ts_status ts_batch_seq_open(ts_batch *b, int *seq, ts_err *err)
         if (!b->seqs[i].open) {
             bseq *q = &b->seqs[i];
             int32_t *pages = q->pages, *queue = q->queue;
-            float *logits = q->logits;
-            *q = (bseq){.open = true, .pages = pages, .logits = logits, .queue = queue};
+            float *logits = q->logits, *rs = q->rs;
+            *q = (bseq){.open = true, .pages = pages, .logits = logits, .queue = queue, .rs = rs};
+            if (rs) /* a new sequence starts from zero conv and delta-rule states */
+                memset(rs, 0, b->ws->rs_floats * sizeof(float));
             *seq = i;
             return TS_OK;
         }
@@ -324,7 +333,7 @@ ts_status ts_batch_step(ts_batch *b, const ts_batch_span *sp, int n, ts_err *err
         /* The token history (the prefix cache's keys); queued tokens are there. */
         if (sp[i].tokens != q->queue + q->pos)
             memcpy(q->queue + q->pos, sp[i].tokens, (size_t)sp[i].n_tok * sizeof(int32_t));
-        b->spans[i] = (ts_span){&b->pool, q->pages, q->pos, row, sp[i].n_tok};
+        b->spans[i] = (ts_span){&b->pool, q->pages, q->pos, row, sp[i].n_tok, q->rs};
         memcpy(b->tok_buf + row, sp[i].tokens, (size_t)sp[i].n_tok * sizeof(int32_t));
         for (int t = 0; t < sp[i].n_tok; t++)
             ws->tok_span[row + t] = (uint32_t)i;

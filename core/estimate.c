@@ -113,7 +113,7 @@ ts_status ts_estimate_memory(const char *model_path, const ts_mem_query *q, ts_m
      * block of K and of V touched by the page. */
     const uint64_t el = q->kv_f32 ? 4 : 2;
     const uint64_t pos = (uint64_t)((q->n_pos + TS_ATTN_KBLK - 1) / TS_ATTN_KBLK * TS_ATTN_KBLK);
-    const uint64_t heads = (uint64_t)(hp->n_layer * hp->n_head_kv);
+    const uint64_t heads = (uint64_t)(hp->n_layer_kv * hp->n_head_kv);
     const uint64_t per_seq = heads * (round_page(pos * (uint64_t)hp->head_k * el) +
                                       round_page(pos * (uint64_t)ts_attn_vstride(hp->head_k) * el));
     out->kv_bytes = per_seq * (uint64_t)q->n_seq;

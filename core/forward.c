@@ -30,11 +30,12 @@
 #include <math.h>
 #include <string.h>
 
+#include "gdn.h"
 #include "prof.h"
 #include "session.h"
 #include "../quant/quant.h"
 
-typedef enum { OP_EMBED, OP_RESID_NORM, OP_QK_NORM_FULL } tok_op;
+typedef enum { OP_EMBED, OP_RESID_NORM, OP_QK_NORM_FULL, OP_ATTN_GATE } tok_op;
 
 typedef struct {
     ts_session *s;
@@ -43,12 +44,34 @@ typedef struct {
     const float *norm_w;   /* OP_RESID_NORM: weights of the norm that follows */
     bool add;              /* OP_RESID_NORM: add s->xn into s->x first */
     int64_t layer;         /* OP_QK_NORM_FULL */
-    /* The matrices the op's output rows feed next (0 to 3): each tile also
+    /* The matrices the op's output rows feed next (0 to 4): each tile also
      * quantizes its rows for them (ts_mm_quantize_rows), so that matmul
-     * skips its own quantization grid. */
-    const ts_qview *pq[3];
+     * skips its own quantization grid. OP_ATTN_GATE quantizes att, the
+     * others xn. */
+    const ts_qview *pq[4];
     int n_pq;
 } tok_ctx;
+
+/* The matrices a layer's mixer reads its normed input with (what the norm
+ * before it quantizes for): QKV, or the GDN projections. */
+static int mixer_inputs(const ts_layer *L, const ts_qview **pq)
+{
+    if (L->mixer == TS_MIX_GDN) {
+        pq[0] = &L->ssm_qkv;
+        pq[1] = &L->ssm_z;
+        if (L->ssm_ba.data) {
+            pq[2] = &L->ssm_ba;
+            return 3;
+        }
+        pq[2] = &L->ssm_beta;
+        pq[3] = &L->ssm_alpha;
+        return 4;
+    }
+    pq[0] = &L->wq;
+    pq[1] = &L->wk;
+    pq[2] = &L->wv;
+    return 3;
+}
 
 static float *row(float *base, size_t stride, int64_t i)
 {
@@ -80,7 +103,7 @@ static void rope_table(const ts_model *m, int64_t pos, float *cs)
  * would do, so no bit depends on the tiling. */
 typedef struct {
     ts_session *s;
-    int64_t layer;
+    int64_t layer, kv_layer;
 } qkv_epi_ctx;
 
 static void qkv_epi(void *vctx, int e, int64_t r0, int64_t rn, int64_t t0, int64_t tn)
@@ -93,6 +116,26 @@ static void qkv_epi(void *vctx, int e, int64_t r0, int64_t rn, int64_t t0, int64
     const int64_t hd = hp->head_k, h0 = r0 / hd, nh = rn / hd;
     const float *bias = e == 0 ? L->bq : e == 1 ? L->bk : L->bv;
     const float *norm = e == 0 ? L->q_norm : e == 1 ? L->k_norm : NULL;
+    if (e == 0 && L->mixer == TS_MIX_GATED_ATTN) {
+        /* rows [r0, r0 + rn) of qg hold (q_h, gate_h) pairs (blocks of 2 hd,
+         * align): q_h is normed, rotated and stored compact in s->q; the
+         * gate stays in qg for OP_ATTN_GATE. */
+        for (int64_t i = t0; i < t0 + tn; i++) {
+            float *x = row(s->qg, s->qg_stride, i), *q = row(s->q, s->q_stride, i);
+            if (bias)
+                for (int64_t d = r0; d < r0 + rn; d++)
+                    x[d] += bias[d];
+            for (int64_t p = r0 / (2 * hd); p < (r0 + rn) / (2 * hd); p++) {
+                float *qh = q + p * hd;
+                if (norm)
+                    ops->rmsnorm(x + 2 * p * hd, NULL, norm, qh, hd, hp->rms_eps);
+                else
+                    memcpy(qh, x + 2 * p * hd, (size_t)hd * sizeof(float));
+                ops->rope(qh, s->rope_cs + i * hp->n_rot, 1, hd, hp->n_rot, hp->rope_neox);
+            }
+        }
+        return;
+    }
     for (int64_t i = t0; i < t0 + tn; i++) {
         float *x = e == 0 ? row(s->q, s->q_stride, i)
                           : row(e == 1 ? s->k : s->v, s->kv_stride, i);
@@ -102,7 +145,7 @@ static void qkv_epi(void *vctx, int e, int64_t r0, int64_t rn, int64_t t0, int64
         const ts_span *sp = &s->spans[s->tok_span[i]];
         const int64_t pos = sp->pos0 + i - sp->tok0;
         if (e == 2) {
-            ts_kv_store_heads(sp->kv, sp->pages, c->layer, pos, 1, x, h0, nh);
+            ts_kv_store_heads(sp->kv, sp->pages, c->kv_layer, pos, 1, x, h0, nh);
             continue;
         }
         if (hp->qk_norm_full) /* a norm over all heads: OP_QK_NORM_FULL after the grid */
@@ -112,7 +155,7 @@ static void qkv_epi(void *vctx, int e, int64_t r0, int64_t rn, int64_t t0, int64
                 ops->rmsnorm(x + h * hd, NULL, norm, x + h * hd, hd, hp->rms_eps);
         ops->rope(x + h0 * hd, s->rope_cs + i * hp->n_rot, nh, hd, hp->n_rot, hp->rope_neox);
         if (e == 1)
-            ts_kv_store_heads(sp->kv, sp->pages, c->layer, pos, 0, x, h0, nh);
+            ts_kv_store_heads(sp->kv, sp->pages, c->kv_layer, pos, 0, x, h0, nh);
     }
 }
 
@@ -123,6 +166,19 @@ static void tok_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
     const ts_model *m = s->m;
     const ts_hparams *hp = &m->hp;
     (void)scr;
+    if (c->op == OP_ATTN_GATE) { /* gated attention: att *= sigmoid(gate), per head */
+        const int64_t hd = hp->head_k;
+        for (int64_t i = t->tok0; i < (int64_t)t->tok0 + t->toks; i++) {
+            float *a = row(s->att, s->att_stride, i);
+            const float *qg = row(s->qg, s->qg_stride, i);
+            for (int64_t h = 0; h < hp->n_head; h++)
+                for (int64_t d = 0; d < hd; d++)
+                    a[h * hd + d] *= 1.0f / (1.0f + expf(-qg[(2 * h + 1) * hd + d]));
+        }
+        if (c->n_pq)
+            ts_mm_quantize_rows(s->mm, c->pq, c->n_pq, s->att, s->att_stride, t->tok0, t->toks);
+        return;
+    }
     for (int64_t i = t->tok0; i < (int64_t)t->tok0 + t->toks; i++) {
         float *x = row(s->x, s->x_stride, i), *xn = row(s->xn, s->x_stride, i);
         switch (c->op) {
@@ -148,10 +204,12 @@ static void tok_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
             s->ops->rope(q, cs, hp->n_head, hd, hp->n_rot, hp->rope_neox);
             s->ops->rope(k, cs, hp->n_head_kv, hd, hp->n_rot, hp->rope_neox);
             const ts_span *sp = &s->spans[s->tok_span[i]];
-            ts_kv_store_heads(sp->kv, sp->pages, c->layer, sp->pos0 + i - sp->tok0, 0, k,
+            ts_kv_store_heads(sp->kv, sp->pages, L->kv_layer, sp->pos0 + i - sp->tok0, 0, k,
                               0, hp->n_head_kv);
             break;
         }
+        case OP_ATTN_GATE:
+            break;
         }
     }
     if (c->n_pq)
@@ -206,41 +264,64 @@ static void canon_nan(float *y, int64_t n)
     }
 }
 
+/* An attention mixer (plain or gated): QKV with its per-head epilogue, the
+ * attention, the gate, the output projection into xn. */
+static void attn_mixer(ts_session *s, int64_t il, int64_t n_tok)
+{
+    const ts_model *m = s->m;
+    const ts_hparams *hp = &m->hp;
+    const ts_layer *L = &m->layers[il];
+    const bool gated = L->mixer == TS_MIX_GATED_ATTN;
+    const ts_qview *wqkv[3] = {&L->wq, &L->wk, &L->wv};
+    float *const yqkv[3] = {gated ? s->qg : s->q, s->k, s->v};
+    const size_t sqkv[3] = {gated ? s->qg_stride : s->q_stride, s->kv_stride, s->kv_stride};
+    /* QKV, then per head bias, norm, RoPE and the cache store, in one grid
+     * (gated: row blocks of whole (q, gate) pairs). */
+    qkv_epi_ctx qc = {s, il, L->kv_layer};
+    TS_PROF(TS_PROF_QKV, ts_mm_run_multi_quantized_epi(s->mm, wqkv, yqkv, sqkv, 3, s->xn,
+                                                       s->x_stride, n_tok,
+                                                       gated ? 2 * hp->head_k : hp->head_k,
+                                                       qkv_epi, &qc));
+    tok_ctx c;
+    if (hp->qk_norm_full) {
+        c = (tok_ctx){.s = s, .op = OP_QK_NORM_FULL, .layer = il};
+        TS_PROF(TS_PROF_QKV, run_tok(s, &c, n_tok));
+    }
+    bool att_q = false; /* the attention tiles (or the gate grid) quantized att for wo */
+    TS_PROF(TS_PROF_ATTN, att_q = ts_attn_run(s, L->kv_layer, n_tok, gated ? NULL : &L->wo));
+    if (gated) {
+        c = (tok_ctx){.s = s, .op = OP_ATTN_GATE, .pq = {&L->wo}, .n_pq = 1};
+        TS_PROF(TS_PROF_ATTN, run_tok(s, &c, n_tok));
+        att_q = true;
+    }
+    const ts_qview *wo = &L->wo;
+    float *const ywo = s->xn;
+    if (att_q)
+        TS_PROF(TS_PROF_WO, ts_mm_run_multi_quantized(s->mm, &wo, &ywo, &s->x_stride, 1,
+                                                      s->att, s->att_stride, n_tok));
+    else
+        TS_PROF(TS_PROF_WO, ts_mm_run(s->mm, wo, s->att, s->att_stride, n_tok, s->xn,
+                                      s->x_stride));
+}
+
 void ts_forward_step(ts_session *s, const int32_t *tokens, int64_t n_tok)
 {
     const ts_model *m = s->m;
     const ts_hparams *hp = &m->hp;
     /* Each token grid that writes xn also quantizes it for the matmul that
-     * reads it next (tok_ctx.pq): embedding -> layer 0's QKV,
+     * reads it next (tok_ctx.pq): embedding -> layer 0's mixer inputs,
      * residual+norm -> gate/up (dense FFN), the router (MoE) or the next
-     * layer's QKV; the fused gate/up/SwiGLU tiles quantize for down. */
-    tok_ctx c = {.s = s, .op = OP_EMBED, .tokens = tokens,
-                 .pq = {&m->layers[0].wq, &m->layers[0].wk, &m->layers[0].wv}, .n_pq = 3};
+     * layer's mixer inputs; the fused gate/up/SwiGLU tiles quantize for down. */
+    tok_ctx c = {.s = s, .op = OP_EMBED, .tokens = tokens};
+    c.n_pq = mixer_inputs(&m->layers[0], c.pq);
     TS_PROF(TS_PROF_EMBED, run_tok(s, &c, n_tok));
     for (int64_t il = 0; il < hp->n_layer; il++) {
         const ts_layer *L = &m->layers[il];
-        const ts_qview *wqkv[3] = {&L->wq, &L->wk, &L->wv};
-        float *const yqkv[3] = {s->q, s->k, s->v};
-        const size_t sqkv[3] = {s->q_stride, s->kv_stride, s->kv_stride};
-        /* QKV, then per head bias, norm, RoPE and the cache store, in one grid. */
-        qkv_epi_ctx qc = {s, il};
-        TS_PROF(TS_PROF_QKV, ts_mm_run_multi_quantized_epi(s->mm, wqkv, yqkv, sqkv, 3, s->xn,
-                                                           s->x_stride, n_tok, hp->head_k,
-                                                           qkv_epi, &qc));
-        if (hp->qk_norm_full) {
-            c = (tok_ctx){.s = s, .op = OP_QK_NORM_FULL, .layer = il};
-            TS_PROF(TS_PROF_QKV, run_tok(s, &c, n_tok));
-        }
-        bool att_q = false; /* the attention tiles quantized att for wo */
-        TS_PROF(TS_PROF_ATTN, att_q = ts_attn_run(s, il, n_tok, &L->wo));
-        const ts_qview *wo = &L->wo;
-        float *const ywo = s->xn;
-        if (att_q)
-            TS_PROF(TS_PROF_WO, ts_mm_run_multi_quantized(s->mm, &wo, &ywo, &s->x_stride, 1,
-                                                          s->att, s->att_stride, n_tok));
+        /* the layer's kind, from the architecture's table (core/model.c) */
+        if (L->mixer == TS_MIX_GDN)
+            ts_gdn_run(s, L, n_tok);
         else
-            TS_PROF(TS_PROF_WO, ts_mm_run(s->mm, wo, s->att, s->att_stride, n_tok, s->xn,
-                                          s->x_stride));
+            attn_mixer(s, il, n_tok);
         c = (tok_ctx){.s = s, .op = OP_RESID_NORM, .norm_w = L->ffn_norm, .add = true};
         if (hp->n_expert) { /* the router; MoE quantizes its routed rows itself */
             c.pq[0] = &L->gate_inp;
@@ -257,13 +338,8 @@ void ts_forward_step(ts_session *s, const int32_t *tokens, int64_t n_tok)
             dense_ffn(s, L, n_tok);
         const float *next = il + 1 < hp->n_layer ? m->layers[il + 1].attn_norm : m->output_norm;
         c = (tok_ctx){.s = s, .op = OP_RESID_NORM, .norm_w = next, .add = true};
-        if (il + 1 < hp->n_layer) {
-            const ts_layer *N = &m->layers[il + 1];
-            c.pq[0] = &N->wq;
-            c.pq[1] = &N->wk;
-            c.pq[2] = &N->wv;
-            c.n_pq = 3;
-        }
+        if (il + 1 < hp->n_layer)
+            c.n_pq = mixer_inputs(&m->layers[il + 1], c.pq);
         TS_PROF(TS_PROF_NORM, run_tok(s, &c, n_tok));
     }
 }
@@ -294,7 +370,7 @@ void ts_forward_head(ts_session *s, const int32_t *rows, int64_t n_out, float *l
 void ts_forward_chunk(ts_session *s, const int32_t *tokens, int64_t n_tok, float *logits_out)
 {
     const int64_t n_vocab = s->m->hp.n_vocab;
-    s->own_span = (ts_span){&s->kv, NULL, s->pos, 0, n_tok};
+    s->own_span = (ts_span){&s->kv, NULL, s->pos, 0, n_tok, s->rs};
     s->spans = &s->own_span;
     s->n_spans = 1; /* tok_span stays all zero for a plain session */
     ts_forward_step(s, tokens, n_tok);

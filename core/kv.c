@@ -27,7 +27,7 @@
 static void set_geometry(ts_kv *kv, const ts_hparams *hp, bool f16)
 {
     kv->f16 = f16;
-    kv->n_layer = hp->n_layer;
+    kv->n_layer = hp->n_layer_kv; /* the layers with attention */
     kv->n_head_kv = hp->n_head_kv;
     kv->head_dim = hp->head_k;
     kv->vstride = ts_attn_vstride(hp->head_k);
@@ -64,7 +64,7 @@ ts_status ts_kv_init(ts_kv *kv, const ts_hparams *hp, int64_t n_ctx, bool f16, t
     kv->v_page_stride = (size_t)(TS_ATTN_KBLK * kv->vstride) * elem;
     kv->k_head_stride = kv->k_page_stride * (size_t)kv->n_pages;
     kv->v_head_stride = kv->v_page_stride * (size_t)kv->n_pages;
-    const double heads = (double)hp->n_layer * (double)hp->n_head_kv;
+    const double heads = (double)hp->n_layer_kv * (double)hp->n_head_kv;
     char what[64];
     snprintf(what, sizeof(what), "n_ctx %lld", (long long)n_ctx);
     return alloc_kv(kv, heads * (double)kv->k_head_stride, heads * (double)kv->v_head_stride,
@@ -79,7 +79,7 @@ ts_status ts_kv_init_pool(ts_kv *kv, const ts_hparams *hp, int64_t n_pages, bool
     kv->n_pages = n_pages;
     kv->n_ctx = kv->n_ctx_pad = n_pages * TS_ATTN_KBLK;
     const size_t elem = elem_bytes(kv);
-    const size_t heads = (size_t)(hp->n_layer * hp->n_head_kv);
+    const size_t heads = (size_t)(hp->n_layer_kv * hp->n_head_kv);
     kv->k_head_stride = (size_t)(TS_ATTN_KBLK * kv->head_dim) * elem;
     kv->v_head_stride = (size_t)(TS_ATTN_KBLK * kv->vstride) * elem;
     kv->k_page_stride = kv->k_head_stride * heads;

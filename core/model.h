@@ -24,7 +24,20 @@ typedef enum {
     TS_ARCH_QWEN2MOE,
     TS_ARCH_QWEN3MOE,
     TS_ARCH_OLMOE,
+    TS_ARCH_QWEN35,
+    TS_ARCH_QWEN35MOE,
+    TS_ARCH_QWEN3NEXT,
 } ts_arch;
+
+/* What a layer's token mixer is (the per-architecture table in core/model.c
+ * assigns one to each layer; core/forward.c runs each kind through its own
+ * function, core/gdn.c the gated delta-net):
+ *   ATTN        causal softmax attention (RoPE, optional bias / Q-K norms)
+ *   GATED_ATTN  the same, attn_q holding [q | gate] per head, the output
+ *               multiplied by sigmoid(gate) before attn_output (qwen35)
+ *   GDN         gated delta-net linear attention with a causal conv1d and a
+ *               recurrent state per sequence (qwen35, qwen3next) */
+typedef enum { TS_MIX_ATTN = 0, TS_MIX_GATED_ATTN, TS_MIX_GDN } ts_mixer;
 
 typedef struct {
     ts_arch arch;
@@ -42,13 +55,23 @@ typedef struct {
     /* MoE (n_expert == 0 for dense models) */
     int64_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
     bool moe_norm_topk; /* renormalise the selected top-k weights */
+    /* Hybrid models: layers with a KV cache (attention) and with a recurrent
+     * state (GDN); the rest of the GDN shape (ssm.* keys). gdn_kh_mod: value
+     * head h reads key head h % n_k (qwen35, its converter reorders the heads);
+     * else h / (n_v / n_k) (qwen3next). */
+    int64_t n_layer_kv, n_layer_rs;
+    int64_t ssm_conv, ssm_state, ssm_n_k, ssm_n_v; /* d_conv, head dim, key / value heads */
+    bool gdn_kh_mod;
 } ts_hparams;
 
 /* An f32 vector owned by the model (norm weights, biases, rope factors). */
 typedef const float *ts_vecf;
 
 typedef struct {
-    ts_vecf attn_norm, ffn_norm;
+    ts_mixer mixer;
+    int64_t kv_layer; /* this layer's index in the KV cache (-1: none) */
+    int64_t rs_layer; /* and in the recurrent state (-1: none) */
+    ts_vecf attn_norm, ffn_norm; /* ffn_norm: qwen35's post_attention_norm */
     ts_qview wq, wk, wv, wo;
     ts_vecf bq, bk, bv;           /* NULL when absent */
     ts_vecf q_norm, k_norm; /* qwen3: (head_k); olmoe: (q rows), (k rows); else NULL */
@@ -58,7 +81,19 @@ typedef struct {
     ts_qview gate_inp, gate_exps, up_exps, down_exps;
     ts_qview gate_shexp, up_shexp, down_shexp;
     ts_vecf gate_inp_shexp; /* qwen2moe shared-expert gate (n_embd), NULL if none */
+    /* GDN: projections of the normed input to the conv channels [q | k | v]
+     * (2 n_k + n_v heads of ssm_state), the output gate z, beta and alpha
+     * (one per value head; qwen3next's fused ssm_ba is split at load into
+     * row views, see core/model.c), the output projection; conv taps
+     * (channels x ssm_conv), dt bias, A (= -exp(A_log)), the per-head norm. */
+    ts_qview ssm_qkv, ssm_z, ssm_beta, ssm_alpha, ssm_ba, ssm_out;
+    ts_vecf ssm_conv1d, ssm_dt, ssm_a, ssm_norm;
 } ts_layer;
+
+/* The layer's matrices (2-D, expert stacks excluded) that are present, into
+ * out (room for TS_LAYER_MATS); their count. */
+#define TS_LAYER_MATS 17
+int ts_layer_mats(ts_layer *L, ts_qview **out);
 
 typedef struct ts_model {
     ts_gguf *gguf;

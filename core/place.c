@@ -41,16 +41,13 @@ static uint32_t list_mats(ts_model *m, ts_qview **out)
 {
     uint32_t n = 0;
     for (int64_t il = 0; il < m->hp.n_layer; il++) {
-        ts_layer *L = &m->layers[il];
-        ts_qview *v[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up,
-                         &L->ffn_down, &L->gate_inp, &L->gate_shexp, &L->up_shexp,
-                         &L->down_shexp};
-        for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
-            if (v[i]->data && v[i]->rows > 0) {
-                if (out)
-                    out[n] = v[i];
-                n++;
-            }
+        ts_qview *v[TS_LAYER_MATS];
+        const int k = ts_layer_mats(&m->layers[il], v);
+        for (int i = 0; i < k; i++) {
+            if (out)
+                out[n] = v[i];
+            n++;
+        }
     }
     if (m->output.data && m->output.rows > 0) {
         if (out)

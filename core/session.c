@@ -18,6 +18,7 @@
 #include "ktune.h"
 #include "moe.h"
 #include "place.h"
+#include "gdn.h"
 #include "session.h"
 #include "../simd/kernels.h"
 
@@ -141,10 +142,11 @@ static uint64_t mm_params(const ts_model *m)
 {
     uint64_t n = mat(&m->output);
     for (int64_t il = 0; il < m->hp.n_layer; il++) {
-        const ts_layer *L = &m->layers[il];
-        n += mat(&L->wq) + mat(&L->wk) + mat(&L->wv) + mat(&L->wo) + mat(&L->ffn_gate) +
-             mat(&L->ffn_up) + mat(&L->ffn_down) + mat(&L->gate_inp) + mat(&L->gate_shexp) +
-             mat(&L->up_shexp) + mat(&L->down_shexp);
+        ts_layer *L = &m->layers[il];
+        ts_qview *v[TS_LAYER_MATS];
+        const int k = ts_layer_mats(L, v);
+        for (int i = 0; i < k; i++)
+            n += mat(v[i]);
         n += (uint64_t)m->hp.n_expert_used *
              (mat(&L->gate_exps) + mat(&L->up_exps) + mat(&L->down_exps));
     }
@@ -324,6 +326,23 @@ static bool alloc_buffers(ts_session *s, uint32_t extra_tiles)
     }
     /* Attention takes at most n_head_kv * (8 per worker + one per span). */
     s->tile_cap = 16 * s->eng->n_workers + (uint32_t)hp->n_head + 64 + extra_tiles;
+    if (hp->n_layer_rs) {
+        const int64_t ds = hp->ssm_state, nk = hp->ssm_n_k, nv = hp->ssm_n_v;
+        const int64_t q2 = 2 * hp->n_head * hp->head_k;
+        s->qg_stride = pad_stride(q2);
+        s->gdn_qkv_stride = pad_stride((2 * nk + nv) * ds);
+        s->gdn_z_stride = s->gdn_out_stride = pad_stride(nv * ds);
+        s->gdn_ba_stride = pad_stride(2 * nv);
+        s->qg = alloc64(c * s->qg_stride, &ok);
+        s->gdn_qkv = alloc64(c * s->gdn_qkv_stride, &ok);
+        s->gdn_z = alloc64(c * s->gdn_z_stride, &ok);
+        s->gdn_b = alloc64(c * s->gdn_ba_stride, &ok);
+        s->gdn_a = alloc64(c * s->gdn_ba_stride, &ok);
+        s->gdn_out = alloc64(c * s->gdn_out_stride, &ok);
+        /* GDN grids: a tile per (span, channel head); spans <= extra / n_head_kv + 1 */
+        s->tile_cap += (uint32_t)((extra_tiles / (uint32_t)hp->n_head_kv + 1) * (2 * nk + nv));
+        s->rs_floats = (size_t)hp->n_layer_rs * ts_gdn_layer_floats(hp);
+    }
     s->tiles = alloc64(s->tile_cap * sizeof(ts_tile), &ok);
     s->tok_span = calloc(c, sizeof(*s->tok_span));
     s->out_rows = malloc(c * sizeof(*s->out_rows));
@@ -376,10 +395,16 @@ ts_status ts_session_alloc(ts_session **out, ts_engine *eng, int64_t n_ctx, int6
         st = ts_kv_init(&s->kv, hp, n_ctx, !kv_f32, err);
     if (st == TS_OK && !alloc_buffers(s, extra_tiles))
         st = ts_err_set(err, TS_E_NOMEM, "session: out of memory (chunk %lld)", (long long)s->chunk);
+    if (st == TS_OK && own_kv && s->rs_floats) {
+        s->rs = calloc(s->rs_floats, sizeof(float));
+        if (!s->rs)
+            st = ts_err_set(err, TS_E_NOMEM, "session: out of memory (recurrent state)");
+    }
     if (st == TS_OK) {
         int64_t max_k = hp->n_embd;
-        int64_t dims[4] = {hp->n_head * hp->head_k, hp->n_ff, hp->n_ff_exp, hp->n_ff_shexp};
-        for (int i = 0; i < 4; i++)
+        int64_t dims[5] = {hp->n_head * hp->head_k, hp->n_ff, hp->n_ff_exp, hp->n_ff_shexp,
+                           hp->ssm_n_v * hp->ssm_state};
+        for (int i = 0; i < 5; i++)
             max_k = dims[i] > max_k ? dims[i] : max_k;
         st = ts_mm_create(&s->mm, eng->pool, s->chunk, max_k, err);
     }
@@ -402,7 +427,8 @@ void ts_session_destroy(ts_session *s)
     ts_kv_fini(&s->kv);
     void *bufs[] = {s->x, s->xn, s->q, s->k, s->v, s->att, s->ffn_a, s->ffn_b, s->rope_cs,
                     s->logits, s->router, s->sel, s->sel_w, s->ex_out,
-                    s->shexp_gate, s->mix_acc, s->tiles, s->tok_span, s->out_rows};
+                    s->shexp_gate, s->mix_acc, s->tiles, s->tok_span, s->out_rows,
+                    s->qg, s->gdn_qkv, s->gdn_z, s->gdn_b, s->gdn_a, s->gdn_out, s->rs};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
     free(s);
@@ -447,4 +473,6 @@ void ts_session_reset(ts_session *s)
 {
     s->pos = 0;
     s->has_logits = false;
+    if (s->rs) /* a new sequence: conv and delta-rule states from zero */
+        memset(s->rs, 0, s->rs_floats * sizeof(float));
 }

@@ -80,6 +80,7 @@ typedef struct {
     ts_kv *kv;
     const int32_t *pages;
     int64_t pos0, tok0, n_tok;
+    float *rs; /* the sequence's recurrent state (core/gdn.h), NULL without GDN layers */
 } ts_span;
 
 struct ts_session {
@@ -110,6 +111,13 @@ struct ts_session {
                               order, then (chunk) shared-expert rows */
     float *shexp_gate;     /* (chunk) qwen2moe shared-expert gate */
     struct ts_moe *moe;    /* routed-matmul plan and buffers (core/moe.c) */
+    /* Hybrid models (NULL otherwise): the gated attention's [q | gate] rows,
+     * GDN projections (conv channels, z, beta / alpha or qwen3next's fused
+     * ba) and the GDN output; the session's own recurrent state. */
+    float *qg, *gdn_qkv, *gdn_z, *gdn_b, *gdn_a, *gdn_out;
+    size_t qg_stride, gdn_qkv_stride, gdn_z_stride, gdn_ba_stride, gdn_out_stride;
+    float *rs;
+    size_t rs_floats; /* per sequence: n_layer_rs x ts_gdn_layer_floats */
     ts_tile *tiles;
     uint32_t tile_cap;
     bool has_logits;

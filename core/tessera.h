@@ -74,6 +74,11 @@ ts_status ts_engine_create(ts_engine **out, const ts_engine_opts *opts, ts_err *
 double ts_peak_int8_gops(const char **probe);
 void ts_engine_destroy(ts_engine *eng);
 void ts_engine_get_info(const ts_engine *eng, ts_engine_info *out);
+/* Loads the model at path (every check of ts_engine_create's load, no
+ * engine) and writes its layer count and sequence to buf, e.g. "4, (gdn,
+ * gated-attn) x 2" or "16, attn x 16"; each entry is the token mixer (attn,
+ * gated-attn, gdn) and, for MoE models, "+moe". */
+ts_status ts_model_layer_pattern(const char *path, char *buf, size_t cap, ts_err *err);
 /* Text -> ids; add_bos prepends BOS when the vocabulary asks for it. Writes
  * min(cap, total) ids and the total to *n_out (call again when it exceeds cap). */
 ts_status ts_engine_tokenize(const ts_engine *eng, const char *text, size_t len, bool add_bos,

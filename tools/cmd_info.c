@@ -259,6 +259,12 @@ int cmd_info(int argc, char **argv)
            (unsigned long long)ts_gguf_alignment(g));
     printf("architecture: %s%s%s%s\n", arch[0] ? arch : "(none)", name[0] ? " (" : "", name,
            name[0] ? ")" : "");
+    char pattern[512];
+    ts_err merr = {0};
+    if (ts_model_layer_pattern(path, pattern, sizeof(pattern), &merr) == TS_OK)
+        printf("layers: %s\n", pattern);
+    else
+        printf("model: %s\n", merr.msg);
     print_meta(g, arch);
     print_vocab(g, v);
     print_tensors(g, all);

@@ -1,0 +1,220 @@
+/*
+ * core/gdn.c: the gated delta-net (GDN) token mixer of the hybrid models
+ * (llama.cpp's qwen35, qwen35moe, qwen3next; the maths as llama.cpp v0.5.0's
+ * src/models/qwen35.cpp and its ggml_gated_delta_net op compute it).
+ *
+ * Per token t of a sequence, for a layer with n_k key heads, n_v value heads
+ * (value head h reads key head kh(h): h % n_k for qwen35, h / (n_v / n_k)
+ * for qwen3next) of head dim ds:
+ *   [q | k | v] = W_qkv a_t (2 n_k + n_v heads of ds: the conv channels),
+ *   z = W_z a_t, b, alpha = W_beta a_t, W_alpha a_t (or split from W_ba a_t);
+ *   u_t[c] = sum_{tau < K} conv[c][tau] * x_{t-K+1+tau}[c] (causal, tap K-1 is
+ *   token t, earlier tokens from the state), y = silu(u);
+ *   q, k <- y's heads, each / sqrt(sum of squares + eps); v <- y's heads;
+ *   beta = sigmoid(b), g = softplus(alpha + dt) * A (A = -exp(A_log) < 0);
+ *   per value head, S (ds x ds, key i x value j):
+ *     S <- e^g S;  d_j = (v_j - sum_i S_ij k_i) beta;  S_ij += k_i d_j;
+ *     o_j = (sum_i S_ij q_i) / sqrt(ds);
+ *   out = rmsnorm(o; ssm_norm) * silu(z) per value head; W_out out.
+ *
+ * Canonical order (bit-identity across chunk sizes, threads, batches and
+ * prefill vs decode): the recurrence is the sequential one, token after
+ * token in position order, and every sum runs in one fixed order: the conv
+ * over tau ascending, the key sums over i ascending (for each value j one
+ * float accumulator, lanes across j never mixing), the squares of a norm in
+ * double over the head in index order. A token's output is therefore the
+ * same function of its inputs and of the state left by the token before it
+ * whether the tokens come in one chunk of 300, chunks of 1, 2, 3 or 7, or
+ * one at a time as decodes: so `--chunk 1` is exact, no chunk floor exists.
+ * The conv state holds the raw (pre-conv) channels of the last K - 1 tokens
+ * and the recurrent state S per value head; both live per sequence (the
+ * span's rs) and carry across chunks and steps. Tiles are (span, head):
+ * a conv tile owns a whole channel head of one sequence over all its tokens,
+ * a recurrence tile one value head of one sequence, so no reduction is ever
+ * split across tiles and the thread count cannot change a bit.
+ * Cost: per token and value head about 4 ds^2 flops (ds 128: 65 k), next to
+ * the projections' 2 x (params of the layer): the matmuls dominate, and
+ * the heads x sequences of a step keep the workers busy.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "gdn.h"
+#include "prof.h"
+#include "session.h"
+
+static float *row(float *base, size_t stride, int64_t i)
+{
+    return (float *)((char *)base + (size_t)i * stride);
+}
+
+size_t ts_gdn_layer_floats(const ts_hparams *hp)
+{
+    const int64_t ch = (2 * hp->ssm_n_k + hp->ssm_n_v) * hp->ssm_state;
+    return (size_t)((hp->ssm_conv - 1) * ch + hp->ssm_n_v * hp->ssm_state * hp->ssm_state);
+}
+
+/* The state of rs layer r of a sequence: conv (channels x (K - 1), oldest
+ * first) then S (n_v x ds x ds, [h][i][j]). */
+static float *layer_state(const ts_hparams *hp, float *rs, int64_t r)
+{
+    return rs + (size_t)r * ts_gdn_layer_floats(hp);
+}
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+static float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+
+typedef struct {
+    ts_session *s;
+    const ts_layer *L;
+} gdn_ctx;
+
+/* Conv tile: channel head t->row0 (of 2 n_k + n_v) of span t->expert, every
+ * token of the span; then the L2 norm of q and k heads. In place in gdn_qkv:
+ * outputs are written from the last token back, so each token's inputs are
+ * still raw when read. */
+static void conv_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
+{
+    const gdn_ctx *c = vctx;
+    ts_session *s = c->s;
+    const ts_hparams *hp = &s->m->hp;
+    const ts_span *sp = &s->spans[t->expert];
+    const int64_t ds = hp->ssm_state, K = hp->ssm_conv, km = K - 1, head = t->row0;
+    float *cst = layer_state(hp, sp->rs, c->L->rs_layer); /* (ch, K - 1) */
+    (void)scr;
+    for (int64_t cc = head * ds; cc < (head + 1) * ds; cc++) {
+        const float *w = c->L->ssm_conv1d + cc * K;
+        float *st = cst + cc * km;
+        float hist[64]; /* the K - 1 raw inputs before the span, oldest first */
+        memcpy(hist, st, (size_t)km * sizeof(float));
+        /* the new state: the last K - 1 raw inputs of old state + this span */
+        float nst[64];
+        for (int64_t j = 0; j < km; j++) {
+            const int64_t src = sp->n_tok - km + j; /* index into the span's tokens */
+            nst[j] = src >= 0 ? row(s->gdn_qkv, s->gdn_qkv_stride, sp->tok0 + src)[cc]
+                              : hist[km + src];
+        }
+        for (int64_t i = sp->n_tok - 1; i >= 0; i--) {
+            float acc = 0.0f;
+            for (int64_t tau = 0; tau < K; tau++) {
+                const int64_t src = i - km + tau;
+                const float x = src >= 0 ? row(s->gdn_qkv, s->gdn_qkv_stride, sp->tok0 + src)[cc]
+                                         : hist[km + src];
+                acc += w[tau] * x;
+            }
+            row(s->gdn_qkv, s->gdn_qkv_stride, sp->tok0 + i)[cc] = silu(acc);
+        }
+        memcpy(st, nst, (size_t)km * sizeof(float));
+    }
+    if (head >= 2 * hp->ssm_n_k) /* v heads: not normalised */
+        return;
+    for (int64_t i = 0; i < sp->n_tok; i++) {
+        float *x = row(s->gdn_qkv, s->gdn_qkv_stride, sp->tok0 + i) + head * ds;
+        double ss = 0.0;
+        for (int64_t d = 0; d < ds; d++)
+            ss += (double)x[d] * (double)x[d];
+        const float sc = 1.0f / sqrtf((float)ss + hp->rms_eps);
+        for (int64_t d = 0; d < ds; d++)
+            x[d] *= sc;
+    }
+}
+
+/* Recurrence tile: value head t->row0 of span t->expert, its tokens in order;
+ * writes the gated, normed head output into gdn_out. */
+static void rec_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
+{
+    const gdn_ctx *c = vctx;
+    ts_session *s = c->s;
+    const ts_hparams *hp = &s->m->hp;
+    const ts_layer *L = c->L;
+    const ts_span *sp = &s->spans[t->expert];
+    const int64_t ds = hp->ssm_state, nk = hp->ssm_n_k, nv = hp->ssm_n_v, h = t->row0;
+    const int64_t kh = hp->gdn_kh_mod ? h % nk : h / (nv / nk);
+    const int64_t ch = (2 * nk + nv) * ds;
+    float *S = layer_state(hp, sp->rs, L->rs_layer) + (hp->ssm_conv - 1) * ch + h * ds * ds;
+    const float scale = 1.0f / sqrtf((float)ds);
+    float acc[TS_GDN_MAX_DS], dlt[TS_GDN_MAX_DS];
+    (void)scr;
+    for (int64_t i0 = 0; i0 < sp->n_tok; i0++) {
+        const int64_t r = sp->tok0 + i0;
+        const float *y = row(s->gdn_qkv, s->gdn_qkv_stride, r);
+        const float *q = y + kh * ds, *k = y + (nk + kh) * ds, *v = y + (2 * nk + h) * ds;
+        float b, a;
+        if (L->ssm_ba.data) { /* qwen3next: per key head group [b (rf) | a (rf)] */
+            const int64_t rf = nv / nk, g = h / rf, j = h % rf;
+            const float *ba = row(s->gdn_b, s->gdn_ba_stride, r);
+            b = ba[g * 2 * rf + j];
+            a = ba[g * 2 * rf + rf + j];
+        } else {
+            b = row(s->gdn_b, s->gdn_ba_stride, r)[h];
+            a = row(s->gdn_a, s->gdn_ba_stride, r)[h];
+        }
+        const float beta = sigmoid(b);
+        const float decay = expf(softplus(a + L->ssm_dt[h]) * L->ssm_a[h]);
+        /* S <- decay S and acc_j = sum_i S_ij k_i, i ascending */
+        for (int64_t j = 0; j < ds; j++)
+            acc[j] = 0.0f;
+        for (int64_t i = 0; i < ds; i++) {
+            float *Si = S + i * ds;
+            const float ki = k[i];
+            for (int64_t j = 0; j < ds; j++) {
+                Si[j] *= decay;
+                acc[j] += Si[j] * ki;
+            }
+        }
+        for (int64_t j = 0; j < ds; j++) {
+            dlt[j] = (v[j] - acc[j]) * beta;
+            acc[j] = 0.0f;
+        }
+        /* S_ij += k_i d_j and acc_j = sum_i S_ij q_i on the updated state */
+        for (int64_t i = 0; i < ds; i++) {
+            float *Si = S + i * ds;
+            const float ki = k[i], qi = q[i];
+            for (int64_t j = 0; j < ds; j++) {
+                Si[j] += ki * dlt[j];
+                acc[j] += Si[j] * qi;
+            }
+        }
+        float *o = row(s->gdn_out, s->gdn_out_stride, r) + h * ds;
+        for (int64_t j = 0; j < ds; j++)
+            o[j] = acc[j] * scale;
+        s->ops->rmsnorm(o, NULL, L->ssm_norm, o, ds, hp->rms_eps);
+        const float *z = row(s->gdn_z, s->gdn_z_stride, r) + h * ds;
+        for (int64_t j = 0; j < ds; j++)
+            o[j] *= silu(z[j]);
+    }
+}
+
+void ts_gdn_run(ts_session *s, const ts_layer *L, int64_t n_tok)
+{
+    const ts_hparams *hp = &s->m->hp;
+    /* 1. the projections, one grid (xn was quantized for them by the norm) */
+    const ts_qview *w[4] = {&L->ssm_qkv, &L->ssm_z, L->ssm_ba.data ? &L->ssm_ba : &L->ssm_beta,
+                            &L->ssm_alpha};
+    float *const y[4] = {s->gdn_qkv, s->gdn_z, s->gdn_b, s->gdn_a};
+    const size_t ys[4] = {s->gdn_qkv_stride, s->gdn_z_stride, s->gdn_ba_stride,
+                          s->gdn_ba_stride};
+    const int n_w = L->ssm_ba.data ? 3 : 4;
+    TS_PROF(TS_PROF_QKV, ts_mm_run_multi_quantized(s->mm, w, y, ys, n_w, s->xn, s->x_stride,
+                                                   n_tok));
+    /* 2. conv + SiLU + q/k norms: (span, channel head) tiles */
+    gdn_ctx c = {s, L};
+    const int64_t n_heads = 2 * hp->ssm_n_k + hp->ssm_n_v;
+    uint32_t n = 0;
+    for (uint32_t si = 0; si < s->n_spans; si++)
+        for (int64_t h = 0; h < n_heads && n < s->tile_cap; h++)
+            s->tiles[n++] = (ts_tile){si, (uint32_t)h, 1, 0, 0, 0};
+    ts_grid g = {s->tiles, n, s->tile_cap};
+    TS_PROF(TS_PROF_ATTN, ts_grid_run(s->eng->pool, &g, conv_tile, &c));
+    /* 3. the recurrence and the gated norm: (span, value head) tiles */
+    n = 0;
+    for (uint32_t si = 0; si < s->n_spans; si++)
+        for (int64_t h = 0; h < hp->ssm_n_v && n < s->tile_cap; h++)
+            s->tiles[n++] = (ts_tile){si, (uint32_t)h, 1, 0, 0, 0};
+    g = (ts_grid){s->tiles, n, s->tile_cap};
+    TS_PROF(TS_PROF_ATTN, ts_grid_run(s->eng->pool, &g, rec_tile, &c));
+    /* 4. the output projection into xn (the residual grid adds it) */
+    TS_PROF(TS_PROF_WO, ts_mm_run(s->mm, &L->ssm_out, s->gdn_out, s->gdn_out_stride, n_tok,
+                                  s->xn, s->x_stride));
+}

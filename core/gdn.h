@@ -1,0 +1,24 @@
+/*
+ * core/gdn.h: the gated delta-net token mixer (core/gdn.c), internal to core/.
+ */
+#ifndef TS_GDN_H
+#define TS_GDN_H
+
+#include <stddef.h>
+
+#include "model.h"
+
+/* Largest GDN head dim (ssm.state_size) the recurrence's stack rows take. */
+#define TS_GDN_MAX_DS 512
+
+struct ts_session;
+
+/* Floats of one GDN layer's recurrent state for one sequence: the conv state
+ * ((K - 1) x channels) and S (value heads x ds x ds). */
+size_t ts_gdn_layer_floats(const ts_hparams *hp);
+/* The GDN mixer on s->xn (rows quantized for its projections by the norm
+ * grid before it): writes the layer's output into s->xn, advances each
+ * span's recurrent state (s->spans[i].rs) by its tokens. */
+void ts_gdn_run(struct ts_session *s, const ts_layer *L, int64_t n_tok);
+
+#endif
