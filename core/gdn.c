@@ -73,7 +73,7 @@ typedef struct {
 /* Conv tile: channel head t->row0 (of 2 n_k + n_v) of span t->expert, every
  * token of the span; then the L2 norm of q and k heads. In place in gdn_qkv:
  * outputs are written from the last token back, so each token's inputs are
- * still raw when read. */
+ * still raw when read; the head's ds channels are contiguous in a row. */
 static void conv_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
 {
     const gdn_ctx *c = vctx;
@@ -81,36 +81,42 @@ static void conv_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
     const ts_hparams *hp = &s->m->hp;
     const ts_span *sp = &s->spans[t->expert];
     const int64_t ds = hp->ssm_state, K = hp->ssm_conv, km = K - 1, head = t->row0;
-    float *cst = layer_state(hp, sp->rs, c->L->rs_layer); /* (ch, K - 1) */
+    const int64_t c0 = head * ds, n = sp->n_tok;
+    float *cst = layer_state(hp, sp->rs, c->L->rs_layer) + c0 * km; /* (ds, K - 1) */
+    const float *w = c->L->ssm_conv1d + c0 * K;                    /* (ds, K) */
+    float nst[TS_GDN_MAX_DS * (TS_GDN_MAX_CONV - 1)];
+    float acc[TS_GDN_MAX_DS];
     (void)scr;
-    for (int64_t cc = head * ds; cc < (head + 1) * ds; cc++) {
-        const float *w = c->L->ssm_conv1d + cc * K;
-        float *st = cst + cc * km;
-        float hist[64]; /* the K - 1 raw inputs before the span, oldest first */
-        memcpy(hist, st, (size_t)km * sizeof(float));
-        /* the new state: the last K - 1 raw inputs of old state + this span */
-        float nst[64];
-        for (int64_t j = 0; j < km; j++) {
-            const int64_t src = sp->n_tok - km + j; /* index into the span's tokens */
-            nst[j] = src >= 0 ? row(s->gdn_qkv, s->gdn_qkv_stride, sp->tok0 + src)[cc]
-                              : hist[km + src];
-        }
-        for (int64_t i = sp->n_tok - 1; i >= 0; i--) {
-            float acc = 0.0f;
-            for (int64_t tau = 0; tau < K; tau++) {
-                const int64_t src = i - km + tau;
-                const float x = src >= 0 ? row(s->gdn_qkv, s->gdn_qkv_stride, sp->tok0 + src)[cc]
-                                         : hist[km + src];
-                acc += w[tau] * x;
-            }
-            row(s->gdn_qkv, s->gdn_qkv_stride, sp->tok0 + i)[cc] = silu(acc);
-        }
-        memcpy(st, nst, (size_t)km * sizeof(float));
+    /* the new state: the last K - 1 raw inputs of (old state, this span) */
+    for (int64_t j = 0; j < km; j++) {
+        const int64_t src = n - km + j;
+        for (int64_t d = 0; d < ds; d++)
+            nst[d * km + j] = src >= 0 ? row(s->gdn_qkv, s->gdn_qkv_stride, sp->tok0 + src)[c0 + d]
+                                       : cst[d * km + km + src];
     }
+    for (int64_t i = n - 1; i >= 0; i--) {
+        for (int64_t d = 0; d < ds; d++)
+            acc[d] = 0.0f;
+        for (int64_t tau = 0; tau < K; tau++) { /* tau ascending: the canonical order */
+            const int64_t src = i - km + tau;
+            if (src >= 0) {
+                const float *x = row(s->gdn_qkv, s->gdn_qkv_stride, sp->tok0 + src) + c0;
+                for (int64_t d = 0; d < ds; d++)
+                    acc[d] += w[d * K + tau] * x[d];
+            } else {
+                for (int64_t d = 0; d < ds; d++)
+                    acc[d] += w[d * K + tau] * cst[d * km + km + src];
+            }
+        }
+        float *y = row(s->gdn_qkv, s->gdn_qkv_stride, sp->tok0 + i) + c0;
+        for (int64_t d = 0; d < ds; d++)
+            y[d] = silu(acc[d]);
+    }
+    memcpy(cst, nst, (size_t)(ds * km) * sizeof(float));
     if (head >= 2 * hp->ssm_n_k) /* v heads: not normalised */
         return;
-    for (int64_t i = 0; i < sp->n_tok; i++) {
-        float *x = row(s->gdn_qkv, s->gdn_qkv_stride, sp->tok0 + i) + head * ds;
+    for (int64_t i = 0; i < n; i++) {
+        float *x = row(s->gdn_qkv, s->gdn_qkv_stride, sp->tok0 + i) + c0;
         double ss = 0.0;
         for (int64_t d = 0; d < ds; d++)
             ss += (double)x[d] * (double)x[d];

@@ -10,6 +10,8 @@
 
 /* Largest GDN head dim (ssm.state_size) the recurrence's stack rows take. */
 #define TS_GDN_MAX_DS 512
+/* Largest conv kernel (ssm.conv_kernel; the real models: 4). */
+#define TS_GDN_MAX_CONV 16
 
 struct ts_session;
 

@@ -236,7 +236,7 @@ static ts_status read_hybrid(ts_model *m, ts_err *err)
 {
     ts_hparams *hp = &m->hp;
     int64_t inner = 0, nextn = 0, interval = 4;
-    ts_status st = u32_key(m, "ssm.conv_kernel", true, 0, 1, 64, &hp->ssm_conv, err);
+    ts_status st = u32_key(m, "ssm.conv_kernel", true, 0, 1, TS_GDN_MAX_CONV, &hp->ssm_conv, err);
     if (st == TS_OK)
         st = u32_key(m, "ssm.state_size", true, 0, 1, TS_GDN_MAX_DS, &hp->ssm_state, err);
     if (st == TS_OK) st = u32_key(m, "ssm.group_count", true, 0, 1, MAX_HEADS, &hp->ssm_n_k, err);
