@@ -18,6 +18,7 @@
 
 #include "estimate.h"
 #include "err.h"
+#include "gdn.h"
 #include "matmul.h"
 #include "model.h"
 #include "moe.h"
@@ -116,7 +117,11 @@ ts_status ts_estimate_memory(const char *model_path, const ts_mem_query *q, ts_m
     const uint64_t heads = (uint64_t)(hp->n_layer_kv * hp->n_head_kv);
     const uint64_t per_seq = heads * (round_page(pos * (uint64_t)hp->head_k * el) +
                                       round_page(pos * (uint64_t)ts_attn_vstride(hp->head_k) * el));
-    out->kv_bytes = per_seq * (uint64_t)q->n_seq;
+    /* hybrid models: the recurrent state of every GDN layer too (f32, per sequence) */
+    const uint64_t rs = hp->n_layer_rs ? round_page((uint64_t)hp->n_layer_rs *
+                                                    ts_gdn_layer_floats(hp) * sizeof(float))
+                                       : 0;
+    out->kv_bytes = (per_seq + rs) * (uint64_t)q->n_seq;
     out->scratch_bytes = scratch_bytes(m, q->chunk_rows, q->n_workers);
     out->base_bytes = BASE_BYTES + (m->gguf ? ts_gguf_file_bytes(m->gguf) - m->n_bytes : 0);
     out->total_bytes = out->weight_bytes + out->kv_bytes + out->scratch_bytes + out->base_bytes;

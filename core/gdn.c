@@ -16,6 +16,10 @@
  *     S <- e^g S;  d_j = (v_j - sum_i S_ij k_i) beta;  S_ij += k_i d_j;
  *     o_j = (sum_i S_ij q_i) / sqrt(ds);
  *   out = rmsnorm(o; ssm_norm) * silu(z) per value head; W_out out.
+ * SiLU is the SwiGLU kernel's (simd/ops.h: the canonical exp of every level),
+ * the delta rule the ts_gdn_scan kernel (its scalar twin defines the order;
+ * the SIMD levels run blocks of value columns, which evolve independently,
+ * through the tokens: the same bits).
  *
  * Canonical order (bit-identity across chunk sizes, threads, batches and
  * prefill vs decode): the recurrence is the sequential one, token after
@@ -61,7 +65,8 @@ static float *layer_state(const ts_hparams *hp, float *rs, int64_t r)
     return rs + (size_t)r * ts_gdn_layer_floats(hp);
 }
 
-static float silu(float x) { return x / (1.0f + expf(-x)); }
+/* 1.0f x TS_GDN_MAX_DS: SiLU alone as the SwiGLU kernel with b = 1 */
+static const float k_ones[TS_GDN_MAX_DS] = {[0 ... TS_GDN_MAX_DS - 1] = 1.0f};
 static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 static float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 
@@ -109,8 +114,8 @@ static void conv_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
             }
         }
         float *y = row(s->gdn_qkv, s->gdn_qkv_stride, sp->tok0 + i) + c0;
-        for (int64_t d = 0; d < ds; d++)
-            y[d] = silu(acc[d]);
+        memcpy(y, acc, (size_t)ds * sizeof(float));
+        s->ops->swiglu(y, k_ones, ds); /* silu(u) * 1: the level's SIMD SiLU, exact */
     }
     memcpy(cst, nst, (size_t)(ds * km) * sizeof(float));
     if (head >= 2 * hp->ssm_n_k) /* v heads: not normalised */
@@ -140,12 +145,10 @@ static void rec_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
     const int64_t ch = (2 * nk + nv) * ds;
     float *S = layer_state(hp, sp->rs, L->rs_layer) + (hp->ssm_conv - 1) * ch + h * ds * ds;
     const float scale = 1.0f / sqrtf((float)ds);
-    float acc[TS_GDN_MAX_DS], dlt[TS_GDN_MAX_DS];
     (void)scr;
+    /* the gates of this head for the span's tokens: decay at column h, beta at nv + h */
     for (int64_t i0 = 0; i0 < sp->n_tok; i0++) {
         const int64_t r = sp->tok0 + i0;
-        const float *y = row(s->gdn_qkv, s->gdn_qkv_stride, r);
-        const float *q = y + kh * ds, *k = y + (nk + kh) * ds, *v = y + (2 * nk + h) * ds;
         float b, a;
         if (L->ssm_ba.data) { /* qwen3next: per key head group [b (rf) | a (rf)] */
             const int64_t rf = nv / nk, g = h / rf, j = h % rf;
@@ -156,39 +159,23 @@ static void rec_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
             b = row(s->gdn_b, s->gdn_ba_stride, r)[h];
             a = row(s->gdn_a, s->gdn_ba_stride, r)[h];
         }
-        const float beta = sigmoid(b);
-        const float decay = expf(softplus(a + L->ssm_dt[h]) * L->ssm_a[h]);
-        /* S <- decay S and acc_j = sum_i S_ij k_i, i ascending */
-        for (int64_t j = 0; j < ds; j++)
-            acc[j] = 0.0f;
-        for (int64_t i = 0; i < ds; i++) {
-            float *Si = S + i * ds;
-            const float ki = k[i];
-            for (int64_t j = 0; j < ds; j++) {
-                Si[j] *= decay;
-                acc[j] += Si[j] * ki;
-            }
-        }
-        for (int64_t j = 0; j < ds; j++) {
-            dlt[j] = (v[j] - acc[j]) * beta;
-            acc[j] = 0.0f;
-        }
-        /* S_ij += k_i d_j and acc_j = sum_i S_ij q_i on the updated state */
-        for (int64_t i = 0; i < ds; i++) {
-            float *Si = S + i * ds;
-            const float ki = k[i], qi = q[i];
-            for (int64_t j = 0; j < ds; j++) {
-                Si[j] += ki * dlt[j];
-                acc[j] += Si[j] * qi;
-            }
-        }
+        float *gt = row(s->gdn_g, s->gdn_ba_stride, r);
+        gt[h] = expf(softplus(a + L->ssm_dt[h]) * L->ssm_a[h]);
+        gt[nv + h] = sigmoid(b);
+    }
+    const float *y0 = row(s->gdn_qkv, s->gdn_qkv_stride, sp->tok0);
+    const float *g0 = row(s->gdn_g, s->gdn_ba_stride, sp->tok0);
+    float *o0 = row(s->gdn_out, s->gdn_out_stride, sp->tok0) + h * ds;
+    /* the delta rule, token after token (simd/ops.h's order) */
+    s->ops->gdn_scan(S, ds, sp->n_tok, y0 + kh * ds, y0 + (nk + kh) * ds, y0 + (2 * nk + h) * ds,
+                     s->gdn_qkv_stride, g0 + h, g0 + nv + h, s->gdn_ba_stride, scale, o0,
+                     s->gdn_out_stride);
+    for (int64_t i0 = 0; i0 < sp->n_tok; i0++) {
+        const int64_t r = sp->tok0 + i0;
         float *o = row(s->gdn_out, s->gdn_out_stride, r) + h * ds;
-        for (int64_t j = 0; j < ds; j++)
-            o[j] = acc[j] * scale;
         s->ops->rmsnorm(o, NULL, L->ssm_norm, o, ds, hp->rms_eps);
-        const float *z = row(s->gdn_z, s->gdn_z_stride, r) + h * ds;
-        for (int64_t j = 0; j < ds; j++)
-            o[j] *= silu(z[j]);
+        /* z <- silu(z) * o in place: z's row is the output projection's input */
+        s->ops->swiglu(row(s->gdn_z, s->gdn_z_stride, r) + h * ds, o, ds);
     }
 }
 
@@ -212,15 +199,15 @@ void ts_gdn_run(ts_session *s, const ts_layer *L, int64_t n_tok)
         for (int64_t h = 0; h < n_heads && n < s->tile_cap; h++)
             s->tiles[n++] = (ts_tile){si, (uint32_t)h, 1, 0, 0, 0};
     ts_grid g = {s->tiles, n, s->tile_cap};
-    TS_PROF(TS_PROF_ATTN, ts_grid_run(s->eng->pool, &g, conv_tile, &c));
+    TS_PROF(TS_PROF_GDN_CONV, ts_grid_run(s->eng->pool, &g, conv_tile, &c));
     /* 3. the recurrence and the gated norm: (span, value head) tiles */
     n = 0;
     for (uint32_t si = 0; si < s->n_spans; si++)
         for (int64_t h = 0; h < hp->ssm_n_v && n < s->tile_cap; h++)
             s->tiles[n++] = (ts_tile){si, (uint32_t)h, 1, 0, 0, 0};
     g = (ts_grid){s->tiles, n, s->tile_cap};
-    TS_PROF(TS_PROF_ATTN, ts_grid_run(s->eng->pool, &g, rec_tile, &c));
+    TS_PROF(TS_PROF_GDN_REC, ts_grid_run(s->eng->pool, &g, rec_tile, &c));
     /* 4. the output projection into xn (the residual grid adds it) */
-    TS_PROF(TS_PROF_WO, ts_mm_run(s->mm, &L->ssm_out, s->gdn_out, s->gdn_out_stride, n_tok,
+    TS_PROF(TS_PROF_WO, ts_mm_run(s->mm, &L->ssm_out, s->gdn_z, s->gdn_z_stride, n_tok,
                                   s->xn, s->x_stride));
 }

@@ -338,6 +338,7 @@ static bool alloc_buffers(ts_session *s, uint32_t extra_tiles)
         s->gdn_z = alloc64(c * s->gdn_z_stride, &ok);
         s->gdn_b = alloc64(c * s->gdn_ba_stride, &ok);
         s->gdn_a = alloc64(c * s->gdn_ba_stride, &ok);
+        s->gdn_g = alloc64(c * s->gdn_ba_stride, &ok);
         s->gdn_out = alloc64(c * s->gdn_out_stride, &ok);
         /* GDN grids: a tile per (span, channel head); spans <= extra / n_head_kv + 1 */
         s->tile_cap += (uint32_t)((extra_tiles / (uint32_t)hp->n_head_kv + 1) * (2 * nk + nv));
@@ -428,7 +429,8 @@ void ts_session_destroy(ts_session *s)
     void *bufs[] = {s->x, s->xn, s->q, s->k, s->v, s->att, s->ffn_a, s->ffn_b, s->rope_cs,
                     s->logits, s->router, s->sel, s->sel_w, s->ex_out,
                     s->shexp_gate, s->mix_acc, s->tiles, s->tok_span, s->out_rows,
-                    s->qg, s->gdn_qkv, s->gdn_z, s->gdn_b, s->gdn_a, s->gdn_out, s->rs};
+                    s->qg, s->gdn_qkv, s->gdn_z, s->gdn_b, s->gdn_a, s->gdn_g, s->gdn_out,
+                    s->rs};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
     free(s);

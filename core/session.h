@@ -114,7 +114,7 @@ struct ts_session {
     /* Hybrid models (NULL otherwise): the gated attention's [q | gate] rows,
      * GDN projections (conv channels, z, beta / alpha or qwen3next's fused
      * ba) and the GDN output; the session's own recurrent state. */
-    float *qg, *gdn_qkv, *gdn_z, *gdn_b, *gdn_a, *gdn_out;
+    float *qg, *gdn_qkv, *gdn_z, *gdn_b, *gdn_a, *gdn_g, *gdn_out; /* gdn_g: decay | beta */
     size_t qg_stride, gdn_qkv_stride, gdn_z_stride, gdn_ba_stride, gdn_out_stride;
     float *rs;
     size_t rs_floats; /* per sequence: n_layer_rs x ts_gdn_layer_floats */

@@ -170,7 +170,7 @@ static void kernels_check_complete(const ts_kernels *k)
         abort();
     }
     if (!k->ops.attn_f32kv || !k->ops.attn_f16kv || !k->ops.rmsnorm || !k->ops.rope ||
-        !k->ops.swiglu) {
+        !k->ops.swiglu || !k->ops.gdn_scan) {
         fprintf(stderr, "tessera: kernel table: an attention / per-token op slot is empty\n");
         abort();
     }

@@ -102,12 +102,33 @@ typedef void (*ts_rope_fn)(float *x, const float *cs, int64_t n_head, int64_t he
 /* SwiGLU in place: a[i] = (a[i] / (1 + exp_canon(-a[i]))) * b[i], i < n. */
 typedef void (*ts_swiglu_fn)(float *a, const float *b, int64_t n);
 
+/* The gated delta rule over n tokens of one value head (core/gdn.c), state
+ * S (ds x ds, row i = key i, value j contiguous) in place. Token t's q, k, v
+ * (ds floats each) start at q, k, v + t * x_stride bytes, its decay and beta
+ * at decay, beta + t * g_stride bytes, its output at o + t * o_stride bytes:
+ *   S_ij = S_ij * decay;  a_j = sum_i S_ij * k_i  (i ascending, a_j from 0);
+ *   d_j = (v_j - a_j) * beta;
+ *   S_ij = S_ij + k_i * d_j;  b_j = sum_i S_ij * q_i  (i ascending);
+ *   o_j = b_j * scale.
+ * Every product and sum rounded on its own (no fma; S_ij * decay may be
+ * computed twice, the same product). Column j of S evolves on
+ * its own, so a SIMD level may run blocks of columns through all n tokens
+ * (the block stays in L1) with lanes across j: each o_j and S_ij is these
+ * operations in this order on every level. ds >= 1, n >= 1, no alignment;
+ * o may not alias the inputs. */
+typedef void (*ts_gdn_scan_fn)(float *S, int64_t ds, int64_t n, const float *q, const float *k,
+                               const float *v, size_t x_stride, const float *decay,
+                               const float *beta, size_t g_stride, float scale, float *o,
+                               size_t o_stride);
+
 typedef struct {
     ts_attn_fn attn_f32kv, attn_f16kv;
     ts_rmsnorm_fn rmsnorm;
     ts_rope_fn rope;
     ts_swiglu_fn swiglu;
     const char *attn_f32kv_name, *attn_f16kv_name, *rmsnorm_name, *rope_name, *swiglu_name;
+    ts_gdn_scan_fn gdn_scan;
+    const char *gdn_scan_name;
 } ts_ops;
 
 #endif

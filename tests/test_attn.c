@@ -411,3 +411,75 @@ TS_TEST(test_attn_paged_vs_contiguous)
             case_free(&c);
         }
 }
+
+/* The gated delta-rule scan (simd/ops.h ts_gdn_scan_fn): every level's o and
+ * S bit-equal to the scalar twin's, odd head dims (masked / scalar tails),
+ * spans of 1 to 9 tokens on one carried state, rows strided, nothing written
+ * past ds; the scalar twin against a double evaluation of the formulas. */
+TS_TEST(test_attn_gdn_scan_levels)
+{
+    static const int64_t dss[] = {1, 7, 16, 17, 33, 128};
+    enum { MAXN = 9, XS = 3 }; /* q, k, v of a token: rows of XS * ds (+ 5) floats */
+    ts_isa lv[4];
+    int n_lv = ts_test_levels(lv);
+    ts_kernels ref, kt;
+    ts_kernels_init(&ref, TS_ISA_SCALAR);
+    for (size_t t = 0; t < sizeof(dss) / sizeof(dss[0]); t++) {
+        const int64_t ds = dss[t], xw = XS * ds + 5, ow = ds + 3;
+        float *x = nan_buf(MAXN * xw), *g = nan_buf(MAXN * 2);
+        for (int l = 0; l < n_lv; l++) {
+            ts_kernels_init(&kt, lv[l]);
+            float *Sa = nan_buf(ds * ds), *Sb = nan_buf(ds * ds), *oa = nan_buf(MAXN * ow),
+                  *ob = nan_buf(MAXN * ow);
+            for (int64_t i = 0; i < ds * ds; i++)
+                Sa[i] = Sb[i] = 0.0f;
+            uint64_t r = 11 + (uint64_t)t;
+            int bad = -1;
+            for (int call = 0; call < 6; call++) {
+                const int64_t n = 1 + call * 8 / 5; /* 1, 2, 4, 5, 7, 9 tokens */
+                for (int64_t i = 0; i < n * xw; i++)
+                    x[i] = ts_test_randf(&r) / sqrtf((float)ds);
+                for (int64_t i = 0; i < n; i++) {
+                    g[2 * i] = 0.5f + 0.5f * fabsf(ts_test_randf(&r));
+                    g[2 * i + 1] = fabsf(ts_test_randf(&r));
+                }
+                double *Sd = malloc((size_t)(ds * ds) * sizeof(double));
+                for (int64_t i = 0; i < ds * ds; i++)
+                    Sd[i] = Sa[i];
+                const float sc = 1.0f / sqrtf((float)ds);
+                ref.ops.gdn_scan(Sa, ds, n, x, x + ds, x + 2 * ds, (size_t)xw * 4, g, g + 1, 8, sc,
+                                 oa, (size_t)ow * 4);
+                kt.ops.gdn_scan(Sb, ds, n, x, x + ds, x + 2 * ds, (size_t)xw * 4, g, g + 1, 8, sc,
+                                ob, (size_t)ow * 4);
+                for (int64_t tk = 0; tk < n; tk++) {
+                    const float *q = x + tk * xw, *k = q + ds, *v = q + 2 * ds;
+                    for (int64_t j = 0; j < ds; j++) {
+                        double a = 0, b = 0;
+                        for (int64_t i = 0; i < ds; i++)
+                            a += (Sd[i * ds + j] *= g[2 * tk]) * k[i];
+                        const double d = (v[j] - a) * g[2 * tk + 1];
+                        for (int64_t i = 0; i < ds; i++)
+                            b += (Sd[i * ds + j] += k[i] * d) * q[i];
+                        const double want = b * sc, got = oa[tk * ow + j];
+                        if (l == 0 && fabs(got - want) > 1e-4 + 1e-4 * fabs(want)) {
+                            TS_CHECK(0, "gdn_scan scalar ds %lld token %lld j %lld: %g vs %g",
+                                     (long long)ds, (long long)tk, (long long)j, got, want);
+                            tk = n;
+                            break;
+                        }
+                    }
+                }
+                free(Sd);
+                if (bad < 0 && (memcmp(oa, ob, (size_t)(n * ow) * 4) ||
+                                memcmp(Sa, Sb, (size_t)(ds * ds + 8) * 4)))
+                    bad = call;
+                for (int64_t tk = 0; tk < n; tk++)
+                    TS_CHECK(isnan(ob[tk * ow + ds]), "%s gdn_scan wrote past ds", ts_isa_name(lv[l]));
+            }
+            TS_CHECK(bad < 0, "%s gdn_scan ds %lld: differs from scalar at call %d",
+                     ts_isa_name(lv[l]), (long long)ds, bad);
+            free(Sa), free(Sb), free(oa), free(ob);
+        }
+        free(x), free(g);
+    }
+}

@@ -64,6 +64,9 @@ void ts_swiglu_scalar(float *a, const float *b, int64_t n)
         a[i] = (a[i] / (1.0f + s_exp_canon(-a[i]))) * b[i];
 }
 
+void ts_gdn_scan_scalar(float *S, int64_t ds, int64_t n, const float *q, const float *k,
+                     const float *v, size_t x_stride, const float *decay, const float *beta,
+                     size_t g_stride, float scale, float *o, size_t o_stride);
 void ts_simd_register_ops_scalar(ts_kernels *k);
 void ts_attn_f32kv_scalar(const ts_attn_args *a);
 void ts_attn_f16kv_scalar(const ts_attn_args *a);
@@ -74,5 +77,5 @@ void ts_simd_register_ops_scalar(ts_kernels *k)
     k->ops = (ts_ops){ts_attn_f32kv_scalar, ts_attn_f16kv_scalar, ts_rmsnorm_scalar,
                       ts_rope_scalar, ts_swiglu_scalar, "ts_attn_f32kv_scalar",
                       "ts_attn_f16kv_scalar", "ts_rmsnorm_scalar", "ts_rope_scalar",
-                      "ts_swiglu_scalar"};
+                      "ts_swiglu_scalar", ts_gdn_scan_scalar, "ts_gdn_scan_scalar"};
 }

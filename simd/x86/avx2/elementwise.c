@@ -19,6 +19,9 @@ void ts_rope_avx2(float *x, const float *cs, int64_t n_head, int64_t head_dim, i
 void ts_swiglu_avx2(float *a, const float *b, int64_t n);
 void ts_attn_f32kv_avx2(const ts_attn_args *a);
 void ts_attn_f16kv_avx2(const ts_attn_args *a);
+void ts_gdn_scan_avx2(float *S, int64_t ds, int64_t n, const float *q, const float *k,
+                     const float *v, size_t x_stride, const float *decay, const float *beta,
+                     size_t g_stride, float scale, float *o, size_t o_stride);
 void ts_simd_register_ops_avx2(ts_kernels *k);
 
 /* Contract: ts_rmsnorm_fn (simd/ops.h). */
@@ -126,5 +129,5 @@ void ts_simd_register_ops_avx2(ts_kernels *k)
 {
     k->ops = (ts_ops){ts_attn_f32kv_avx2, ts_attn_f16kv_avx2, ts_rmsnorm_avx2, ts_rope_avx2,
                       ts_swiglu_avx2, "ts_attn_f32kv_avx2", "ts_attn_f16kv_avx2",
-                      "ts_rmsnorm_avx2", "ts_rope_avx2", "ts_swiglu_avx2"};
+                      "ts_rmsnorm_avx2", "ts_rope_avx2", "ts_swiglu_avx2", ts_gdn_scan_avx2, "ts_gdn_scan_avx2"};
 }

@@ -20,6 +20,9 @@ void ts_rope_avx512(float *x, const float *cs, int64_t n_head, int64_t head_dim,
 void ts_swiglu_avx512(float *a, const float *b, int64_t n);
 void ts_attn_f32kv_avx512(const ts_attn_args *a);
 void ts_attn_f16kv_avx512(const ts_attn_args *a);
+void ts_gdn_scan_avx512(float *S, int64_t ds, int64_t n, const float *q, const float *k,
+                     const float *v, size_t x_stride, const float *decay, const float *beta,
+                     size_t g_stride, float scale, float *o, size_t o_stride);
 void ts_simd_register_ops_avx512(ts_kernels *k);
 
 INLINE __mmask16 tail16(int64_t left) { return left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1); }
@@ -107,5 +110,5 @@ void ts_simd_register_ops_avx512(ts_kernels *k)
     k->ops = (ts_ops){ts_attn_f32kv_avx512, ts_attn_f16kv_avx512, ts_rmsnorm_avx512,
                       ts_rope_avx512, ts_swiglu_avx512, "ts_attn_f32kv_avx512",
                       "ts_attn_f16kv_avx512", "ts_rmsnorm_avx512", "ts_rope_avx512",
-                      "ts_swiglu_avx512"};
+                      "ts_swiglu_avx512", ts_gdn_scan_avx512, "ts_gdn_scan_avx512"};
 }
