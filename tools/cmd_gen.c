@@ -98,8 +98,13 @@ typedef struct {
     /* How values are drawn (the hybrids only; every other tensor is G_UNIFORM, whose bytes
      * are what they always were): */
     uint8_t kind;
+    bool grid;       /* snap each 32-value block to 16 levels (see snap_grid) */
     uint64_t split;  /* G_QK_TIED: key rows start here; G_ROWS2: rows per part */
     float lo2, hi2;  /* second range: G_CONV last tap, G_QK_TIED noise, G_ROWS2 odd parts */
+    /* G_ROUTER (layer's router) and G_EMBD_ROUTE (token_embd): see route_dim */
+    uint32_t layer, n_layer, n_expert, n_used;
+    float boost;
+    uint64_t zero_rows; /* rows r with r % ne[1] < zero_rows are 0 (the routing dims) */
 } gtensor;
 
 enum {
@@ -108,7 +113,19 @@ enum {
     G_CONV,    /* conv taps: U[lo, hi], the last (current-token) tap U[lo2, hi2] */
     G_QK_TIED, /* rows [split, 2 split) = rows [0, split) + U[lo2, hi2]; others U[lo, hi] */
     G_ROWS2,   /* rows alternate in runs of split: U[lo, hi], U[lo2, hi2], ... */
+    G_ROUTER,  /* U[lo, hi], plus boost at expert row e's routing dim */
+    G_EMBD_ROUTE, /* U[lo, hi], plus boost at the routing dims of the experts the token picks */
 };
+
+/* Routing dims: expert e of layer l reads (mostly) embedding dim route_dim(l, e), and each
+ * token's embedding holds +boost at the dims of n_used experts per layer (picked by hash). The
+ * router logits then separate the token's experts from the others by a margin that rounding
+ * does not close, so a correct engine picks llama.cpp's experts (a near tie at the top-k
+ * boundary flips an expert, an error no bound on the logits can absorb). */
+static uint64_t route_dim(uint32_t layer, uint32_t n_expert, uint32_t e, uint64_t n_embd)
+{
+    return ((uint64_t)layer * n_expert + e) % n_embd;
+}
 
 typedef struct {
     gtensor *t;
@@ -184,9 +201,90 @@ static void kind_row(const gtensor *t, uint64_t r, float *dst, double *u)
             dst[c] = (float)(lo + (hi - lo) * u[c]);
         break;
     }
+    case G_ROUTER:
+        for (uint64_t c = 0; c < n; c++)
+            dst[c] = (float)(t->lo + (t->hi - t->lo) * u[c]);
+        dst[route_dim(t->layer, t->n_expert, (uint32_t)r, n)] += t->boost;
+        break;
+    case G_EMBD_ROUTE:
+        /* routing dims: boost * U[-1/8, 1/8], or boost * U[0.75, 1.25] at the picked experts' */
+        for (uint64_t c = 0; c < n; c++)
+            dst[c] = c < (uint64_t)t->n_layer * t->n_expert ? t->boost * (float)(u[c] - 0.5) / 4.0f
+                                                            : (float)(t->lo + (t->hi - t->lo) * u[c]);
+        for (uint32_t l = 0; l < t->n_layer; l++) {
+            uint32_t picked[64];
+            uint32_t k = 0;
+            for (uint64_t a = 0; k < t->n_used && k < 64; a++) {
+                uint64_t h = mix64(t->seed ^ mix64((r << 20) ^ ((uint64_t)l << 8) ^ (a << 40)));
+                uint32_t e = (uint32_t)(h % t->n_expert);
+                bool dup = false;
+                for (uint32_t i = 0; i < k; i++)
+                    dup |= picked[i] == e;
+                if (dup)
+                    continue;
+                picked[k++] = e;
+                const uint64_t d = route_dim(l, t->n_expert, e, n);
+                dst[d] = t->boost * (float)(0.75 + 0.5 * u[d]);
+            }
+        }
+        break;
     default:
         for (uint64_t c = 0; c < n; c++)
             dst[c] = (float)(t->lo + (t->hi - t->lo) * u[c]);
+    }
+}
+
+/* Snaps row r to a grid that the block formats hold (almost) exactly, so a q4_k_m model
+ * differs from its f32 twin by activation rounding, not by 4-bit weight noise that would swamp
+ * what the comparison is for. With R = max |row|, each value becomes s_b * j / 8, j = round(8
+ * v / R) in [-8, 7], where s_b = R * m_b / 63 per block of 32 (m_b in 44..63, 63 for the
+ * first block of each 256, so sub-block scales differ but their 6-bit ratios are exact); each
+ * block holds a j = 7 and each half block a j = -8. Then Q4_K / Q5_K (min -s_b, step s_b / 8),
+ * Q5_0 (d = s_b / 16) and Q6_K (scale s_b / 32, up to its 8-bit sub-scales) hold it exactly;
+ * Q8_0 does not (its error is small anyway). Nibbles, scales and mins all still vary. */
+static void snap_grid(const gtensor *t, uint64_t r, float *v)
+{
+    const uint64_t n = t->ne[0], nb = (n + 31) / 32;
+    float R = 0.0f;
+    for (uint64_t c = 0; c < n; c++)
+        R = fmaxf(R, fabsf(v[c]));
+    if (!(R > 0.0f))
+        return;
+    for (uint64_t b = 0; b < nb; b++) {
+        const uint64_t b0 = b * 32, len = b0 + 32 < n ? 32 : n - b0;
+        const uint64_t h = mix64(t->seed + 0x5851f42d4c957f2dULL * (r * nb + b + 1));
+        const uint32_t m = b % 8 == 0 ? 63 : 44 + (uint32_t)(h % 20);
+        const float sb = R * (float)m / 63.0f;
+        int8_t jj[32];
+        for (uint64_t c = 0; c < len; c++) {
+            float q = roundf(8.0f * v[b0 + c] / R);
+            jj[c] = (int8_t)(q < -8.0f ? -8 : q > 7.0f ? 7 : q);
+        }
+        const uint64_t lo0 = (h >> 8) % 16, lo1 = 16 + (h >> 16) % 16;
+        uint64_t hi = (h >> 24) % 32;
+        while (hi == lo0 || hi == lo1)
+            hi = (hi + 1) % 32;
+        /* In token_embd's routing dims a forced 7 would be a fake expert pick: there a -8
+         * goes to a dim that is not picked (j <= 1), and the 7 to the largest (picked) one. */
+        const uint64_t keep = t->kind == G_EMBD_ROUTE ? (uint64_t)t->n_layer * t->n_expert : 0;
+        const uint64_t los[2] = {lo0, lo1};
+        for (int k = 0; k < 2; k++) {
+            uint64_t pos = los[k], g0 = pos - pos % 16;
+            for (int step = 0; step < 16 && b0 + pos < keep && jj[pos] > 1; step++)
+                pos = g0 + (pos + 1 - g0) % 16;
+            if (pos < len && (b0 + pos >= keep || jj[pos] <= 1))
+                jj[pos] = -8;
+        }
+        if (b0 + hi < keep) {
+            hi = 0;
+            for (uint64_t c = 1; c < len; c++)
+                if (jj[c] > jj[hi])
+                    hi = c;
+        }
+        if (hi < len)
+            jj[hi] = 7;
+        for (uint64_t c = 0; c < len; c++)
+            v[b0 + c] = sb * (float)jj[c] / 8.0f;
     }
 }
 
@@ -195,8 +293,12 @@ static void *fill_rows(void *arg)
     fill_job *j = arg;
     const gtensor *t = j->t;
     for (uint64_t r = j->row0; r < j->row1; r++) {
-        if (t->kind != G_UNIFORM) {
+        if (t->kind != G_UNIFORM || t->grid) {
             kind_row(t, r, j->tmp, j->scratch);
+            if (t->grid)
+                snap_grid(t, r, j->tmp);
+            if (r % t->ne[1] < t->zero_rows)
+                memset(j->tmp, 0, sizeof(float) * t->ne[0]);
             ts_quantize_row(t->type, j->tmp, j->dst + (r - j->row0) * j->row_bytes,
                             (int64_t)t->ne[0]);
             continue;
@@ -226,9 +328,9 @@ static ts_status fill_tensor(void *ctx, void *dst, uint64_t n_bytes, ts_err *err
     pthread_t th[64];
     fill_job jobs[64];
     float *tmp = malloc(sizeof(float) * t->ne[0] * (size_t)n_threads);
-    double *scratch = t->kind != G_UNIFORM ? malloc(sizeof(double) * t->ne[0] * (size_t)n_threads)
-                                           : NULL;
-    if (!tmp || (t->kind != G_UNIFORM && !scratch)) {
+    const bool special = t->kind != G_UNIFORM || t->grid;
+    double *scratch = special ? malloc(sizeof(double) * t->ne[0] * (size_t)n_threads) : NULL;
+    if (!tmp || (special && !scratch)) {
         free(tmp);
         free(scratch);
         return ts_err_set(err, TS_E_NOMEM, "out of memory");
@@ -374,7 +476,9 @@ static int add_kind(model_plan *p, const char *name, uint32_t n_dims, uint64_t n
  * - embeddings of unit RMS (untied), an output head giving logits of std ~2.5, a router with
  *   3x the usual scale so the top-k experts are rarely a near tie. */
 #define HY_OUT_GAIN 2.5f
-#define HY_ROUTER_GAIN 3.0f
+#define HY_ROUTE_BOOST 1.6f  /* token_embd: ~1.6 at the token's routing dims ... */
+#define HY_ROUTER_GAIN 2.5f  /* router: 2.5 x (normalised) routing dim ... */
+#define HY_ROUTER_NOISE 0.2f /* ... plus 0.2 x the usual uniform weights */
 #define HY_ALPHA_GAIN 0.5f
 #define HY_KEY_NOISE 1.0f
 static int plan_hybrid(model_plan *p, const shape *s)
@@ -388,7 +492,19 @@ static int plan_hybrid(model_plan *p, const shape *s)
     const float le = lim(E);
     /* Tied: token_embd is also the LM head; keep its logits at std ~3 too. */
     const float emb = sqrtf(3.0f) * (s->tied ? fminf(1.0f, 3.0f / sqrtf((float)E)) : 1.0f);
-    int rc = add(p, "token_embd.weight", 2, E, s->n_vocab, 1, -emb, emb);
+    /* Token-picked routing (see route_dim) where the routing dims are a small part of E;
+     * the big MoE shape (benchmarks only) gets a plain router. */
+    const uint64_t n_route = (uint64_t)s->n_layer * s->n_expert;
+    const bool route = s->n_expert && n_route <= E / 4;
+    int rc = add_kind(p, "token_embd.weight", 2, E, s->n_vocab, -emb, emb,
+                      route ? G_EMBD_ROUTE : G_UNIFORM, 0, 0, 0);
+    if (rc == 0 && route) {
+        gtensor *t = &p->t[p->n - 1];
+        t->n_layer = s->n_layer;
+        t->n_expert = s->n_expert;
+        t->n_used = s->n_expert_used;
+        t->boost = HY_ROUTE_BOOST;
+    }
     rc |= add(p, "output_norm.weight", 1, E, 1, 1, 0.9f, 1.1f);
     if (!s->tied)
         rc |= add(p, "output.weight", 2, E, s->n_vocab, 1, -HY_OUT_GAIN * le, HY_OUT_GAIN * le);
@@ -426,8 +542,15 @@ static int plan_hybrid(model_plan *p, const shape *s)
         rc |= add(p, N("post_attention_norm.weight"), 1, E, 1, 1, 0.9f, 1.1f);
         if (s->n_expert) {
             const uint64_t f = s->n_ff_exp, g = s->n_ff_shexp;
-            rc |= add(p, N("ffn_gate_inp.weight"), 2, E, s->n_expert, 1, -HY_ROUTER_GAIN * le,
-                      HY_ROUTER_GAIN * le);
+            const float rn = route ? HY_ROUTER_NOISE : 1.0f;
+            rc |= add_kind(p, N("ffn_gate_inp.weight"), 2, E, s->n_expert, -rn * le, rn * le,
+                           route ? G_ROUTER : G_UNIFORM, 0, 0, 0);
+            if (rc == 0 && route) {
+                gtensor *t = &p->t[p->n - 1];
+                t->layer = l;
+                t->n_expert = s->n_expert;
+                t->boost = HY_ROUTER_GAIN;
+            }
             rc |= add(p, N("ffn_gate_exps.weight"), 3, E, f, s->n_expert, -le, le);
             rc |= add(p, N("ffn_up_exps.weight"), 3, E, f, s->n_expert, -le, le);
             rc |= add(p, N("ffn_down_exps.weight"), 3, f, E, s->n_expert, -lim(f), lim(f));
@@ -441,6 +564,17 @@ static int plan_hybrid(model_plan *p, const shape *s)
             rc |= add(p, N("ffn_down.weight"), 2, s->n_ff, E, 1, -lim(s->n_ff), lim(s->n_ff));
         }
 #undef N
+    }
+    /* Matmul weights on the 16-level grid; the f32-only ones (conv taps, routers) as drawn.
+     * With token-picked routing no layer writes the routing dims (the output projections'
+     * rows there are 0), so the residual stream carries them from token_embd unchanged. */
+    for (size_t i = 0; i < p->n; i++) {
+        gtensor *t = &p->t[i];
+        t->grid = t->n_dims >= 2 && !strstr(t->name, "ssm_conv1d") &&
+                  !strstr(t->name, "ffn_gate_inp");
+        if (route && (strstr(t->name, "attn_output.") || strstr(t->name, "ssm_out.") ||
+                      strstr(t->name, "ffn_down")))
+            t->zero_rows = n_route;
     }
     return rc;
 }
