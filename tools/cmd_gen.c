@@ -236,55 +236,64 @@ static void kind_row(const gtensor *t, uint64_t r, float *dst, double *u)
 
 /* Snaps row r to a grid that the block formats hold (almost) exactly, so a q4_k_m model
  * differs from its f32 twin by activation rounding, not by 4-bit weight noise that would swamp
- * what the comparison is for. With R = max |row|, each value becomes s_b * j / 8, j = round(8
- * v / R) in [-8, 7], where s_b = R * m_b / 63 per block of 32 (m_b in 44..63, 63 for the
- * first block of each 256, so sub-block scales differ but their 6-bit ratios are exact); each
- * block holds a j = 7 and each half block a j = -8. Then Q4_K / Q5_K (min -s_b, step s_b / 8),
- * Q5_0 (d = s_b / 16) and Q6_K (scale s_b / 32, up to its 8-bit sub-scales) hold it exactly;
- * Q8_0 does not (its error is small anyway). Nibbles, scales and mins all still vary. */
+ * what the comparison is for. Per block of 32 the values are scaled so that the largest |value|
+ * is s = R * m / 63, R the largest |value| of its 256 (Q4_K's super-block), m = 63 for the block
+ * holding R and random in 44..63 otherwise (sub-block scales differ, their 6-bit ratios are
+ * exact). Oriented so that the largest sits at level -8, every value becomes o * s * j / 8,
+ * j = round(8 o v / s) in [-8, 7]; the smallest j of the other half block is lowered to -8 and
+ * the largest j of the block raised to 7 (small moves: those are -7 and 6..7 nearly always).
+ * Q4_K / Q5_K (min -s, step s / 8), Q5_0 (d = s / 16) and Q6_K (s / 32 per half block, up to
+ * its 8-bit sub-scales) then hold the row; Q8_0 does not (its error is small anyway). The
+ * orientation follows the data, so the moved values add no bias. In token_embd's routing dims
+ * the largest |value| is a picked expert's (positive), so the raised value lands on a dim not
+ * picked, as a large negative: never a fake pick. */
 static void snap_grid(const gtensor *t, uint64_t r, float *v)
 {
     const uint64_t n = t->ne[0], nb = (n + 31) / 32;
-    float R = 0.0f;
-    for (uint64_t c = 0; c < n; c++)
-        R = fmaxf(R, fabsf(v[c]));
-    if (!(R > 0.0f))
-        return;
-    for (uint64_t b = 0; b < nb; b++) {
-        const uint64_t b0 = b * 32, len = b0 + 32 < n ? 32 : n - b0;
-        const uint64_t h = mix64(t->seed + 0x5851f42d4c957f2dULL * (r * nb + b + 1));
-        const uint32_t m = b % 8 == 0 ? 63 : 44 + (uint32_t)(h % 20);
-        const float sb = R * (float)m / 63.0f;
-        int8_t jj[32];
-        for (uint64_t c = 0; c < len; c++) {
-            float q = roundf(8.0f * v[b0 + c] / R);
-            jj[c] = (int8_t)(q < -8.0f ? -8 : q > 7.0f ? 7 : q);
-        }
-        const uint64_t lo0 = (h >> 8) % 16, lo1 = 16 + (h >> 16) % 16;
-        uint64_t hi = (h >> 24) % 32;
-        while (hi == lo0 || hi == lo1)
-            hi = (hi + 1) % 32;
-        /* In token_embd's routing dims a forced 7 would be a fake expert pick: there a -8
-         * goes to a dim that is not picked (j <= 1), and the 7 to the largest (picked) one. */
-        const uint64_t keep = t->kind == G_EMBD_ROUTE ? (uint64_t)t->n_layer * t->n_expert : 0;
-        const uint64_t los[2] = {lo0, lo1};
-        for (int k = 0; k < 2; k++) {
-            uint64_t pos = los[k], g0 = pos - pos % 16;
-            for (int step = 0; step < 16 && b0 + pos < keep && jj[pos] > 1; step++)
-                pos = g0 + (pos + 1 - g0) % 16;
-            if (pos < len && (b0 + pos >= keep || jj[pos] <= 1))
-                jj[pos] = -8;
-        }
-        if (b0 + hi < keep) {
-            hi = 0;
+    for (uint64_t sb0 = 0; sb0 < nb; sb0 += 8) {
+        const uint64_t sb1 = sb0 + 8 < nb ? sb0 + 8 : nb;
+        float R = 0.0f;
+        uint64_t bR = sb0;
+        for (uint64_t b = sb0; b < sb1; b++)
+            for (uint64_t c = b * 32; c < b * 32 + 32 && c < n; c++)
+                if (fabsf(v[c]) > R) {
+                    R = fabsf(v[c]);
+                    bR = b;
+                }
+        if (!(R > 0.0f))
+            continue;
+        for (uint64_t b = sb0; b < sb1; b++) {
+            float *x = v + b * 32;
+            const uint64_t len = b * 32 + 32 < n ? 32 : n - b * 32;
+            const uint64_t h = mix64(t->seed + 0x5851f42d4c957f2dULL * (r * nb + b + 1));
+            const uint32_t m = b == bR ? 63 : 44 + (uint32_t)(h % 20);
+            uint64_t am = 0;
+            for (uint64_t c = 1; c < len; c++)
+                if (fabsf(x[c]) > fabsf(x[am]))
+                    am = c;
+            if (!(fabsf(x[am]) > 0.0f))
+                continue;
+            const float s = R * (float)m / 63.0f, o = x[am] > 0.0f ? -1.0f : 1.0f;
+            const float k8 = 8.0f * o / fabsf(x[am]); /* the largest maps to -8 */
+            int8_t jj[32];
+            for (uint64_t c = 0; c < len; c++) {
+                const float q = roundf(k8 * x[c]);
+                jj[c] = (int8_t)(q < -8.0f ? -8 : q > 7.0f ? 7 : q);
+            }
+            const uint64_t g0 = am < 16 ? 16 : 0; /* the half block without the largest */
+            uint64_t lo = g0, hi = 0;
+            for (uint64_t c = g0; c < g0 + 16 && c < len; c++)
+                if (jj[c] < jj[lo])
+                    lo = c;
+            if (lo < len)
+                jj[lo] = -8;
             for (uint64_t c = 1; c < len; c++)
                 if (jj[c] > jj[hi])
                     hi = c;
-        }
-        if (hi < len)
             jj[hi] = 7;
-        for (uint64_t c = 0; c < len; c++)
-            v[b0 + c] = sb * (float)jj[c] / 8.0f;
+            for (uint64_t c = 0; c < len; c++)
+                x[c] = o * s * (float)jj[c] / 8.0f;
+        }
     }
 }
 
@@ -477,7 +486,7 @@ static int add_kind(model_plan *p, const char *name, uint32_t n_dims, uint64_t n
  *   3x the usual scale so the top-k experts are rarely a near tie. */
 #define HY_OUT_GAIN 2.5f
 #define HY_ROUTE_BOOST 1.6f  /* token_embd: ~1.6 at the token's routing dims ... */
-#define HY_ROUTER_GAIN 2.5f  /* router: 2.5 x (normalised) routing dim ... */
+#define HY_ROUTER_GAIN 2.0f  /* router: 2 x (normalised) routing dim ... */
 #define HY_ROUTER_NOISE 0.2f /* ... plus 0.2 x the usual uniform weights */
 #define HY_ALPHA_GAIN 0.5f
 #define HY_KEY_NOISE 1.0f
