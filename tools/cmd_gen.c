@@ -23,26 +23,71 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Gated-DeltaNet hybrids (qwen35, qwen35moe, qwen3next): the GDN ("ssm")
+ * dimensions and the layer pattern. interval == 0: not a hybrid. */
+typedef struct {
+    uint32_t interval;    /* full_attention_interval: layer i is full attention iff (i+1) % interval == 0 */
+    uint32_t n_rot;       /* rope.dimension_count (partial rotary) */
+    int32_t sections[4];  /* rope.dimension_sections (qwen35, qwen35moe) */
+    uint32_t conv_kernel; /* ssm.conv_kernel */
+    uint32_t state_size;  /* ssm.state_size: the GDN key and value head dim */
+    uint32_t n_k_heads;   /* ssm.group_count */
+    uint32_t n_v_heads;   /* ssm.time_step_rank; ssm.inner_size = state_size * n_v_heads */
+    float eps;            /* attention.layer_norm_rms_epsilon */
+} hybrid;
+
 typedef struct {
     const char *name, *arch;
     uint32_t n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_ctx;
     bool tied;
     uint32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
     float rope_base;
+    hybrid hy;
 } shape;
 
 /* Shapes of the models the benchmarks are about (see the issue text). */
 static const shape shapes[] = {
-    {"tiny", "llama", 256, 2, 4, 2, 64, 512, 512, 2048, false, 0, 0, 0, 0, 10000.0f},
+    {"tiny", "llama", 256, 2, 4, 2, 64, 512, 512, 2048, false, 0, 0, 0, 0, 10000.0f, {0}},
     /* A few KB at q4_0: the fuzzers' seed models (tests/fuzz/make-seeds.sh). Its 32 tokens
      * hold the specials and byte tokens 0x00-0x1C only: ids, not text. */
-    {"micro", "llama", 32, 1, 2, 1, 16, 32, 32, 64, true, 0, 0, 0, 0, 10000.0f},
-    {"llama-1b", "llama", 2048, 16, 32, 8, 64, 8192, 128256, 131072, true, 0, 0, 0, 0, 500000.0f},
-    {"qwen-0.5b", "qwen2", 896, 24, 14, 2, 64, 4864, 151936, 32768, true, 0, 0, 0, 0, 1e6f},
+    {"micro", "llama", 32, 1, 2, 1, 16, 32, 32, 64, true, 0, 0, 0, 0, 10000.0f, {0}},
+    {"llama-1b", "llama", 2048, 16, 32, 8, 64, 8192, 128256, 131072, true, 0, 0, 0, 0, 500000.0f,
+     {0}},
+    {"qwen-0.5b", "qwen2", 896, 24, 14, 2, 64, 4864, 151936, 32768, true, 0, 0, 0, 0, 1e6f, {0}},
     /* 16 x 64 x 3 x 2048 x 1024 expert weights + attention + tied embeddings = 6.9B */
     {"qwen3-moe-small", "qwen3moe", 2048, 16, 16, 4, 128, 6144, 151936, 40960, true, 64, 8, 1024,
-     0, 1e6f},
+     0, 1e6f, {0}},
+    /* Qwen3.5-0.8B's text model (HF config text_config: hidden 1024, 24 layers, 8 heads / 2 KV
+     * heads of 256, intermediate 3584, GDN 16 key / 16 value heads of 128, conv 4, partial
+     * rotary 0.25, mrope_section [11,11,10], rope_theta 1e7, rms eps 1e-6, vocab 248320, tied,
+     * full_attention_interval 4). Its one MTP block is not written (llama.cpp never runs it). */
+    {.name = "qwen35-0.8b", .arch = "qwen35", .n_embd = 1024, .n_layer = 24, .n_head = 8,
+     .n_head_kv = 2, .head_dim = 256, .n_ff = 3584, .n_vocab = 248320, .n_ctx = 262144,
+     .tied = true, .rope_base = 1e7f,
+     .hy = {.interval = 4, .n_rot = 64, .sections = {11, 11, 10, 0}, .conv_kernel = 4,
+            .state_size = 128, .n_k_heads = 16, .n_v_heads = 16, .eps = 1e-6f}},
+    /* Qwen3.5-35B-A3B / Qwen3.6-35B-A3B's text model at its real per-layer proportions (hidden
+     * 2048, 16 heads / 2 KV heads of 256, GDN 16 key / 32 value heads of 128, 256 experts, 8
+     * used, moe_intermediate 512, shared expert 512, vocab 248320, untied), but 8 of its 40
+     * layers (two [GDN x3, attention] groups) so that q4_k_m stays near 4 GB (40 layers: ~20
+     * GB). --layers 40 gives the full depth. feed_forward_length is not in the HF config; 512
+     * (= the shared expert) is written. */
+    {.name = "qwen35moe-a3b", .arch = "qwen35moe", .n_embd = 2048, .n_layer = 8, .n_head = 16,
+     .n_head_kv = 2, .head_dim = 256, .n_ff = 512, .n_vocab = 248320, .n_ctx = 262144,
+     .tied = false, .n_expert = 256, .n_expert_used = 8, .n_ff_exp = 512, .n_ff_shexp = 512,
+     .rope_base = 1e7f,
+     .hy = {.interval = 4, .n_rot = 64, .sections = {11, 11, 10, 0}, .conv_kernel = 4,
+            .state_size = 128, .n_k_heads = 16, .n_v_heads = 32, .eps = 1e-6f}},
 };
+
+/* --shape tiny with a hybrid --arch: GDN, attention, GDN, attention, with fewer key heads than
+ * value heads (2 < 4) so the value-head -> key-head map is exercised. Every one of the 8 rotary
+ * pairs maps to a text position under IMRoPE sections [3,3,2,0] (llama.cpp's rule: pair i,
+ * sec = i % 8, t if sec%3==0 && sec<9, h if sec%3==1 && sec<9, w if sec%3==2 && sec<6), so
+ * none is left unrotated. */
+static const hybrid tiny_hybrid = {.interval = 2, .n_rot = 16, .sections = {3, 3, 2, 0},
+                                   .conv_kernel = 4, .state_size = 32, .n_k_heads = 2,
+                                   .n_v_heads = 4, .eps = 1e-6f};
 
 typedef struct {
     char name[96];
@@ -50,7 +95,37 @@ typedef struct {
     uint64_t ne[4];
     uint64_t seed;
     float lo, hi; /* uniform range */
+    /* How values are drawn (the hybrids only; every other tensor is G_UNIFORM, whose bytes
+     * are what they always were): */
+    uint8_t kind;
+    bool grid;       /* snap each 32-value block to 16 levels (see snap_grid) */
+    uint64_t split;  /* G_QK_TIED: key rows start here; G_ROWS2: rows per part */
+    float lo2, hi2;  /* second range: G_CONV last tap, G_QK_TIED noise, G_ROWS2 odd parts */
+    /* G_ROUTER (layer's router) and G_EMBD_ROUTE (token_embd): see route_dim */
+    uint32_t layer, n_layer, n_expert, n_used;
+    float boost;
+    uint64_t zero_rows; /* rows r with r % ne[1] < zero_rows are 0 (the routing dims) */
 } gtensor;
+
+enum {
+    G_UNIFORM, /* U[lo, hi] */
+    G_NEG_EXP, /* -exp(U[lo, hi]) (ssm_a = -exp(A_log)) */
+    G_CONV,    /* conv taps: U[lo, hi], the last (current-token) tap U[lo2, hi2] */
+    G_QK_TIED, /* rows [split, 2 split) = rows [0, split) + U[lo2, hi2]; others U[lo, hi] */
+    G_ROWS2,   /* rows alternate in runs of split: U[lo, hi], U[lo2, hi2], ... */
+    G_ROUTER,  /* U[lo, hi], plus boost at expert row e's routing dim */
+    G_EMBD_ROUTE, /* U[lo, hi], plus boost at the routing dims of the experts the token picks */
+};
+
+/* Routing dims: expert e of layer l reads (mostly) embedding dim route_dim(l, e), and each
+ * token's embedding holds +boost at the dims of n_used experts per layer (picked by hash). The
+ * router logits then separate the token's experts from the others by a margin that rounding
+ * does not close, so a correct engine picks llama.cpp's experts (a near tie at the top-k
+ * boundary flips an expert, an error no bound on the logits can absorb). */
+static uint64_t route_dim(uint32_t layer, uint32_t n_expert, uint32_t e, uint64_t n_embd)
+{
+    return ((uint64_t)layer * n_expert + e) % n_embd;
+}
 
 typedef struct {
     gtensor *t;
@@ -78,13 +153,165 @@ typedef struct {
     uint8_t *dst;
     uint64_t row0, row1, row_bytes;
     float *tmp;
+    double *scratch; /* ne[0] doubles, for the non-uniform kinds */
 } fill_job;
+
+/* The uniform draws of row r, in [0, 1): the same stream for every kind. */
+static void row_uniforms(const gtensor *t, uint64_t r, double *u)
+{
+    uint64_t s = mix64(t->seed + r * 0x9e3779b97f4a7c15ULL);
+    for (uint64_t c = 0; c < t->ne[0]; c++) {
+        s += 0x9e3779b97f4a7c15ULL;
+        u[c] = (double)(mix64(s) >> 11) / (double)(1ULL << 53);
+    }
+}
+
+/* Row r of a tensor whose kind is not G_UNIFORM; u is scratch of ne[0] doubles. */
+static void kind_row(const gtensor *t, uint64_t r, float *dst, double *u)
+{
+    const uint64_t n = t->ne[0];
+    row_uniforms(t, r, u);
+    switch (t->kind) {
+    case G_NEG_EXP:
+        for (uint64_t c = 0; c < n; c++)
+            dst[c] = -expf((float)(t->lo + (t->hi - t->lo) * u[c]));
+        break;
+    case G_CONV:
+        for (uint64_t c = 0; c < n; c++)
+            dst[c] = c + 1 == n ? (float)(t->lo2 + (t->hi2 - t->lo2) * u[c])
+                                : (float)(t->lo + (t->hi - t->lo) * u[c]);
+        break;
+    case G_QK_TIED:
+        if (r >= t->split && r < 2 * t->split) {
+            /* a key row: its query row's values plus this row's own noise */
+            for (uint64_t c = 0; c < n; c++)
+                dst[c] = (float)(t->lo2 + (t->hi2 - t->lo2) * u[c]);
+            row_uniforms(t, r - t->split, u);
+            for (uint64_t c = 0; c < n; c++)
+                dst[c] += (float)(t->lo + (t->hi - t->lo) * u[c]);
+        } else {
+            for (uint64_t c = 0; c < n; c++)
+                dst[c] = (float)(t->lo + (t->hi - t->lo) * u[c]);
+        }
+        break;
+    case G_ROWS2: {
+        const bool second = (r / t->split) % 2 == 1;
+        const float lo = second ? t->lo2 : t->lo, hi = second ? t->hi2 : t->hi;
+        for (uint64_t c = 0; c < n; c++)
+            dst[c] = (float)(lo + (hi - lo) * u[c]);
+        break;
+    }
+    case G_ROUTER:
+        for (uint64_t c = 0; c < n; c++)
+            dst[c] = (float)(t->lo + (t->hi - t->lo) * u[c]);
+        dst[route_dim(t->layer, t->n_expert, (uint32_t)r, n)] += t->boost;
+        break;
+    case G_EMBD_ROUTE:
+        /* routing dims: boost * U[-1/8, 1/8], or boost * U[0.75, 1.25] at the picked experts' */
+        for (uint64_t c = 0; c < n; c++)
+            dst[c] = c < (uint64_t)t->n_layer * t->n_expert ? t->boost * (float)(u[c] - 0.5) / 4.0f
+                                                            : (float)(t->lo + (t->hi - t->lo) * u[c]);
+        for (uint32_t l = 0; l < t->n_layer; l++) {
+            uint32_t picked[64];
+            uint32_t k = 0;
+            for (uint64_t a = 0; k < t->n_used && k < 64; a++) {
+                uint64_t h = mix64(t->seed ^ mix64((r << 20) ^ ((uint64_t)l << 8) ^ (a << 40)));
+                uint32_t e = (uint32_t)(h % t->n_expert);
+                bool dup = false;
+                for (uint32_t i = 0; i < k; i++)
+                    dup |= picked[i] == e;
+                if (dup)
+                    continue;
+                picked[k++] = e;
+                const uint64_t d = route_dim(l, t->n_expert, e, n);
+                dst[d] = t->boost * (float)(0.75 + 0.5 * u[d]);
+            }
+        }
+        break;
+    default:
+        for (uint64_t c = 0; c < n; c++)
+            dst[c] = (float)(t->lo + (t->hi - t->lo) * u[c]);
+    }
+}
+
+/* Snaps row r to a grid that the block formats hold (almost) exactly, so a q4_k_m model
+ * differs from its f32 twin by activation rounding, not by 4-bit weight noise that would swamp
+ * what the comparison is for. Per block of 32 the values are scaled so that the largest |value|
+ * is s = R * m / 63, R the largest |value| of its 256 (Q4_K's super-block), m = 63 for the block
+ * holding R and random in 44..63 otherwise (sub-block scales differ, their 6-bit ratios are
+ * exact). Oriented so that the largest sits at level -8, every value becomes o * s * j / 8,
+ * j = round(8 o v / s) in [-8, 7]; the smallest j of the other half block is lowered to -8 and
+ * the largest j of the block raised to 7 (small moves: those are -7 and 6..7 nearly always).
+ * Q4_K / Q5_K (min -s, step s / 8), Q5_0 (d = s / 16) and Q6_K (s / 32 per half block, up to
+ * its 8-bit sub-scales) then hold the row; Q8_0 does not (its error is small anyway). The
+ * orientation follows the data, so the moved values add no bias. In token_embd's routing dims
+ * the largest |value| is a picked expert's (positive), so the raised value lands on a dim not
+ * picked, as a large negative: never a fake pick. */
+static void snap_grid(const gtensor *t, uint64_t r, float *v)
+{
+    const uint64_t n = t->ne[0], nb = (n + 31) / 32;
+    for (uint64_t sb0 = 0; sb0 < nb; sb0 += 8) {
+        const uint64_t sb1 = sb0 + 8 < nb ? sb0 + 8 : nb;
+        float R = 0.0f;
+        uint64_t bR = sb0;
+        for (uint64_t b = sb0; b < sb1; b++)
+            for (uint64_t c = b * 32; c < b * 32 + 32 && c < n; c++)
+                if (fabsf(v[c]) > R) {
+                    R = fabsf(v[c]);
+                    bR = b;
+                }
+        if (!(R > 0.0f))
+            continue;
+        for (uint64_t b = sb0; b < sb1; b++) {
+            float *x = v + b * 32;
+            const uint64_t len = b * 32 + 32 < n ? 32 : n - b * 32;
+            const uint64_t h = mix64(t->seed + 0x5851f42d4c957f2dULL * (r * nb + b + 1));
+            const uint32_t m = b == bR ? 63 : 44 + (uint32_t)(h % 20);
+            uint64_t am = 0;
+            for (uint64_t c = 1; c < len; c++)
+                if (fabsf(x[c]) > fabsf(x[am]))
+                    am = c;
+            if (!(fabsf(x[am]) > 0.0f))
+                continue;
+            const float s = R * (float)m / 63.0f, o = x[am] > 0.0f ? -1.0f : 1.0f;
+            const float k8 = 8.0f * o / fabsf(x[am]); /* the largest maps to -8 */
+            int8_t jj[32];
+            for (uint64_t c = 0; c < len; c++) {
+                const float q = roundf(k8 * x[c]);
+                jj[c] = (int8_t)(q < -8.0f ? -8 : q > 7.0f ? 7 : q);
+            }
+            const uint64_t g0 = am < 16 ? 16 : 0; /* the half block without the largest */
+            uint64_t lo = g0, hi = 0;
+            for (uint64_t c = g0; c < g0 + 16 && c < len; c++)
+                if (jj[c] < jj[lo])
+                    lo = c;
+            if (lo < len)
+                jj[lo] = -8;
+            for (uint64_t c = 1; c < len; c++)
+                if (jj[c] > jj[hi])
+                    hi = c;
+            jj[hi] = 7;
+            for (uint64_t c = 0; c < len; c++)
+                x[c] = o * s * (float)jj[c] / 8.0f;
+        }
+    }
+}
 
 static void *fill_rows(void *arg)
 {
     fill_job *j = arg;
     const gtensor *t = j->t;
     for (uint64_t r = j->row0; r < j->row1; r++) {
+        if (t->kind != G_UNIFORM || t->grid) {
+            kind_row(t, r, j->tmp, j->scratch);
+            if (t->grid)
+                snap_grid(t, r, j->tmp);
+            if (r % t->ne[1] < t->zero_rows)
+                memset(j->tmp, 0, sizeof(float) * t->ne[0]);
+            ts_quantize_row(t->type, j->tmp, j->dst + (r - j->row0) * j->row_bytes,
+                            (int64_t)t->ne[0]);
+            continue;
+        }
         uint64_t s = mix64(t->seed + r * 0x9e3779b97f4a7c15ULL);
         for (uint64_t c = 0; c < t->ne[0]; c++) {
             s += 0x9e3779b97f4a7c15ULL;
@@ -110,14 +337,20 @@ static ts_status fill_tensor(void *ctx, void *dst, uint64_t n_bytes, ts_err *err
     pthread_t th[64];
     fill_job jobs[64];
     float *tmp = malloc(sizeof(float) * t->ne[0] * (size_t)n_threads);
-    if (!tmp)
+    const bool special = t->kind != G_UNIFORM || t->grid;
+    double *scratch = special ? malloc(sizeof(double) * t->ne[0] * (size_t)n_threads) : NULL;
+    if (!tmp || (special && !scratch)) {
+        free(tmp);
+        free(scratch);
         return ts_err_set(err, TS_E_NOMEM, "out of memory");
+    }
     int started = 0;
     for (int i = 0; i < n_threads; i++) {
         uint64_t r0 = rows * (uint64_t)i / (uint64_t)n_threads;
         uint64_t r1 = rows * (uint64_t)(i + 1) / (uint64_t)n_threads;
         jobs[i] = (fill_job){t, (uint8_t *)dst + r0 * row_bytes, r0, r1, row_bytes,
-                             tmp + t->ne[0] * (size_t)i};
+                             tmp + t->ne[0] * (size_t)i,
+                             scratch ? scratch + t->ne[0] * (size_t)i : NULL};
         if (i == 0 || pthread_create(&th[i], NULL, fill_rows, &jobs[i]) != 0)
             continue;
         started |= 1 << (i & 31);
@@ -129,6 +362,7 @@ static ts_status fill_tensor(void *ctx, void *dst, uint64_t n_bytes, ts_err *err
         if (started & (1 << (i & 31)))
             pthread_join(th[i], NULL);
     free(tmp);
+    free(scratch);
     return TS_OK;
 }
 
@@ -216,6 +450,144 @@ static int plan_tensors(model_plan *p, const shape *s)
     return rc;
 }
 
+static bool is_hybrid_arch(const char *a)
+{
+    return !strcmp(a, "qwen35") || !strcmp(a, "qwen35moe") || !strcmp(a, "qwen3next");
+}
+
+/* Adds a tensor drawn with one of the non-uniform kinds. */
+static int add_kind(model_plan *p, const char *name, uint32_t n_dims, uint64_t ne0, uint64_t ne1,
+                    float lo, float hi, uint8_t kind, uint64_t split, float lo2, float hi2)
+{
+    if (add(p, name, n_dims, ne0, ne1, 1, lo, hi) != 0)
+        return -1;
+    gtensor *t = &p->t[p->n - 1];
+    t->kind = kind;
+    t->split = split;
+    t->lo2 = lo2;
+    t->hi2 = hi2;
+    return 0;
+}
+
+/* The hybrids' tensors, exactly the set llama.cpp's qwen35 / qwen35moe / qwen3next loaders
+ * create (it rejects a file with any other tensor): no ffn_norm (the pre-FFN norm is
+ * post_attention_norm), no rope_freqs, no MTP blocks.
+ *
+ * The weights are conditioned so that rounding is not amplified (with independent uniform
+ * weights a GDN layer is not: q.k of unrelated unit vectors is ~0, its output is then a
+ * cancellation of small terms that the gated RMSNorm scales back up, and a quantized model
+ * lands far from F32 even when computed correctly):
+ * - the key rows of attn_qkv are the query rows plus noise of the same size, so q.k ~ 0.7;
+ * - conv1d: the current-token tap ~1, the three older ones small;
+ * - decay exp(softplus(alpha + dt_bias) * ssm_a) mostly in 0.5 .. 0.98: ssm_a = -exp(U[log 0.1,
+ *   0]), dt_bias U[-1, 0], alpha = W_alpha x with half the usual weight scale;
+ * - beta = sigmoid(W_beta x), W_beta at the usual scale: beta mostly 0.3 .. 0.7;
+ * - embeddings of unit RMS (untied), an output head giving logits of std ~2.5, a router with
+ *   3x the usual scale so the top-k experts are rarely a near tie. */
+#define HY_OUT_GAIN 2.5f
+#define HY_ROUTE_BOOST 1.6f  /* token_embd: ~1.6 at the token's routing dims ... */
+#define HY_ROUTER_GAIN 2.0f  /* router: 2 x (normalised) routing dim ... */
+#define HY_ROUTER_NOISE 0.2f /* ... plus 0.2 x the usual uniform weights */
+#define HY_ALPHA_GAIN 0.5f
+#define HY_KEY_NOISE 1.0f
+static int plan_hybrid(model_plan *p, const shape *s)
+{
+    char nm[96];
+    const hybrid *h = &s->hy;
+    const uint64_t E = s->n_embd, dS = h->state_size, Hk = h->n_k_heads, Hv = h->n_v_heads;
+    const uint64_t KD = dS * Hk, VD = dS * Hv, C = 2 * KD + VD, rf = Hv / Hk;
+    const uint64_t q = (uint64_t)s->n_head * s->head_dim, kv = (uint64_t)s->n_head_kv * s->head_dim;
+    const bool next = !strcmp(s->arch, "qwen3next");
+    const float le = lim(E);
+    /* Tied: token_embd is also the LM head; keep its logits at std ~3 too. */
+    const float emb = sqrtf(3.0f) * (s->tied ? fminf(1.0f, 3.0f / sqrtf((float)E)) : 1.0f);
+    /* Token-picked routing (see route_dim) where the routing dims are a small part of E;
+     * the big MoE shape (benchmarks only) gets a plain router. */
+    const uint64_t n_route = (uint64_t)s->n_layer * s->n_expert;
+    const bool route = s->n_expert && n_route <= E / 4;
+    int rc = add_kind(p, "token_embd.weight", 2, E, s->n_vocab, -emb, emb,
+                      route ? G_EMBD_ROUTE : G_UNIFORM, 0, 0, 0);
+    if (rc == 0 && route) {
+        gtensor *t = &p->t[p->n - 1];
+        t->n_layer = s->n_layer;
+        t->n_expert = s->n_expert;
+        t->n_used = s->n_expert_used;
+        t->boost = HY_ROUTE_BOOST;
+    }
+    rc |= add(p, "output_norm.weight", 1, E, 1, 1, 0.9f, 1.1f);
+    if (!s->tied)
+        rc |= add(p, "output.weight", 2, E, s->n_vocab, 1, -HY_OUT_GAIN * le, HY_OUT_GAIN * le);
+    for (uint32_t l = 0; l < s->n_layer; l++) {
+#define N(suffix) (snprintf(nm, sizeof(nm), "blk.%u." suffix, l), nm)
+        const bool gdn = (l + 1) % h->interval != 0;
+        rc |= add(p, N("attn_norm.weight"), 1, E, 1, 1, 0.9f, 1.1f);
+        if (gdn) {
+            rc |= add_kind(p, N("attn_qkv.weight"), 2, E, C, -le, le, G_QK_TIED, KD,
+                           -HY_KEY_NOISE * le, HY_KEY_NOISE * le);
+            rc |= add(p, N("attn_gate.weight"), 2, E, VD, 1, -le, le);
+            rc |= add_kind(p, N("ssm_conv1d.weight"), 2, h->conv_kernel, C, -0.15f, 0.15f,
+                           G_CONV, 0, 0.8f, 1.2f);
+            rc |= add(p, N("ssm_dt.bias"), 1, Hv, 1, 1, -1.0f, 0.0f);
+            rc |= add_kind(p, N("ssm_a"), 1, Hv, 1, logf(0.1f), 0.0f, G_NEG_EXP, 0, 0, 0);
+            if (next) /* per key head: rf beta rows, then rf alpha rows */
+                rc |= add_kind(p, N("ssm_ba.weight"), 2, E, 2 * Hv, -le, le, G_ROWS2, rf,
+                               -HY_ALPHA_GAIN * le, HY_ALPHA_GAIN * le);
+            else {
+                rc |= add(p, N("ssm_beta.weight"), 2, E, Hv, 1, -le, le);
+                rc |= add(p, N("ssm_alpha.weight"), 2, E, Hv, 1, -HY_ALPHA_GAIN * le,
+                          HY_ALPHA_GAIN * le);
+            }
+            rc |= add(p, N("ssm_norm.weight"), 1, dS, 1, 1, 0.9f, 1.1f);
+            rc |= add(p, N("ssm_out.weight"), 2, VD, E, 1, -lim(VD), lim(VD));
+        } else {
+            /* attn_q rows per head: hd query rows, then hd output-gate rows */
+            rc |= add(p, N("attn_q.weight"), 2, E, 2 * q, 1, -le, le);
+            rc |= add(p, N("attn_k.weight"), 2, E, kv, 1, -le, le);
+            rc |= add(p, N("attn_v.weight"), 2, E, kv, 1, -le, le);
+            rc |= add(p, N("attn_output.weight"), 2, q, E, 1, -lim(q), lim(q));
+            rc |= add(p, N("attn_q_norm.weight"), 1, s->head_dim, 1, 1, 0.9f, 1.1f);
+            rc |= add(p, N("attn_k_norm.weight"), 1, s->head_dim, 1, 1, 0.9f, 1.1f);
+        }
+        rc |= add(p, N("post_attention_norm.weight"), 1, E, 1, 1, 0.9f, 1.1f);
+        if (s->n_expert) {
+            const uint64_t f = s->n_ff_exp, g = s->n_ff_shexp;
+            const float rn = route ? HY_ROUTER_NOISE : 1.0f;
+            rc |= add_kind(p, N("ffn_gate_inp.weight"), 2, E, s->n_expert, -rn * le, rn * le,
+                           route ? G_ROUTER : G_UNIFORM, 0, 0, 0);
+            if (rc == 0 && route) {
+                gtensor *t = &p->t[p->n - 1];
+                t->layer = l;
+                t->n_expert = s->n_expert;
+                t->boost = HY_ROUTER_GAIN;
+            }
+            rc |= add(p, N("ffn_gate_exps.weight"), 3, E, f, s->n_expert, -le, le);
+            rc |= add(p, N("ffn_up_exps.weight"), 3, E, f, s->n_expert, -le, le);
+            rc |= add(p, N("ffn_down_exps.weight"), 3, f, E, s->n_expert, -lim(f), lim(f));
+            rc |= add(p, N("ffn_gate_inp_shexp.weight"), 1, E, 1, 1, -le, le);
+            rc |= add(p, N("ffn_gate_shexp.weight"), 2, E, g, 1, -le, le);
+            rc |= add(p, N("ffn_up_shexp.weight"), 2, E, g, 1, -le, le);
+            rc |= add(p, N("ffn_down_shexp.weight"), 2, g, E, 1, -lim(g), lim(g));
+        } else {
+            rc |= add(p, N("ffn_gate.weight"), 2, E, s->n_ff, 1, -le, le);
+            rc |= add(p, N("ffn_up.weight"), 2, E, s->n_ff, 1, -le, le);
+            rc |= add(p, N("ffn_down.weight"), 2, s->n_ff, E, 1, -lim(s->n_ff), lim(s->n_ff));
+        }
+#undef N
+    }
+    /* Matmul weights on the 16-level grid; the f32-only ones (conv taps, routers) as drawn.
+     * With token-picked routing no layer writes the routing dims (the output projections'
+     * rows there are 0), so the residual stream carries them from token_embd unchanged. */
+    for (size_t i = 0; i < p->n; i++) {
+        gtensor *t = &p->t[i];
+        t->grid = t->n_dims >= 2 && !strstr(t->name, "ssm_conv1d") &&
+                  !strstr(t->name, "ffn_gate_inp");
+        if (route && (strstr(t->name, "attn_output.") || strstr(t->name, "ssm_out.") ||
+                      strstr(t->name, "ffn_down")))
+            t->zero_rows = n_route;
+    }
+    return rc;
+}
+
 /* An SPM vocabulary of n tokens: <unk> <s> </s>, the 256 byte tokens, then
  * letter strings ("▁a", "a", "▁ab", ...) in order of length, scored so
  * shorter pieces merge first. Enough for the tokenizer and the engine. */
@@ -268,6 +640,42 @@ static char **make_vocab(uint32_t n, float **scores, int32_t **types)
     return tok;
 }
 
+/* The hybrids' keys, with the types llama.cpp's loader insists on (u32 counts, f32 eps and
+ * base, the sections an int32 array of exactly 4). */
+static void write_meta_hybrid(ts_gguf_writer *w, const shape *s)
+{
+    char k[128];
+    const char *a = s->arch;
+    const hybrid *h = &s->hy;
+#define K(suffix) (snprintf(k, sizeof(k), "%s." suffix, a), k)
+    ts_gguf_w_u32(w, K("context_length"), s->n_ctx);
+    ts_gguf_w_u32(w, K("embedding_length"), s->n_embd);
+    ts_gguf_w_u32(w, K("block_count"), s->n_layer);
+    ts_gguf_w_u32(w, K("feed_forward_length"), s->n_ff);
+    ts_gguf_w_u32(w, K("attention.head_count"), s->n_head);
+    ts_gguf_w_u32(w, K("attention.head_count_kv"), s->n_head_kv);
+    ts_gguf_w_u32(w, K("attention.key_length"), s->head_dim);
+    ts_gguf_w_u32(w, K("attention.value_length"), s->head_dim);
+    ts_gguf_w_u32(w, K("rope.dimension_count"), h->n_rot);
+    if (strcmp(a, "qwen3next") != 0) /* NeoX rope there; IMRoPE sections here */
+        ts_gguf_w_arr(w, K("rope.dimension_sections"), TS_GGUF_I32, h->sections, 4);
+    ts_gguf_w_f32(w, K("rope.freq_base"), s->rope_base);
+    ts_gguf_w_f32(w, K("attention.layer_norm_rms_epsilon"), h->eps);
+    ts_gguf_w_u32(w, K("ssm.conv_kernel"), h->conv_kernel);
+    ts_gguf_w_u32(w, K("ssm.state_size"), h->state_size);
+    ts_gguf_w_u32(w, K("ssm.group_count"), h->n_k_heads);
+    ts_gguf_w_u32(w, K("ssm.time_step_rank"), h->n_v_heads);
+    ts_gguf_w_u32(w, K("ssm.inner_size"), h->state_size * h->n_v_heads);
+    ts_gguf_w_u32(w, K("full_attention_interval"), h->interval);
+    if (s->n_expert) {
+        ts_gguf_w_u32(w, K("expert_count"), s->n_expert);
+        ts_gguf_w_u32(w, K("expert_used_count"), s->n_expert_used);
+        ts_gguf_w_u32(w, K("expert_feed_forward_length"), s->n_ff_exp);
+        ts_gguf_w_u32(w, K("expert_shared_feed_forward_length"), s->n_ff_shexp);
+    }
+#undef K
+}
+
 static void write_meta(ts_gguf_writer *w, const shape *s, const ts_qmix *mix)
 {
     char k[128];
@@ -277,6 +685,10 @@ static void write_meta(ts_gguf_writer *w, const shape *s, const ts_qmix *mix)
     ts_gguf_w_u32(w, "general.file_type", mix->ftype);
     ts_gguf_w_u32(w, "general.quantization_version", 2);
 #define K(suffix) (snprintf(k, sizeof(k), "%s." suffix, a), k)
+    if (s->hy.interval) {
+        write_meta_hybrid(w, s);
+        return;
+    }
     ts_gguf_w_u32(w, K("context_length"), s->n_ctx);
     ts_gguf_w_u32(w, K("embedding_length"), s->n_embd);
     ts_gguf_w_u32(w, K("block_count"), s->n_layer);
@@ -302,8 +714,10 @@ static void write_meta(ts_gguf_writer *w, const shape *s, const ts_qmix *mix)
 
 static int usage(void)
 {
-    ts_cli_error("gen", "usage: tessera gen --shape tiny|micro|llama-1b|qwen-0.5b|qwen3-moe-small "
-                        "[--arch llama|qwen2|qwen3|qwen3moe|qwen2moe|olmoe] [--type TYPE|MIX] "
+    ts_cli_error("gen", "usage: tessera gen --shape tiny|micro|llama-1b|qwen-0.5b|qwen3-moe-small|"
+                        "qwen35-0.8b|qwen35moe-a3b "
+                        "[--arch llama|qwen2|qwen3|qwen3moe|qwen2moe|olmoe|qwen35|qwen35moe|"
+                        "qwen3next] [--type TYPE|MIX] "
                         "[--seed N] [--layers N] [-t THREADS] -o OUT.gguf");
     return 2;
 }
@@ -348,7 +762,34 @@ int cmd_gen(int argc, char **argv)
         return usage();
     }
     s = *found;
-    if (arch) {
+    if (arch && is_hybrid_arch(arch)) {
+        bool moe = strcmp(arch, "qwen35") != 0;
+        if (!s.hy.interval) {
+            if (strcmp(s.name, "tiny") != 0) {
+                ts_cli_error("gen", "--arch %s: shape '%s' has no GDN dimensions (use tiny, "
+                             "qwen35-0.8b or qwen35moe-a3b)", arch, s.name);
+                return 2;
+            }
+            s.hy = tiny_hybrid;
+            s.n_layer = 4;
+            if (moe) {
+                s.n_expert = 8;
+                s.n_expert_used = 2;
+                s.n_ff_exp = 128;
+                s.n_ff_shexp = 256;
+            }
+        } else if (moe && !s.n_expert) {
+            ts_cli_error("gen", "--arch %s: shape '%s' has no experts", arch, s.name);
+            return 2;
+        }
+        if (!moe)
+            s.n_expert = s.n_expert_used = s.n_ff_exp = s.n_ff_shexp = 0;
+        s.arch = arch;
+    } else if (s.hy.interval && arch && strcmp(arch, s.arch) != 0) {
+        ts_cli_error("gen", "shape '%s' is a GDN hybrid: --arch must be qwen35, qwen35moe or "
+                     "qwen3next", s.name);
+        return 2;
+    } else if (arch) {
         static const char *archs[] = {"llama", "qwen2", "qwen3", "qwen3moe", "qwen2moe", "olmoe"};
         bool ok = false;
         for (size_t i = 0; i < sizeof(archs) / sizeof(archs[0]); i++)
@@ -389,7 +830,7 @@ int cmd_gen(int argc, char **argv)
     mix.n_expert = s.n_expert;
     model_plan p = {0};
     p.n_threads = (int)threads;
-    if (plan_tensors(&p, &s) != 0) {
+    if ((s.hy.interval ? plan_hybrid(&p, &s) : plan_tensors(&p, &s)) != 0) {
         ts_cli_error("gen", "out of memory");
         return 1;
     }
