@@ -68,11 +68,12 @@ static const shape shapes[] = {
             .state_size = 128, .n_k_heads = 16, .n_v_heads = 16, .eps = 1e-6f}},
     /* Qwen3.5-35B-A3B / Qwen3.6-35B-A3B's text model at its real per-layer proportions (hidden
      * 2048, 16 heads / 2 KV heads of 256, GDN 16 key / 32 value heads of 128, 256 experts, 8
-     * used, moe_intermediate 512, shared expert 512, vocab 248320, untied), but 8 of its 40
-     * layers (two [GDN x3, attention] groups) so that q4_k_m stays near 4 GB (40 layers: ~20
-     * GB). --layers 40 gives the full depth. feed_forward_length is not in the HF config; 512
-     * (= the shared expert) is written. */
-    {.name = "qwen35moe-a3b", .arch = "qwen35moe", .n_embd = 2048, .n_layer = 8, .n_head = 16,
+     * used, moe_intermediate 512, shared expert 512, vocab 248320, untied, rope_theta 1e7,
+     * partial rotary 0.25, mrope_section [11,11,10], rms eps 1e-6, full_attention_interval 4),
+     * but 6 of its 40 layers (GDN x3, attention, GDN x2) so that q4_k_m stays under 4 GB (3.8
+     * GB; 8 layers: 4.8 GB, 40 layers: ~20 GB). --layers 40 gives the full depth.
+     * feed_forward_length is not in the HF config; 512 (= the shared expert) is written. */
+    {.name = "qwen35moe-a3b", .arch = "qwen35moe", .n_embd = 2048, .n_layer = 6, .n_head = 16,
      .n_head_kv = 2, .head_dim = 256, .n_ff = 512, .n_vocab = 248320, .n_ctx = 262144,
      .tied = false, .n_expert = 256, .n_expert_used = 8, .n_ff_exp = 512, .n_ff_shexp = 512,
      .rope_base = 1e7f,
