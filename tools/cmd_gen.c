@@ -26,7 +26,7 @@
 /* Gated-DeltaNet hybrids (qwen35, qwen35moe, qwen3next): the GDN ("ssm")
  * dimensions and the layer pattern. interval == 0: not a hybrid. */
 typedef struct {
-    uint32_t interval;    /* full_attention_interval: layer i is full attention iff (i+1) % interval == 0 */
+    uint32_t interval;    /* full_attention_interval: layer i attends iff (i+1) % interval == 0 */
     uint32_t n_rot;       /* rope.dimension_count (partial rotary) */
     int32_t sections[4];  /* rope.dimension_sections (qwen35, qwen35moe) */
     uint32_t conv_kernel; /* ssm.conv_kernel */
@@ -68,11 +68,12 @@ static const shape shapes[] = {
             .state_size = 128, .n_k_heads = 16, .n_v_heads = 16, .eps = 1e-6f}},
     /* Qwen3.5-35B-A3B / Qwen3.6-35B-A3B's text model at its real per-layer proportions (hidden
      * 2048, 16 heads / 2 KV heads of 256, GDN 16 key / 32 value heads of 128, 256 experts, 8
-     * used, moe_intermediate 512, shared expert 512, vocab 248320, untied), but 8 of its 40
-     * layers (two [GDN x3, attention] groups) so that q4_k_m stays near 4 GB (40 layers: ~20
-     * GB). --layers 40 gives the full depth. feed_forward_length is not in the HF config; 512
-     * (= the shared expert) is written. */
-    {.name = "qwen35moe-a3b", .arch = "qwen35moe", .n_embd = 2048, .n_layer = 8, .n_head = 16,
+     * used, moe_intermediate 512, shared expert 512, vocab 248320, untied, rope_theta 1e7,
+     * partial rotary 0.25, mrope_section [11,11,10], rms eps 1e-6, full_attention_interval 4),
+     * but 6 of its 40 layers (GDN x3, attention, GDN x2) so that q4_k_m stays under 4 GB (3.8
+     * GB; 8 layers: 4.8 GB, 40 layers: ~20 GB). --layers 40 gives the full depth.
+     * feed_forward_length is not in the HF config; 512 (= the shared expert) is written. */
+    {.name = "qwen35moe-a3b", .arch = "qwen35moe", .n_embd = 2048, .n_layer = 6, .n_head = 16,
      .n_head_kv = 2, .head_dim = 256, .n_ff = 512, .n_vocab = 248320, .n_ctx = 262144,
      .tied = false, .n_expert = 256, .n_expert_used = 8, .n_ff_exp = 512, .n_ff_shexp = 512,
      .rope_base = 1e7f,
@@ -114,14 +115,17 @@ enum {
     G_QK_TIED, /* rows [split, 2 split) = rows [0, split) + U[lo2, hi2]; others U[lo, hi] */
     G_ROWS2,   /* rows alternate in runs of split: U[lo, hi], U[lo2, hi2], ... */
     G_ROUTER,  /* U[lo, hi], plus boost at expert row e's routing dim */
-    G_EMBD_ROUTE, /* U[lo, hi], plus boost at the routing dims of the experts the token picks */
+    G_EMBD_ROUTE, /* U[lo, hi]; the routing dims: boost * U[0.75, 1.25] where the token picks
+                   * the expert, boost * U[-1/8, 1/8] elsewhere */
 };
 
-/* Routing dims: expert e of layer l reads (mostly) embedding dim route_dim(l, e), and each
- * token's embedding holds +boost at the dims of n_used experts per layer (picked by hash). The
- * router logits then separate the token's experts from the others by a margin that rounding
- * does not close, so a correct engine picks llama.cpp's experts (a near tie at the top-k
- * boundary flips an expert, an error no bound on the logits can absorb). */
+/* Token-picked routing: expert e of layer l reads (mostly) embedding dim route_dim(l, e), and
+ * each token's embedding is large at the dims of n_used experts per layer (picked by hash) and
+ * small at the others; no layer writes those dims (plan_hybrid zeroes the output projections'
+ * rows there), so the residual stream carries them to every router unchanged. The router
+ * logits then separate the picked experts from the others by a margin that rounding cannot
+ * close, and a correct engine picks llama.cpp's experts (a near tie at the top-k boundary
+ * flips an expert: an error no bound on the logits can absorb). */
 static uint64_t route_dim(uint32_t layer, uint32_t n_expert, uint32_t e, uint64_t n_embd)
 {
     return ((uint64_t)layer * n_expert + e) % n_embd;
@@ -209,12 +213,13 @@ static void kind_row(const gtensor *t, uint64_t r, float *dst, double *u)
     case G_EMBD_ROUTE:
         /* routing dims: boost * U[-1/8, 1/8], or boost * U[0.75, 1.25] at the picked experts' */
         for (uint64_t c = 0; c < n; c++)
-            dst[c] = c < (uint64_t)t->n_layer * t->n_expert ? t->boost * (float)(u[c] - 0.5) / 4.0f
-                                                            : (float)(t->lo + (t->hi - t->lo) * u[c]);
+            dst[c] = c < (uint64_t)t->n_layer * t->n_expert
+                         ? t->boost * (float)(u[c] - 0.5) / 4.0f
+                         : (float)(t->lo + (t->hi - t->lo) * u[c]);
         for (uint32_t l = 0; l < t->n_layer; l++) {
             uint32_t picked[64];
             uint32_t k = 0;
-            for (uint64_t a = 0; k < t->n_used && k < 64; a++) {
+            for (uint64_t a = 0; k < t->n_used && k < t->n_expert && k < 64; a++) {
                 uint64_t h = mix64(t->seed ^ mix64((r << 20) ^ ((uint64_t)l << 8) ^ (a << 40)));
                 uint32_t e = (uint32_t)(h % t->n_expert);
                 bool dup = false;
@@ -474,16 +479,18 @@ static int add_kind(model_plan *p, const char *name, uint32_t n_dims, uint64_t n
  * post_attention_norm), no rope_freqs, no MTP blocks.
  *
  * The weights are conditioned so that rounding is not amplified (with independent uniform
- * weights a GDN layer is not: q.k of unrelated unit vectors is ~0, its output is then a
- * cancellation of small terms that the gated RMSNorm scales back up, and a quantized model
- * lands far from F32 even when computed correctly):
- * - the key rows of attn_qkv are the query rows plus noise of the same size, so q.k ~ 0.7;
+ * weights it is: q.k of unrelated unit vectors is ~0, a GDN head's output is then a
+ * cancellation of small terms that the gated RMSNorm scales back up, MoE routers sit near
+ * ties, and a correctly computed quantized model lands far from llama.cpp's). Measured with
+ * llama.cpp in tests/data/README-gdn.md:
+ * - the key rows of attn_qkv are the query rows plus noise of the same size (cos(q,k) ~0.67);
  * - conv1d: the current-token tap ~1, the three older ones small;
- * - decay exp(softplus(alpha + dt_bias) * ssm_a) mostly in 0.5 .. 0.98: ssm_a = -exp(U[log 0.1,
- *   0]), dt_bias U[-1, 0], alpha = W_alpha x with half the usual weight scale;
- * - beta = sigmoid(W_beta x), W_beta at the usual scale: beta mostly 0.3 .. 0.7;
- * - embeddings of unit RMS (untied), an output head giving logits of std ~2.5, a router with
- *   3x the usual scale so the top-k experts are rarely a near tie. */
+ * - decay exp(softplus(alpha + dt_bias) * ssm_a) mostly in 0.45 .. 0.97: ssm_a =
+ *   -exp(U[log 0.1, 0]), dt_bias U[-1, 0], alpha = W_alpha x with half the usual weight scale;
+ * - beta = sigmoid(W_beta x), W_beta at the usual scale: beta mostly 0.2 .. 0.8;
+ * - embeddings of unit RMS (untied), an output head giving logits of std ~2.5;
+ * - token-picked routing (route_dim) where the routing dims fit in a quarter of E;
+ * - matmul weights on the grid of snap_grid. */
 #define HY_OUT_GAIN 2.5f
 #define HY_ROUTE_BOOST 1.6f  /* token_embd: ~1.6 at the token's routing dims ... */
 #define HY_ROUTER_GAIN 2.0f  /* router: 2 x (normalised) routing dim ... */
