@@ -178,7 +178,8 @@ tsan:
 	TSAN_OPTIONS=halt_on_error=1 TESSERA_BIN=$(call builddir,tsan)/tessera \
 	  $(call builddir,tsan)/tessera-tests \
 	  pool mm_glu mm_threads engine numa batch_invariance_dense batch_step_checks \
-	  server_parallel_slots_busy server_cancel_frees_the_sequence server_same_seed_same_text
+	  server_parallel_slots_busy server_cancel_frees_the_sequence server_same_seed_same_text \
+	  gdn_batch_invariance
 
 check-deps:
 	@sh tools/check-deps.sh
