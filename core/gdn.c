@@ -32,10 +32,10 @@
  * one at a time as decodes: so `--chunk 1` is exact, no chunk floor exists.
  * The conv state holds the raw (pre-conv) channels of the last K - 1 tokens
  * and the recurrent state S per value head; both live per sequence (the
- * span's rs) and carry across chunks and steps. Tiles are (span, head):
- * a conv tile owns a whole channel head of one sequence over all its tokens,
- * a recurrence tile one value head of one sequence, so no reduction is ever
- * split across tiles and the thread count cannot change a bit.
+ * span's rs) and carry across chunks and steps. Tiles are (span, key head):
+ * a tile owns the q and k channel heads of one sequence and every value head
+ * that reads them, over all the span's tokens, so no reduction is ever split
+ * across tiles and the thread count cannot change a bit.
  * Cost: per token and value head about 4 ds^2 flops (ds 128: 65 k), next to
  * the projections' 2 x (params of the layer): the matmuls dominate, and
  * the heads x sequences of a step keep the workers busy.
@@ -79,19 +79,16 @@ typedef struct {
  * token of the span; then the L2 norm of q and k heads. In place in gdn_qkv:
  * outputs are written from the last token back, so each token's inputs are
  * still raw when read; the head's ds channels are contiguous in a row. */
-static void conv_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
+static void conv_head(const gdn_ctx *c, const ts_span *sp, int64_t head)
 {
-    const gdn_ctx *c = vctx;
     ts_session *s = c->s;
     const ts_hparams *hp = &s->m->hp;
-    const ts_span *sp = &s->spans[t->expert];
-    const int64_t ds = hp->ssm_state, K = hp->ssm_conv, km = K - 1, head = t->row0;
+    const int64_t ds = hp->ssm_state, K = hp->ssm_conv, km = K - 1;
     const int64_t c0 = head * ds, n = sp->n_tok;
     float *cst = layer_state(hp, sp->rs, c->L->rs_layer) + c0 * km; /* (ds, K - 1) */
     const float *w = c->L->ssm_conv1d + c0 * K;                    /* (ds, K) */
     float nst[TS_GDN_MAX_DS * (TS_GDN_MAX_CONV - 1)];
     float acc[TS_GDN_MAX_DS];
-    (void)scr;
     /* the new state: the last K - 1 raw inputs of (old state, this span) */
     for (int64_t j = 0; j < km; j++) {
         const int64_t src = n - km + j;
@@ -133,19 +130,16 @@ static void conv_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
 
 /* Recurrence tile: value head t->row0 of span t->expert, its tokens in order;
  * writes the gated, normed head output into gdn_out. */
-static void rec_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
+static void rec_head(const gdn_ctx *c, const ts_span *sp, int64_t h)
 {
-    const gdn_ctx *c = vctx;
     ts_session *s = c->s;
     const ts_hparams *hp = &s->m->hp;
     const ts_layer *L = c->L;
-    const ts_span *sp = &s->spans[t->expert];
-    const int64_t ds = hp->ssm_state, nk = hp->ssm_n_k, nv = hp->ssm_n_v, h = t->row0;
+    const int64_t ds = hp->ssm_state, nk = hp->ssm_n_k, nv = hp->ssm_n_v;
     const int64_t kh = hp->gdn_kh_mod ? h % nk : h / (nv / nk);
     const int64_t ch = (2 * nk + nv) * ds;
     float *S = layer_state(hp, sp->rs, L->rs_layer) + (hp->ssm_conv - 1) * ch + h * ds * ds;
     const float scale = 1.0f / sqrtf((float)ds);
-    (void)scr;
     /* the gates of this head for the span's tokens: decay at column h, beta at nv + h */
     for (int64_t i0 = 0; i0 < sp->n_tok; i0++) {
         const int64_t r = sp->tok0 + i0;
@@ -179,6 +173,26 @@ static void rec_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
     }
 }
 
+/* One tile: key head t->row0 of span t->expert with every value head that
+ * reads it (h % n_k == kh, or h / (n_v / n_k) == kh): the conv of the q, k
+ * and those v heads, then their recurrences. No tile reads another's
+ * channels, so the mixer is one grid. */
+static void gdn_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
+{
+    const gdn_ctx *c = vctx;
+    const ts_hparams *hp = &c->s->m->hp;
+    const ts_span *sp = &c->s->spans[t->expert];
+    const int64_t nk = hp->ssm_n_k, nv = hp->ssm_n_v, kh = t->row0, rf = nv / nk;
+    (void)scr;
+    conv_head(c, sp, kh);      /* q */
+    conv_head(c, sp, nk + kh); /* k */
+    for (int64_t r = 0; r < rf; r++) {
+        const int64_t h = hp->gdn_kh_mod ? r * nk + kh : kh * rf + r;
+        conv_head(c, sp, 2 * nk + h);
+        rec_head(c, sp, h);
+    }
+}
+
 void ts_gdn_run(ts_session *s, const ts_layer *L, int64_t n_tok)
 {
     const ts_hparams *hp = &s->m->hp;
@@ -191,22 +205,15 @@ void ts_gdn_run(ts_session *s, const ts_layer *L, int64_t n_tok)
     const int n_w = L->ssm_ba.data ? 3 : 4;
     TS_PROF(TS_PROF_QKV, ts_mm_run_multi_quantized(s->mm, w, y, ys, n_w, s->xn, s->x_stride,
                                                    n_tok));
-    /* 2. conv + SiLU + q/k norms: (span, channel head) tiles */
+    /* 2. conv + SiLU + q/k norms, the delta rule and the gated norm: one grid
+     * of (span, key head) tiles */
     gdn_ctx c = {s, L};
-    const int64_t n_heads = 2 * hp->ssm_n_k + hp->ssm_n_v;
     uint32_t n = 0;
     for (uint32_t si = 0; si < s->n_spans; si++)
-        for (int64_t h = 0; h < n_heads && n < s->tile_cap; h++)
-            s->tiles[n++] = (ts_tile){si, (uint32_t)h, 1, 0, 0, 0};
+        for (int64_t kh = 0; kh < hp->ssm_n_k && n < s->tile_cap; kh++)
+            s->tiles[n++] = (ts_tile){si, (uint32_t)kh, 1, 0, 0, 0};
     ts_grid g = {s->tiles, n, s->tile_cap};
-    TS_PROF(TS_PROF_GDN_CONV, ts_grid_run(s->eng->pool, &g, conv_tile, &c));
-    /* 3. the recurrence and the gated norm: (span, value head) tiles */
-    n = 0;
-    for (uint32_t si = 0; si < s->n_spans; si++)
-        for (int64_t h = 0; h < hp->ssm_n_v && n < s->tile_cap; h++)
-            s->tiles[n++] = (ts_tile){si, (uint32_t)h, 1, 0, 0, 0};
-    g = (ts_grid){s->tiles, n, s->tile_cap};
-    TS_PROF(TS_PROF_GDN_REC, ts_grid_run(s->eng->pool, &g, rec_tile, &c));
+    TS_PROF(TS_PROF_GDN_REC, ts_grid_run(s->eng->pool, &g, gdn_tile, &c));
     /* 4. the output projection into xn (the residual grid adds it) */
     TS_PROF(TS_PROF_WO, ts_mm_run(s->mm, &L->ssm_out, s->gdn_z, s->gdn_z_stride, n_tok,
                                   s->xn, s->x_stride));

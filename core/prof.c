@@ -23,8 +23,8 @@
 
 static const char *const g_names[TS_PROF_COUNT] = {
     "embed", "qkv matmul+rope+kv", "attention", "attn out matmul", "residual+norm",
-    "ffn gate/up+swiglu", "ffn down matmul", "moe ffn", "output matmul", "gdn conv+norm",
-    "gdn delta rule"};
+    "ffn gate/up+swiglu", "ffn down matmul", "moe ffn", "output matmul",
+    "gdn conv+delta rule"};
 
 /* A stage's share of the pool's grid counters (ts_sched_prof, as an array). */
 enum { SF_GRIDS, SF_INLINE, SF_WALL, SF_INLINE_WALL, SF_CAP, SF_BUSY, SF_LATE, SF_LATE_N,

@@ -21,8 +21,7 @@ typedef enum {
     TS_PROF_FFN_DOWN,
     TS_PROF_MOE,
     TS_PROF_OUTPUT,
-    TS_PROF_GDN_CONV, /* core/gdn.c: conv + SiLU + q/k norms */
-    TS_PROF_GDN_REC,  /* core/gdn.c: the delta rule and the gated norm */
+    TS_PROF_GDN_REC,  /* core/gdn.c: conv, norms, the delta rule, the gated norm */
     TS_PROF_COUNT
 } ts_prof_stage;
 
