@@ -90,6 +90,13 @@ static const hybrid tiny_hybrid = {.interval = 2, .n_rot = 16, .sections = {3, 3
                                    .conv_kernel = 4, .state_size = 32, .n_k_heads = 2,
                                    .n_v_heads = 4, .eps = 1e-6f};
 
+/* --shape micro with a hybrid --arch (the fuzzers' seeds, a few KB): GDN then gated attention,
+ * 1 key head < 2 value heads of 16, 4 rotary pairs all on text positions under sections
+ * [2,1,1,0] (pair i, sec = i % 4: 0 t, 1 h, 2 w, 3 t). Every row length is a multiple of 32. */
+static const hybrid micro_hybrid = {.interval = 2, .n_rot = 8, .sections = {2, 1, 1, 0},
+                                    .conv_kernel = 4, .state_size = 16, .n_k_heads = 1,
+                                    .n_v_heads = 2, .eps = 1e-6f};
+
 typedef struct {
     char name[96];
     uint32_t type, n_dims;
@@ -771,19 +778,20 @@ int cmd_gen(int argc, char **argv)
     s = *found;
     if (arch && is_hybrid_arch(arch)) {
         bool moe = strcmp(arch, "qwen35") != 0;
+        const bool micro = !strcmp(s.name, "micro");
         if (!s.hy.interval) {
-            if (strcmp(s.name, "tiny") != 0) {
+            if (strcmp(s.name, "tiny") != 0 && !micro) {
                 ts_cli_error("gen", "--arch %s: shape '%s' has no GDN dimensions (use tiny, "
-                             "qwen35-0.8b or qwen35moe-a3b)", arch, s.name);
+                             "micro, qwen35-0.8b or qwen35moe-a3b)", arch, s.name);
                 return 2;
             }
-            s.hy = tiny_hybrid;
-            s.n_layer = 4;
+            s.hy = micro ? micro_hybrid : tiny_hybrid;
+            s.n_layer = micro ? 2 : 4;
             if (moe) {
-                s.n_expert = 8;
+                s.n_expert = micro ? 4 : 8;
                 s.n_expert_used = 2;
-                s.n_ff_exp = 128;
-                s.n_ff_shexp = 256;
+                s.n_ff_exp = micro ? 32 : 128;
+                s.n_ff_shexp = micro ? 32 : 256;
             }
         } else if (moe && !s.n_expert) {
             ts_cli_error("gen", "--arch %s: shape '%s' has no experts", arch, s.name);

@@ -3,7 +3,9 @@
 # to build/fuzz/corpus/ before a run, so this directory is never written by fuzzing).
 #   corpus/gguf/: `tessera gen --shape micro` models, 7-16 KB each (one layer, 32 tokens, dims
 #     of 32): a dense llama at q4_0, qwen2 (biases) at the q4_k_m mix, qwen3 (per-head Q/K
-#     norms) at q8_0, qwen3moe and qwen2moe (shared experts) at q4_0. gen is deterministic, so
+#     norms) at q8_0, qwen3moe and qwen2moe (shared experts) at q4_0, and the Gated-DeltaNet
+#     hybrids qwen35, qwen35moe, qwen3next at q4_0 (GDN + gated attention, 15-31 KB). gen is
+#     deterministic, so
 #     rerunning this rewrites the same bytes. Named without .gguf: .gitignore keeps models out.
 #   corpus/tokenizer/: short texts for the tokenizers' cases: prose, whitespace runs, digits
 #     and contractions, other scripts, special-token texts, U+0085 and U+2581, invalid UTF-8.
@@ -12,7 +14,8 @@ set -eu
 BIN=${1:-build/release/tessera}
 DIR=$(dirname "$0")/corpus
 mkdir -p "$DIR/gguf" "$DIR/tokenizer"
-for m in llama:q4_0 qwen2:q4_k_m qwen3:q8_0 qwen3moe:q4_0 qwen2moe:q4_0; do
+for m in llama:q4_0 qwen2:q4_k_m qwen3:q8_0 qwen3moe:q4_0 qwen2moe:q4_0 qwen35:q4_0 \
+         qwen35moe:q4_0 qwen3next:q4_0; do
     arch=${m%%:*}
     type=${m##*:}
     "$BIN" gen --shape micro --arch "$arch" --type "$type" -t 1 -o "$DIR/gguf/$arch-$type.tmp"
