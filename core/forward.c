@@ -56,17 +56,8 @@ typedef struct {
  * before it quantizes for): QKV, or the GDN projections. */
 static int mixer_inputs(const ts_layer *L, const ts_qview **pq)
 {
-    if (L->mixer == TS_MIX_GDN) {
-        pq[0] = &L->ssm_qkv;
-        pq[1] = &L->ssm_z;
-        if (L->ssm_ba.data) {
-            pq[2] = &L->ssm_ba;
-            return 3;
-        }
-        pq[2] = &L->ssm_beta;
-        pq[3] = &L->ssm_alpha;
-        return 4;
-    }
+    if (L->mixer == TS_MIX_GDN)
+        return ts_gdn_inputs(L, pq);
     pq[0] = &L->wq;
     pq[1] = &L->wk;
     pq[2] = &L->wv;

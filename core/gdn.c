@@ -75,8 +75,8 @@ typedef struct {
     const ts_layer *L;
 } gdn_ctx;
 
-/* Conv tile: channel head t->row0 (of 2 n_k + n_v) of span t->expert, every
- * token of the span; then the L2 norm of q and k heads. In place in gdn_qkv:
+/* The conv of channel head `head` (of 2 n_k + n_v) over every token of span
+ * sp, then the L2 norm if it is a q or k head. In place in gdn_qkv:
  * outputs are written from the last token back, so each token's inputs are
  * still raw when read; the head's ds channels are contiguous in a row. */
 static void conv_head(const gdn_ctx *c, const ts_span *sp, int64_t head)
@@ -128,8 +128,8 @@ static void conv_head(const gdn_ctx *c, const ts_span *sp, int64_t head)
     }
 }
 
-/* Recurrence tile: value head t->row0 of span t->expert, its tokens in order;
- * writes the gated, normed head output into gdn_out. */
+/* The recurrence of value head h over span sp's tokens in order (its conv
+ * already run), then the gated norm: silu(z) * rmsnorm(o) into z's row. */
 static void rec_head(const gdn_ctx *c, const ts_span *sp, int64_t h)
 {
     ts_session *s = c->s;
@@ -193,16 +193,28 @@ static void gdn_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
     }
 }
 
+int ts_gdn_inputs(const ts_layer *L, const ts_qview **w)
+{
+    w[0] = &L->ssm_qkv;
+    w[1] = &L->ssm_z;
+    if (L->ssm_ba.data) { /* qwen3next: beta and alpha in one matrix */
+        w[2] = &L->ssm_ba;
+        return 3;
+    }
+    w[2] = &L->ssm_beta;
+    w[3] = &L->ssm_alpha;
+    return 4;
+}
+
 void ts_gdn_run(ts_session *s, const ts_layer *L, int64_t n_tok)
 {
     const ts_hparams *hp = &s->m->hp;
     /* 1. the projections, one grid (xn was quantized for them by the norm) */
-    const ts_qview *w[4] = {&L->ssm_qkv, &L->ssm_z, L->ssm_ba.data ? &L->ssm_ba : &L->ssm_beta,
-                            &L->ssm_alpha};
+    const ts_qview *w[4];
+    const int n_w = ts_gdn_inputs(L, w);
     float *const y[4] = {s->gdn_qkv, s->gdn_z, s->gdn_b, s->gdn_a};
     const size_t ys[4] = {s->gdn_qkv_stride, s->gdn_z_stride, s->gdn_ba_stride,
                           s->gdn_ba_stride};
-    const int n_w = L->ssm_ba.data ? 3 : 4;
     TS_PROF(TS_PROF_QKV, ts_mm_run_multi_quantized(s->mm, w, y, ys, n_w, s->xn, s->x_stride,
                                                    n_tok));
     /* 2. conv + SiLU + q/k norms, the delta rule and the gated norm: one grid
@@ -214,7 +226,7 @@ void ts_gdn_run(ts_session *s, const ts_layer *L, int64_t n_tok)
             s->tiles[n++] = (ts_tile){si, (uint32_t)kh, 1, 0, 0, 0};
     ts_grid g = {s->tiles, n, s->tile_cap};
     TS_PROF(TS_PROF_GDN_REC, ts_grid_run(s->eng->pool, &g, gdn_tile, &c));
-    /* 4. the output projection into xn (the residual grid adds it) */
+    /* 3. the output projection into xn (the residual grid adds it) */
     TS_PROF(TS_PROF_WO, ts_mm_run(s->mm, &L->ssm_out, s->gdn_z, s->gdn_z_stride, n_tok,
                                   s->xn, s->x_stride));
 }

@@ -162,28 +162,28 @@ typedef struct {
 } arch_desc;
 
 static const arch_desc k_archs[] = {
-    {TS_ARCH_LLAMA, false, false, true, false, false, false, false, false, false, false,
-     "ffn_norm.weight"},
-    {TS_ARCH_QWEN2, false, false, true, true, false, true, false, false, false, false,
-     "ffn_norm.weight"},
-    {TS_ARCH_QWEN3, false, false, true, false, true, true, false, false, false, false,
-     "ffn_norm.weight"},
+    {.arch = TS_ARCH_LLAMA, .norm_topk = true, .ffn_norm = "ffn_norm.weight"},
+    {.arch = TS_ARCH_QWEN2, .norm_topk = true, .qkv_bias = true, .neox = true,
+     .ffn_norm = "ffn_norm.weight"},
+    {.arch = TS_ARCH_QWEN3, .norm_topk = true, .qk_norm = true, .neox = true,
+     .ffn_norm = "ffn_norm.weight"},
     /* llama.cpp's graphs: qwen2moe and olmoe keep the softmax weights of the
      * chosen experts as they are; llama (Mixtral) and qwen3moe renormalise. */
-    {TS_ARCH_QWEN2MOE, true, true, false, true, false, true, false, false, false, false,
-     "ffn_norm.weight"},
-    {TS_ARCH_QWEN3MOE, true, false, true, false, true, true, false, false, false, false,
-     "ffn_norm.weight"},
-    {TS_ARCH_OLMOE, true, false, false, false, true, true, false, false, false, false,
-     "ffn_norm.weight"},
+    {.arch = TS_ARCH_QWEN2MOE, .moe = true, .shexp = true, .qkv_bias = true, .neox = true,
+     .ffn_norm = "ffn_norm.weight"},
+    {.arch = TS_ARCH_QWEN3MOE, .moe = true, .norm_topk = true, .qk_norm = true, .neox = true,
+     .ffn_norm = "ffn_norm.weight"},
+    {.arch = TS_ARCH_OLMOE, .moe = true, .qk_norm = true, .neox = true,
+     .ffn_norm = "ffn_norm.weight"},
     /* llama.cpp src/models/qwen35.cpp, qwen35moe.cpp, qwen3next.cpp (v0.5.0):
      * the pre-FFN norm is post_attention_norm, routing always renormalised. */
-    {TS_ARCH_QWEN35, false, false, true, false, true, true, true, false, true, true,
-     "post_attention_norm.weight"},
-    {TS_ARCH_QWEN35MOE, true, true, true, false, true, true, true, false, true, true,
-     "post_attention_norm.weight"},
-    {TS_ARCH_QWEN3NEXT, true, true, true, false, true, true, true, true, false, false,
-     "post_attention_norm.weight"},
+    {.arch = TS_ARCH_QWEN35, .norm_topk = true, .qk_norm = true, .neox = true, .hybrid = true,
+     .kh_mod = true, .mrope = true, .ffn_norm = "post_attention_norm.weight"},
+    {.arch = TS_ARCH_QWEN35MOE, .moe = true, .shexp = true, .norm_topk = true, .qk_norm = true,
+     .neox = true, .hybrid = true, .kh_mod = true, .mrope = true,
+     .ffn_norm = "post_attention_norm.weight"},
+    {.arch = TS_ARCH_QWEN3NEXT, .moe = true, .shexp = true, .norm_topk = true, .qk_norm = true,
+     .neox = true, .hybrid = true, .gdn_ba = true, .ffn_norm = "post_attention_norm.weight"},
 };
 
 static const arch_desc *desc_of(ts_arch a)
@@ -398,26 +398,36 @@ static ts_status get_mat(ts_model *m, const char *name, int64_t cols, int64_t ro
     return TS_OK;
 }
 
-/* A vector of n elements, dequantized to an owned f32 copy. */
-static ts_status get_vec(ts_model *m, const char *name, int64_t n, bool required, ts_vecf *out,
-                         ts_err *err)
+/* A tensor of ne (n0, n1) (n1 = 1: a vector), dequantized row by row to an
+ * owned f32 copy of n0 x n1. */
+static ts_status get_vec2(ts_model *m, const char *name, int64_t n0, int64_t n1, bool required,
+                          ts_vecf *out, ts_err *err)
 {
     const ts_gguf_tensor *t;
+    int64_t want[2] = {n0, n1};
     *out = NULL;
-    ts_status st = find_tensor(m, name, 1, &n, required, &t, err);
+    ts_status st = find_tensor(m, name, 2, want, required, &t, err);
     if (st != TS_OK || !t)
         return st;
     const ts_qtraits *tr = ts_qtype_traits(t->type);
-    if (!tr || !tr->supported || !ts_qtype_row_bytes(t->type, (uint64_t)n))
+    const size_t rb = ts_qtype_row_bytes(t->type, (uint64_t)n0);
+    if (!tr || !tr->supported || !rb)
         return ts_err_set(err, TS_E_UNSUPPORTED, "tensor '%s': type %s not supported", name,
                           ts_qtype_name(t->type));
     float *v = NULL;
-    st = own_vec(m, &v, n, err);
+    st = own_vec(m, &v, n0 * n1, err);
     if (st != TS_OK)
         return st;
-    ts_dequantize_row(t->type, t->data, v, n);
+    for (int64_t r = 0; r < n1; r++)
+        ts_dequantize_row(t->type, (const char *)t->data + (size_t)r * rb, v + r * n0, n0);
     *out = v;
     return TS_OK;
+}
+
+static ts_status get_vec(ts_model *m, const char *name, int64_t n, bool required, ts_vecf *out,
+                         ts_err *err)
+{
+    return get_vec2(m, name, n, 1, required, out, err);
 }
 
 static const char *lname(char *buf, size_t cap, int64_t il, const char *what)
@@ -460,31 +470,6 @@ static ts_status bind_ffn(ts_model *m, int64_t il, ts_layer *L, ts_err *err)
     return st;
 }
 
-/* A 2-D f32 tensor of ne (n0, n1), dequantized to an owned copy. */
-static ts_status get_vec2(ts_model *m, const char *name, int64_t n0, int64_t n1, ts_vecf *out,
-                          ts_err *err)
-{
-    const ts_gguf_tensor *t;
-    int64_t want[2] = {n0, n1};
-    *out = NULL;
-    ts_status st = find_tensor(m, name, 2, want, true, &t, err);
-    if (st != TS_OK)
-        return st;
-    const ts_qtraits *tr = ts_qtype_traits(t->type);
-    if (!tr || !tr->supported || !ts_qtype_row_bytes(t->type, (uint64_t)n0))
-        return ts_err_set(err, TS_E_UNSUPPORTED, "tensor '%s': type %s not supported", name,
-                          ts_qtype_name(t->type));
-    float *v = NULL;
-    st = own_vec(m, &v, n0 * n1, err);
-    if (st != TS_OK)
-        return st;
-    const size_t rb = ts_qtype_row_bytes(t->type, (uint64_t)n0);
-    for (int64_t r = 0; r < n1; r++)
-        ts_dequantize_row(t->type, (const char *)t->data + (size_t)r * rb, v + r * n0, n0);
-    *out = v;
-    return TS_OK;
-}
-
 /* A GDN layer (spec: llama.cpp src/models/qwen35.cpp, qwen3next.cpp). */
 static ts_status bind_gdn(ts_model *m, int64_t il, ts_layer *L, ts_err *err)
 {
@@ -505,7 +490,7 @@ static ts_status bind_gdn(ts_model *m, int64_t il, ts_layer *L, ts_err *err)
         if (st == TS_OK) st = get_mat(m, lname(nm, sizeof(nm), il, "ssm_alpha.weight"), d, nv, 0, true, &L->ssm_alpha, err);
     }
     if (st == TS_OK) st = get_mat(m, lname(nm, sizeof(nm), il, "ssm_out.weight"), vd, d, 0, true, &L->ssm_out, err);
-    if (st == TS_OK) st = get_vec2(m, lname(nm, sizeof(nm), il, "ssm_conv1d.weight"), hp->ssm_conv, ch, &L->ssm_conv1d, err);
+    if (st == TS_OK) st = get_vec2(m, lname(nm, sizeof(nm), il, "ssm_conv1d.weight"), hp->ssm_conv, ch, true, &L->ssm_conv1d, err);
     if (st == TS_OK) st = get_vec(m, lname(nm, sizeof(nm), il, "ssm_dt.bias"), nv, true, &L->ssm_dt, err);
     if (st == TS_OK) st = get_vec(m, lname(nm, sizeof(nm), il, "ssm_a"), nv, true, &L->ssm_a, err);
     if (st == TS_OK) st = get_vec(m, lname(nm, sizeof(nm), il, "ssm_norm.weight"), ds, true, &L->ssm_norm, err);

@@ -15,10 +15,10 @@
 
 #include "dense.h"
 #include "err.h"
+#include "gdn.h"
 #include "ktune.h"
 #include "moe.h"
 #include "place.h"
-#include "gdn.h"
 #include "session.h"
 #include "../simd/kernels.h"
 
@@ -340,8 +340,8 @@ static bool alloc_buffers(ts_session *s, uint32_t extra_tiles)
         s->gdn_a = alloc64(c * s->gdn_ba_stride, &ok);
         s->gdn_g = alloc64(c * s->gdn_ba_stride, &ok);
         s->gdn_out = alloc64(c * s->gdn_out_stride, &ok);
-        /* GDN grids: a tile per (span, channel head); spans <= extra / n_head_kv + 1 */
-        s->tile_cap += (uint32_t)((extra_tiles / (uint32_t)hp->n_head_kv + 1) * (2 * nk + nv));
+        /* the GDN grid: a tile per (span, key head); spans <= extra / n_head_kv + 1 */
+        s->tile_cap += (uint32_t)((extra_tiles / (uint32_t)hp->n_head_kv + 1) * nk);
         s->rs_floats = (size_t)hp->n_layer_rs * ts_gdn_layer_floats(hp);
     }
     s->tiles = alloc64(s->tile_cap * sizeof(ts_tile), &ok);

@@ -114,8 +114,9 @@ typedef void (*ts_swiglu_fn)(float *a, const float *b, int64_t n);
  * computed twice, the same product). Column j of S evolves on
  * its own, so a SIMD level may run blocks of columns through all n tokens
  * (the block stays in L1) with lanes across j: each o_j and S_ij is these
- * operations in this order on every level. ds >= 1, n >= 1, no alignment;
- * o may not alias the inputs. */
+ * operations in this order on every level. 1 <= ds <= TS_GDN_SCAN_MAX_DS,
+ * n >= 1, no alignment; o may not alias the inputs. */
+#define TS_GDN_SCAN_MAX_DS 512
 typedef void (*ts_gdn_scan_fn)(float *S, int64_t ds, int64_t n, const float *q, const float *k,
                                const float *v, size_t x_stride, const float *decay,
                                const float *beta, size_t g_stride, float scale, float *o,

@@ -662,14 +662,7 @@ static void write_meta_hybrid(ts_gguf_writer *w, const shape *s)
     const char *a = s->arch;
     const hybrid *h = &s->hy;
 #define K(suffix) (snprintf(k, sizeof(k), "%s." suffix, a), k)
-    ts_gguf_w_u32(w, K("context_length"), s->n_ctx);
-    ts_gguf_w_u32(w, K("embedding_length"), s->n_embd);
-    ts_gguf_w_u32(w, K("block_count"), s->n_layer);
-    ts_gguf_w_u32(w, K("feed_forward_length"), s->n_ff);
-    ts_gguf_w_u32(w, K("attention.head_count"), s->n_head);
-    ts_gguf_w_u32(w, K("attention.head_count_kv"), s->n_head_kv);
-    ts_gguf_w_u32(w, K("attention.key_length"), s->head_dim);
-    ts_gguf_w_u32(w, K("attention.value_length"), s->head_dim);
+    /* after write_meta's shared keys (context_length .. attention.value_length) */
     ts_gguf_w_u32(w, K("rope.dimension_count"), h->n_rot);
     if (strcmp(a, "qwen3next") != 0) /* NeoX rope there; IMRoPE sections here */
         ts_gguf_w_arr(w, K("rope.dimension_sections"), TS_GGUF_I32, h->sections, 4);
@@ -699,10 +692,6 @@ static void write_meta(ts_gguf_writer *w, const shape *s, const ts_qmix *mix)
     ts_gguf_w_u32(w, "general.file_type", mix->ftype);
     ts_gguf_w_u32(w, "general.quantization_version", 2);
 #define K(suffix) (snprintf(k, sizeof(k), "%s." suffix, a), k)
-    if (s->hy.interval) {
-        write_meta_hybrid(w, s);
-        return;
-    }
     ts_gguf_w_u32(w, K("context_length"), s->n_ctx);
     ts_gguf_w_u32(w, K("embedding_length"), s->n_embd);
     ts_gguf_w_u32(w, K("block_count"), s->n_layer);
@@ -711,6 +700,10 @@ static void write_meta(ts_gguf_writer *w, const shape *s, const ts_qmix *mix)
     ts_gguf_w_u32(w, K("attention.head_count_kv"), s->n_head_kv);
     ts_gguf_w_u32(w, K("attention.key_length"), s->head_dim);
     ts_gguf_w_u32(w, K("attention.value_length"), s->head_dim);
+    if (s->hy.interval) {
+        write_meta_hybrid(w, s);
+        return;
+    }
     ts_gguf_w_u32(w, K("rope.dimension_count"), s->head_dim);
     ts_gguf_w_f32(w, K("rope.freq_base"), s->rope_base);
     ts_gguf_w_f32(w, K("attention.layer_norm_rms_epsilon"), 1e-5f);

@@ -15,37 +15,34 @@ void ts_gdn_scan_scalar(float *S, int64_t ds, int64_t n, const float *q, const f
                         const float *v, size_t x_stride, const float *decay, const float *beta,
                         size_t g_stride, float scale, float *o, size_t o_stride)
 {
-    float dlt[512];
+    float dlt[TS_GDN_SCAN_MAX_DS];
     for (int64_t t = 0; t < n; t++) {
         const float *qt = AT(q, t, x_stride), *kt = AT(k, t, x_stride), *vt = AT(v, t, x_stride);
         const float dec = *AT(decay, t, g_stride), bt = *AT(beta, t, g_stride);
         float *ot = (float *)((char *)o + (size_t)t * o_stride);
-        for (int64_t j0 = 0; j0 < ds; j0 += 512) { /* columns are independent */
-            const int64_t nj = ds - j0 < 512 ? ds - j0 : 512;
-            for (int64_t j = 0; j < nj; j++)
-                ot[j0 + j] = 0.0f;
-            for (int64_t i = 0; i < ds; i++) {
-                float *Si = S + i * ds + j0;
-                const float ki = kt[i];
-                for (int64_t j = 0; j < nj; j++) {
-                    Si[j] = Si[j] * dec;
-                    ot[j0 + j] = ot[j0 + j] + Si[j] * ki;
-                }
+        for (int64_t j = 0; j < ds; j++)
+            ot[j] = 0.0f;
+        for (int64_t i = 0; i < ds; i++) {
+            float *Si = S + i * ds;
+            const float ki = kt[i];
+            for (int64_t j = 0; j < ds; j++) {
+                Si[j] = Si[j] * dec;
+                ot[j] = ot[j] + Si[j] * ki;
             }
-            for (int64_t j = 0; j < nj; j++) {
-                dlt[j] = (vt[j0 + j] - ot[j0 + j]) * bt;
-                ot[j0 + j] = 0.0f;
-            }
-            for (int64_t i = 0; i < ds; i++) {
-                float *Si = S + i * ds + j0;
-                const float ki = kt[i], qi = qt[i];
-                for (int64_t j = 0; j < nj; j++) {
-                    Si[j] = Si[j] + ki * dlt[j];
-                    ot[j0 + j] = ot[j0 + j] + Si[j] * qi;
-                }
-            }
-            for (int64_t j = 0; j < nj; j++)
-                ot[j0 + j] = ot[j0 + j] * scale;
         }
+        for (int64_t j = 0; j < ds; j++) {
+            dlt[j] = (vt[j] - ot[j]) * bt;
+            ot[j] = 0.0f;
+        }
+        for (int64_t i = 0; i < ds; i++) {
+            float *Si = S + i * ds;
+            const float ki = kt[i], qi = qt[i];
+            for (int64_t j = 0; j < ds; j++) {
+                Si[j] = Si[j] + ki * dlt[j];
+                ot[j] = ot[j] + Si[j] * qi;
+            }
+        }
+        for (int64_t j = 0; j < ds; j++)
+            ot[j] = ot[j] * scale;
     }
 }
