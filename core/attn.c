@@ -51,8 +51,21 @@ static void attn_tile(void *vctx, const ts_tile *t, ts_scratch *scr)
         .pages = sp->pages,
         .k_page_stride = kv->k_page_stride,
         .v_page_stride = kv->v_page_stride,
+        .k_type = kv->k_type,
+        .v_type = kv->v_type,
     };
-    (kv->f16 ? s->ops->attn_f16kv : s->ops->attn_f32kv)(&a);
+    /* A rotated cache (core/kv.c): the tile's queries by the K rotation
+     * first (its own rows: the group's heads at its tokens), its outputs by
+     * the V rotation after (its own inverse). */
+    if (kv->rot_k)
+        for (int64_t i = 0; i < a.n_q; i++)
+            ts_kv_hadamard((float *)((char *)a.q + (size_t)i * a.q_stride), group * hd,
+                           kv->rot_k);
+    s->ops->attn(&a);
+    if (kv->rot_v)
+        for (int64_t i = 0; i < a.n_q; i++)
+            ts_kv_hadamard((float *)((char *)a.out + (size_t)i * a.out_stride), group * hd,
+                           kv->rot_v);
     if (c->pq) /* the tile's columns: the whole GQA group, whole blocks */
         ts_mm_quantize_cols(s->mm, c->pq, s->att, s->att_stride, t->tok0, t->toks,
                             kvh * group * hd, group * hd);

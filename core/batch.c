@@ -129,13 +129,16 @@ ts_status ts_batch_create(ts_batch **out, ts_engine *eng, const ts_batch_opts *o
      * page tables (a sequence's last page is partly unused). */
     const int64_t n_pages = o.kv_size ? pages_for(o.kv_size) : b->n_seq * (int64_t)b->max_pages;
     const ts_hparams *hp = &eng->model->hp;
-    ts_status st = n_pages > INT32_MAX
+    int kt = 0, vt = 0;
+    ts_status st = ts_kv_types(o.kv_f32, o.kv_type_k, o.kv_type_v, &kt, &vt, err);
+    if (st == TS_OK)
+        st = n_pages > INT32_MAX
                        ? ts_err_set(err, TS_E_ARG, "KV pool of %lld pages: too many",
                                     (long long)n_pages)
-                       : ts_session_alloc(&b->ws, eng, b->n_ctx, b->max_tokens, o.kv_f32, false,
+                       : ts_session_alloc(&b->ws, eng, b->n_ctx, b->max_tokens, kt, vt, false,
                                           (uint32_t)(b->n_seq * hp->n_head_kv), err);
     if (st == TS_OK)
-        st = ts_kv_init_pool(&b->pool, hp, n_pages, !o.kv_f32, err);
+        st = ts_kv_init_pool(&b->pool, hp, n_pages, kt, vt, err);
     if (st == TS_OK) {
         st = ts_prefix_create(&b->pages, (int32_t)n_pages, err);
     }

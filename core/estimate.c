@@ -22,6 +22,7 @@
 #include "matmul.h"
 #include "model.h"
 #include "moe.h"
+#include "session.h"
 #include "tokenizer.h"
 #include "../simd/ops.h"
 #include "../quant/quant.h"
@@ -112,11 +113,16 @@ ts_status ts_estimate_memory(const char *model_path, const ts_mem_query *q, ts_m
     out->weight_bytes = w;
     /* KV: per sequence its positions in whole key blocks, each (layer, head)
      * block of K and of V touched by the page. */
-    const uint64_t el = q->kv_f32 ? 4 : 2;
-    const uint64_t pos = (uint64_t)((q->n_pos + TS_ATTN_KBLK - 1) / TS_ATTN_KBLK * TS_ATTN_KBLK);
+    int kt = 0, vt = 0;
+    st = ts_kv_types(q->kv_f32, q->kv_type_k, q->kv_type_v, &kt, &vt, err);
+    if (st != TS_OK) {
+        ts_model_destroy(m);
+        return st;
+    }
+    const uint64_t blocks = (uint64_t)((q->n_pos + TS_ATTN_KBLK - 1) / TS_ATTN_KBLK);
     const uint64_t heads = (uint64_t)(hp->n_layer_kv * hp->n_head_kv);
-    const uint64_t per_seq = heads * (round_page(pos * (uint64_t)hp->head_k * el) +
-                                      round_page(pos * (uint64_t)ts_attn_vstride(hp->head_k) * el));
+    const uint64_t per_seq = heads * (round_page(blocks * ts_attn_kblock_bytes(kt, hp->head_k)) +
+                                      round_page(blocks * ts_attn_vblock_bytes(vt, hp->head_k)));
     /* hybrid models: the recurrent state of every GDN layer too (f32, per sequence) */
     const uint64_t rs = hp->n_layer_rs ? round_page((uint64_t)hp->n_layer_rs *
                                                     ts_gdn_layer_floats(hp) * sizeof(float))

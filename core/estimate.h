@@ -13,6 +13,7 @@ typedef struct {
     int64_t chunk_rows; /* rows of one forward pass (the prefill chunk, or the step budget) */
     uint32_t n_workers;
     bool kv_f32;
+    int kv_type_k, kv_type_v; /* ts_kv_type; as ts_session_opts */
 } ts_mem_query;
 
 typedef struct {

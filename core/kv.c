@@ -5,8 +5,10 @@
  * of n_ctx_pad positions in the attention kernels' layout (simd/ops.h): K
  * transposed in groups of 16 positions, (head_dim, 16) each, so one vector
  * load gives one dim of 16 keys; V as rows of vstride (head_dim rounded up
- * to 16) with a zero pad. f32 or f16 (round to nearest even, the same
- * conversion ggml uses). Allocated once for n_ctx positions (padded to a
+ * to 16) with a zero pad; or, quantized (q8_0, q4_0), the block layouts of
+ * simd/ops.h. The element type is set per cache for K and for V (f16 by
+ * default; f32, bf16, q8_0, q4_0 as llama.cpp's -ctk / -ctv); the writers are
+ * simd's (round to nearest even, llama.cpp's reference quantizers). Allocated once for n_ctx positions (padded to a
  * whole key block: the kernels read keys in blocks of 64) without touching
  * the pages, so resident memory grows with the positions written.
  * A pool (ts_kv_init_pool) holds the same blocks page-major instead: page p
@@ -16,24 +18,44 @@
  * Invariant: a row's bits depend only on the token's K/V values, never on
  * how the prompt was chunked.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "err.h"
 #include "session.h"
 #include "../quant/quant.h"
 
-static void set_geometry(ts_kv *kv, const ts_hparams *hp, bool f16)
+static ts_status set_geometry(ts_kv *kv, const ts_hparams *hp, int kt, int vt, ts_err *err)
 {
-    kv->f16 = f16;
+    kv->k_type = kt;
+    kv->v_type = vt;
     kv->n_layer = hp->n_layer_kv; /* the layers with attention */
     kv->n_head_kv = hp->n_head_kv;
     kv->head_dim = hp->head_k;
     kv->vstride = ts_attn_vstride(hp->head_k);
+    for (int w = 0; w < 2; w++) {
+        const int t = w ? vt : kt;
+        if (t < 0 || t >= TS_ATTN_NTYPES)
+            return ts_err_set(err, TS_E_ARG, "KV cache type %d unknown", t);
+        if (!ts_attn_type_ok(t, hp->head_k))
+            return ts_err_set(err, TS_E_UNSUPPORTED,
+                              "a %s %c cache needs head_dim a multiple of 32 (the model's is %lld)",
+                              ts_kv_type_name(t), w ? 'V' : 'K', (long long)hp->head_k);
+    }
+    /* llama.cpp (src/llama-kv-cache.cpp, attn_rot_k / attn_rot_v): a
+     * quantized K or V cache with head_dim % 64 == 0 is rotated first. */
+    if (ts_attn_type_quant(kt) && hp->head_k % 64 == 0)
+        for (kv->rot_k = 64; hp->head_k % (2 * kv->rot_k) == 0;)
+            kv->rot_k *= 2;
+    if (ts_attn_type_quant(vt) && hp->head_k % 64 == 0)
+        kv->rot_v = 64;
+    kv->k_blk = ts_attn_kblock_bytes(kt, hp->head_k);
+    kv->v_blk = ts_attn_vblock_bytes(vt, hp->head_k);
+    return TS_OK;
 }
-
-static size_t elem_bytes(const ts_kv *kv) { return kv->f16 ? sizeof(ts_f16) : sizeof(float); }
 
 static ts_status alloc_kv(ts_kv *kv, double k_total, double v_total, const char *what,
                           ts_err *err)
@@ -52,16 +74,17 @@ static ts_status alloc_kv(ts_kv *kv, double k_total, double v_total, const char 
     return TS_OK;
 }
 
-ts_status ts_kv_init(ts_kv *kv, const ts_hparams *hp, int64_t n_ctx, bool f16, ts_err *err)
+ts_status ts_kv_init(ts_kv *kv, const ts_hparams *hp, int64_t n_ctx, int kt, int vt, ts_err *err)
 {
     memset(kv, 0, sizeof(*kv));
-    set_geometry(kv, hp, f16);
+    ts_status st = set_geometry(kv, hp, kt, vt, err);
+    if (st != TS_OK)
+        return st;
     kv->n_ctx = n_ctx;
     kv->n_ctx_pad = (n_ctx + TS_ATTN_KBLK - 1) / TS_ATTN_KBLK * TS_ATTN_KBLK;
     kv->n_pages = kv->n_ctx_pad / TS_ATTN_KBLK;
-    const size_t elem = elem_bytes(kv);
-    kv->k_page_stride = (size_t)(TS_ATTN_KBLK * kv->head_dim) * elem;
-    kv->v_page_stride = (size_t)(TS_ATTN_KBLK * kv->vstride) * elem;
+    kv->k_page_stride = kv->k_blk;
+    kv->v_page_stride = kv->v_blk;
     kv->k_head_stride = kv->k_page_stride * (size_t)kv->n_pages;
     kv->v_head_stride = kv->v_page_stride * (size_t)kv->n_pages;
     const double heads = (double)hp->n_layer_kv * (double)hp->n_head_kv;
@@ -71,17 +94,18 @@ ts_status ts_kv_init(ts_kv *kv, const ts_hparams *hp, int64_t n_ctx, bool f16, t
                     what, err);
 }
 
-ts_status ts_kv_init_pool(ts_kv *kv, const ts_hparams *hp, int64_t n_pages, bool f16,
+ts_status ts_kv_init_pool(ts_kv *kv, const ts_hparams *hp, int64_t n_pages, int kt, int vt,
                           ts_err *err)
 {
     memset(kv, 0, sizeof(*kv));
-    set_geometry(kv, hp, f16);
+    ts_status st = set_geometry(kv, hp, kt, vt, err);
+    if (st != TS_OK)
+        return st;
     kv->n_pages = n_pages;
     kv->n_ctx = kv->n_ctx_pad = n_pages * TS_ATTN_KBLK;
-    const size_t elem = elem_bytes(kv);
     const size_t heads = (size_t)(hp->n_layer_kv * hp->n_head_kv);
-    kv->k_head_stride = (size_t)(TS_ATTN_KBLK * kv->head_dim) * elem;
-    kv->v_head_stride = (size_t)(TS_ATTN_KBLK * kv->vstride) * elem;
+    kv->k_head_stride = kv->k_blk;
+    kv->v_head_stride = kv->v_blk;
     kv->k_page_stride = kv->k_head_stride * heads;
     kv->v_page_stride = kv->v_head_stride * heads;
     char what[64];
@@ -90,12 +114,40 @@ ts_status ts_kv_init_pool(ts_kv *kv, const ts_hparams *hp, int64_t n_pages, bool
                     (double)n_pages * (double)kv->v_page_stride, what, err);
 }
 
+static const char *const k_kv_names[] = {"f16", "f32", "bf16", "q8_0", "q4_0"};
+_Static_assert((int)TS_KV_F16 == (int)TS_ATTN_F16 && (int)TS_KV_F32 == (int)TS_ATTN_F32 &&
+                   (int)TS_KV_BF16 == (int)TS_ATTN_BF16 && (int)TS_KV_Q8_0 == (int)TS_ATTN_Q8_0 &&
+                   (int)TS_KV_Q4_0 == (int)TS_ATTN_Q4_0 && TS_ATTN_NTYPES == 5,
+               "ts_kv_type is the kernels' type numbering");
+
+int ts_kv_type_parse(const char *name)
+{
+    for (int t = 0; name && t < TS_ATTN_NTYPES; t++)
+        if (!strcasecmp(name, k_kv_names[t]))
+            return t;
+    return -1;
+}
+
+const char *ts_kv_type_name(int type)
+{
+    return type >= 0 && type < TS_ATTN_NTYPES ? k_kv_names[type] : "?";
+}
+
+ts_status ts_kv_types(bool kv_f32, int k, int v, int *kt, int *vt, ts_err *err)
+{
+    if (k < 0 || k >= TS_ATTN_NTYPES || v < 0 || v >= TS_ATTN_NTYPES)
+        return ts_err_set(err, TS_E_ARG, "KV cache type %d unknown (K) or %d (V)", k, v);
+    *kt = kv_f32 && k == TS_KV_F16 ? TS_KV_F32 : k;
+    *vt = kv_f32 && v == TS_KV_F16 ? TS_KV_F32 : v;
+    return TS_OK;
+}
+
 void ts_kv_poison_page(ts_kv *kv, int64_t page)
 {
-    const size_t elem = elem_bytes(kv), heads = (size_t)(kv->n_layer * kv->n_head_kv);
-    const size_t kblk = (size_t)(TS_ATTN_KBLK * kv->head_dim) * elem;
-    const size_t vblk = (size_t)(TS_ATTN_KBLK * kv->vstride) * elem;
-    for (size_t h = 0; h < heads; h++) { /* all-ones bytes: NaN in f16 and in f32 */
+    const size_t heads = (size_t)(kv->n_layer * kv->n_head_kv);
+    const size_t kblk = kv->k_blk, vblk = kv->v_blk;
+    /* all-ones bytes: NaN in f32, f16 and bf16, and a NaN scale in q8_0 / q4_0 */
+    for (size_t h = 0; h < heads; h++) {
         memset((char *)kv->k + (size_t)page * kv->k_page_stride + h * kv->k_head_stride, 0xff,
                kblk);
         memset((char *)kv->v + (size_t)page * kv->v_page_stride + h * kv->v_head_stride, 0xff,
@@ -117,46 +169,47 @@ static size_t block_at(size_t page_stride, size_t head_stride, const ts_kv *kv, 
     return (size_t)page * page_stride + (size_t)(layer * kv->n_head_kv + head) * head_stride;
 }
 
+void ts_kv_hadamard(float *x, int64_t len, int64_t n)
+{
+    const float sc = 1.0f / sqrtf((float)n);
+    for (int64_t c = 0; c + n <= len; c += n) {
+        float *y = x + c;
+        for (int64_t h = 1; h < n; h *= 2)
+            for (int64_t i = 0; i < n; i += 2 * h)
+                for (int64_t j = i; j < i + h; j++) {
+                    const float a = y[j], b = y[j + h];
+                    y[j] = a + b;
+                    y[j + h] = a - b;
+                }
+        for (int64_t i = 0; i < n; i++)
+            y[i] *= sc;
+    }
+}
+
 void ts_kv_store_heads(ts_kv *kv, const int32_t *pages, int64_t layer, int64_t pos, int which,
                        const float *src, int64_t h0, int64_t nh)
 {
-    const int64_t hd = kv->head_dim, vs = kv->vstride, blk = pos / TS_ATTN_KBLK;
+    const int64_t hd = kv->head_dim, blk = pos / TS_ATTN_KBLK;
     const int64_t page = pages ? pages[blk] : blk, j = pos % TS_ATTN_KBLK;
-    const size_t elem = elem_bytes(kv);
-    /* K element (j, d) of a block: group j / 16, row d, lane j % 16. */
-    const size_t kat = (size_t)((j / TS_ATTN_KGRP) * hd * TS_ATTN_KGRP + j % TS_ATTN_KGRP);
+    const int64_t rot = which == 0 ? kv->rot_k : kv->rot_v;
+    float tmp[TS_ATTN_MAX_HD];
     for (int64_t h = h0; h < h0 + nh; h++) {
-        const float *hs = src + h * hd;
-        if (which == 0) {
-            char *kb = (char *)kv->k +
-                       block_at(kv->k_page_stride, kv->k_head_stride, kv, layer, h, page) +
-                       kat * elem;
-            if (kv->f16) {
-                ts_f16 *kd = (ts_f16 *)kb;
-                for (int64_t d = 0; d < hd; d++)
-                    kd[d * TS_ATTN_KGRP] = ts_f32_to_f16(hs[d]);
-            } else {
-                float *kd = (float *)kb;
-                for (int64_t d = 0; d < hd; d++)
-                    kd[d * TS_ATTN_KGRP] = hs[d];
-            }
-            continue;
+        const float *x = src + h * hd;
+        if (rot) {
+            memcpy(tmp, x, (size_t)hd * sizeof(float));
+            ts_kv_hadamard(tmp, hd, rot);
+            x = tmp;
         }
-        char *vb = (char *)kv->v +
-                   block_at(kv->v_page_stride, kv->v_head_stride, kv, layer, h, page) +
-                   (size_t)(j * vs) * elem;
-        if (kv->f16) {
-            ts_f16 *vd = (ts_f16 *)vb;
-            for (int64_t d = 0; d < hd; d++)
-                vd[d] = ts_f32_to_f16(hs[d]);
-            for (int64_t d = hd; d < vs; d++)
-                vd[d] = 0;
-        } else {
-            float *vd = (float *)vb;
-            memcpy(vd, hs, (size_t)hd * sizeof(float));
-            for (int64_t d = hd; d < vs; d++)
-                vd[d] = 0.0f;
-        }
+        if (which == 0)
+            ts_attn_store_k(kv->k_type,
+                            (char *)kv->k + block_at(kv->k_page_stride, kv->k_head_stride, kv,
+                                                     layer, h, page),
+                            hd, j, x);
+        else
+            ts_attn_store_v(kv->v_type,
+                            (char *)kv->v + block_at(kv->v_page_stride, kv->v_head_stride, kv,
+                                                     layer, h, page),
+                            hd, j, x);
     }
 }
 

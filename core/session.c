@@ -371,12 +371,15 @@ ts_status ts_session_create(ts_session **out, ts_engine *eng, const ts_session_o
         return ts_err_set(err, TS_E_ARG, "n_ctx %lld out of range", (long long)n_ctx);
     if (n_ctx == 0)
         n_ctx = ts_session_default_ctx(eng);
-    return ts_session_alloc(out, eng, n_ctx, pick_chunk(opts, n_ctx), opts->kv_f32, true, 0,
-                            err);
+    int kt, vt;
+    ts_status st = ts_kv_types(opts->kv_f32, opts->kv_type_k, opts->kv_type_v, &kt, &vt, err);
+    if (st != TS_OK)
+        return st;
+    return ts_session_alloc(out, eng, n_ctx, pick_chunk(opts, n_ctx), kt, vt, true, 0, err);
 }
 
 ts_status ts_session_alloc(ts_session **out, ts_engine *eng, int64_t n_ctx, int64_t chunk,
-                           bool kv_f32, bool own_kv, uint32_t extra_tiles, ts_err *err)
+                           int kt, int vt, bool own_kv, uint32_t extra_tiles, ts_err *err)
 {
     *out = NULL;
     const ts_hparams *hp = &eng->model->hp;
@@ -393,7 +396,7 @@ ts_status ts_session_alloc(ts_session **out, ts_engine *eng, int64_t n_ctx, int6
         st = ts_err_set(err, TS_E_UNSUPPORTED, "head dim %lld > %d", (long long)hp->head_k,
                         TS_ATTN_MAX_HD);
     if (st == TS_OK && own_kv)
-        st = ts_kv_init(&s->kv, hp, n_ctx, !kv_f32, err);
+        st = ts_kv_init(&s->kv, hp, n_ctx, kt, vt, err);
     if (st == TS_OK && !alloc_buffers(s, extra_tiles))
         st = ts_err_set(err, TS_E_NOMEM, "session: out of memory (chunk %lld)", (long long)s->chunk);
     if (st == TS_OK && own_kv && s->rs_floats) {
@@ -470,6 +473,22 @@ const float *ts_session_logits(const ts_session *s) { return s->has_logits ? s->
 int ts_session_pos(const ts_session *s) { return (int)s->pos; }
 int ts_session_n_ctx(const ts_session *s) { return (int)s->n_ctx; }
 int ts_session_chunk(const ts_session *s) { return (int)s->chunk; }
+
+ts_status ts_session_truncate(ts_session *s, int pos, ts_err *err)
+{
+    if (pos < 0 || pos > s->pos)
+        return ts_err_set(err, TS_E_ARG, "truncate to %d: the session holds %lld positions", pos,
+                          (long long)s->pos);
+    if (pos == s->pos)
+        return TS_OK;
+    if (s->rs)
+        return ts_err_set(err, TS_E_UNSUPPORTED,
+                          "a hybrid model's recurrent state cannot be rolled back to position %d "
+                          "(reset and prefill again)", pos);
+    s->pos = pos; /* rows past pos are overwritten before any query reads them */
+    s->has_logits = false;
+    return TS_OK;
+}
 
 void ts_session_reset(ts_session *s)
 {

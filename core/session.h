@@ -32,12 +32,18 @@ struct ts_engine {
 ts_status ts_engine_enter(ts_engine *eng, ts_err *err);
 void ts_engine_leave(ts_engine *eng);
 
-/* KV cache: per layer, per KV head, n_ctx_pad positions of f32 or f16, in the
+/* KV cache: per layer, per KV head, n_ctx_pad positions of one element type, in the
  * layout of the attention kernels (simd/ops.h): K transposed in groups of 16
  * positions, (head_dim, 16) each; V rows of vstride elements, pad zero.
  * Head-major so one head's keys are contiguous for the attention scan. */
 typedef struct {
-    bool f16;
+    int k_type, v_type;  /* TS_ATTN_* (= ts_kv_type) */
+    /* Hadamard rotation before quantizing (as llama.cpp does for a quantized
+     * cache, head_dim a multiple of 64): K and every query in chunks of rot_k
+     * dims (the largest power of two >= 64 dividing head_dim), V and the
+     * attention output in chunks of rot_v = 64; 0 = none. */
+    int64_t rot_k, rot_v;
+    size_t k_blk, v_blk; /* bytes of one (layer, head) key block of K, of V */
     int64_t n_ctx, n_layer, n_head_kv, head_dim;
     int64_t n_ctx_pad; /* n_ctx rounded up to a key block (64): kernels read whole blocks */
     int64_t vstride;   /* V row length in elements: head_dim rounded up to 16 */
@@ -51,10 +57,19 @@ typedef struct {
     int64_t n_pages; /* pool: pages; session: n_ctx_pad / 64 */
 } ts_kv;
 
-ts_status ts_kv_init(ts_kv *kv, const ts_hparams *hp, int64_t n_ctx, bool f16, ts_err *err);
+/* The K and V types of the options (kv_f32: both f32 where the types are
+ * left 0); TS_E_ARG for a type out of range. */
+ts_status ts_kv_types(bool kv_f32, int k, int v, int *kt, int *vt, ts_err *err);
+/* kt, vt: the K and V element types (TS_ATTN_*); TS_E_UNSUPPORTED for a
+ * quantized type the model's head_dim does not take. */
+ts_status ts_kv_init(ts_kv *kv, const ts_hparams *hp, int64_t n_ctx, int kt, int vt, ts_err *err);
 /* A pool of n_pages pages of TS_ATTN_KBLK positions for every layer and KV head. */
-ts_status ts_kv_init_pool(ts_kv *kv, const ts_hparams *hp, int64_t n_pages, bool f16,
+ts_status ts_kv_init_pool(ts_kv *kv, const ts_hparams *hp, int64_t n_pages, int kt, int vt,
                           ts_err *err);
+/* x[0 .. len) by the orthonormal Walsh-Hadamard matrix of order n (a power
+ * of two), chunk by chunk: butterflies (a + b, a - b) over strides 1, 2, ..
+ * n/2, then times 1/sqrt(n). Its own inverse. Row-local, one fixed order. */
+void ts_kv_hadamard(float *x, int64_t len, int64_t n);
 /* Fills page p (every layer and head, K and V) with NaN: a freed page must
  * never leak into a sequence that did not write it (tests poison them). */
 void ts_kv_poison_page(ts_kv *kv, int64_t page);
@@ -68,8 +83,7 @@ void ts_kv_fini(ts_kv *kv);
 /* pages: the sequence's page table (NULL: block b is page b). */
 void ts_kv_store_heads(ts_kv *kv, const int32_t *pages, int64_t layer, int64_t pos, int which,
                        const float *src, int64_t h0, int64_t nh);
-/* Page 0's K / V block of (layer, kv head) in the kernels' layout (f32 or
- * f16): with the page strides and a page table, what ts_attn_args takes. */
+/* Page 0's K / V block of (layer, kv head) in the kernels' layout: with the page strides and a page table, what ts_attn_args takes. */
 const void *ts_kv_k_head(const ts_kv *kv, int64_t layer, int64_t head);
 const void *ts_kv_v_head(const ts_kv *kv, int64_t layer, int64_t head);
 
@@ -154,7 +168,7 @@ void ts_moe_run(ts_session *s, int64_t layer, int64_t n_tok);
  * no cache of its own (a batch's workspace, whose spans point into a pool).
  * extra_tiles: room for more attention tiles (one per span per KV head). */
 ts_status ts_session_alloc(ts_session **out, ts_engine *eng, int64_t n_ctx, int64_t chunk,
-                           bool kv_f32, bool own_kv, uint32_t extra_tiles, ts_err *err);
+                           int kt, int vt, bool own_kv, uint32_t extra_tiles, ts_err *err);
 /* min(model context, 4096): the default n_ctx. */
 int64_t ts_session_default_ctx(const ts_engine *eng);
 

@@ -101,11 +101,23 @@ uint64_t ts_engine_node_bytes(const ts_engine *eng, uint32_t node);
  * placement per node, as text lines; snprintf-style, returns the length needed. */
 size_t ts_engine_format_plan(const ts_engine *eng, char *buf, size_t cap);
 
+/* ---- KV cache element types, as llama.cpp's -ctk / -ctv ---- */
+/* f16 is the default (llama.cpp's, whose logits are the reference). q8_0 and
+ * q4_0 are llama.cpp's blocks of 32 along a head (head_dim a multiple of 32;
+ * otherwise creating the session or batch fails with TS_E_UNSUPPORTED); each
+ * element is quantized once, when its token is written. Logits stay
+ * byte-identical across chunks, threads and batches for every type. */
+typedef enum { TS_KV_F16 = 0, TS_KV_F32, TS_KV_BF16, TS_KV_Q8_0, TS_KV_Q4_0 } ts_kv_type;
+/* "f16" "f32" "bf16" "q8_0" "q4_0" (any case) -> ts_kv_type; -1 if unknown. */
+int ts_kv_type_parse(const char *name);
+const char *ts_kv_type_name(int type); /* "?" when out of range */
+
 /* ---- session: KV cache and activations for one sequence ---- */
 typedef struct {
     int n_ctx;   /* positions in the KV cache; 0 = min(model context, 4096) */
     int chunk;   /* prefill chunk in tokens: 0 = $TESSERA_PREFILL_CHUNK or 512, <0 = n_ctx */
-    bool kv_f32; /* KV cache in f32; default f16, as llama.cpp (its logits are the reference) */
+    bool kv_f32; /* both caches in f32 (kept from before kv_type_k / kv_type_v) */
+    int kv_type_k, kv_type_v; /* ts_kv_type of the K and V caches; 0 = f16 */
 } ts_session_opts;
 
 /* Scratch is sized by the chunk here, once; later calls never allocate. */
@@ -127,6 +139,12 @@ int ts_session_pos(const ts_session *s);
 int ts_session_n_ctx(const ts_session *s);
 int ts_session_chunk(const ts_session *s);
 void ts_session_reset(ts_session *s); /* forget every position */
+/* Forgets positions >= pos (pos <= ts_session_pos): the next token goes to
+ * pos, and every later logit is byte-identical to a session that never held
+ * the forgotten tokens. TS_E_ARG past the end; TS_E_UNSUPPORTED on a hybrid
+ * model (its recurrent state has no history) unless pos is the current one.
+ * The last logits are gone (ts_session_logits NULL) until the next token. */
+ts_status ts_session_truncate(ts_session *s, int pos, ts_err *err);
 
 /* ---- batch: many sequences on one engine, one forward pass per step ----
  * Each sequence has its own positions; their KV cache comes from one pool of
@@ -162,7 +180,8 @@ typedef struct {
     int max_tokens; /* tokens one step may carry (the budget); 0 = 512 */
     int chunk;      /* ts_batch_run: prompt tokens of one sequence per step; 0 = 512 */
     int schedule;   /* ts_batch_run: a ts_schedule */
-    bool kv_f32;    /* pool in f32; default f16 */
+    bool kv_f32;    /* pool in f32 (both caches); as kv_type_k = kv_type_v = TS_KV_F32 */
+    int kv_type_k, kv_type_v; /* ts_kv_type of the pool's K and V; 0 = f16 */
     bool no_prefix_cache; /* default: prompts share cached pages of an equal prefix */
 } ts_batch_opts;
 /* One sequence's part of a step: n_tok tokens at its next positions. */

@@ -24,7 +24,7 @@ typedef struct {
     int http_threads;          /* unused: one thread per connection (libmicrohttpd) */
     int numa;                  /* ts_numa_mode */
     const char *cpu_range;     /* pool CPUs "A-B" */
-    bool kv_f32;
+    int kv_k, kv_v; /* ts_kv_type of the K and V caches */
     bool no_prefix_cache;
     const char *api_key;       /* NULL = no key */
     const char *chat_template; /* NULL = from the GGUF */

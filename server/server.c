@@ -110,7 +110,7 @@ static int load(srv_state *st)
     ts_batch_opts bo = {.n_seq = o->parallel > 0 ? o->parallel : 1, .n_ctx = o->n_ctx,
                         .kv_size = o->kv_size, .max_tokens = bt,
                         .chunk = o->chunk > 0 ? o->chunk : bt, .schedule = o->schedule,
-                        .kv_f32 = o->kv_f32, .no_prefix_cache = o->no_prefix_cache};
+                        .kv_type_k = o->kv_k, .kv_type_v = o->kv_v, .no_prefix_cache = o->no_prefix_cache};
     if (ts_batch_create(&st->b, st->eng, &bo, &err) != TS_OK) {
         fprintf(stderr, "tessera serve: %s\n", err.msg);
         return 1;

@@ -169,7 +169,7 @@ static void kernels_check_complete(const ts_kernels *k)
         fprintf(stderr, "tessera: kernel table: no peak probe\n");
         abort();
     }
-    if (!k->ops.attn_f32kv || !k->ops.attn_f16kv || !k->ops.rmsnorm || !k->ops.rope ||
+    if (!k->ops.attn || !k->ops.rmsnorm || !k->ops.rope ||
         !k->ops.swiglu || !k->ops.gdn_scan) {
         fprintf(stderr, "tessera: kernel table: an attention / per-token op slot is empty\n");
         abort();

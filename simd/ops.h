@@ -33,25 +33,83 @@
 static inline int64_t ts_attn_vstride(int64_t head_dim) { return (head_dim + 15) & ~(int64_t)15; }
 
 /*
+ * KV element types (the same order as ts_kv_type in core/tessera.h). The
+ * quantized ones are llama.cpp's q8_0 and q4_0 blocks of 32 along head_dim
+ * (head_dim a multiple of 32), a block's values being d * q (q8_0) or
+ * d * (q - 8) (q4_0) with d an f16: every element, whatever its type, decodes
+ * to an f32 exactly (an f16 or bf16 widened, d * q with at most 19 significant
+ * bits), so the canonical order below is one for every type: only the decoding
+ * of an element differs.
+ */
+enum { TS_ATTN_F16, TS_ATTN_F32, TS_ATTN_BF16, TS_ATTN_Q8_0, TS_ATTN_Q4_0, TS_ATTN_NTYPES };
+static inline int ts_attn_type_quant(int t) { return t == TS_ATTN_Q8_0 || t == TS_ATTN_Q4_0; }
+
+/*
+ * Layout of one key block (64 positions) of one KV head, by type, in bytes:
+ * K, f32/f16/bf16: 4 groups of 16 positions; element (j, d) at
+ *   (j / 16) * head_dim * 16 + d * 16 + j % 16 elements.
+ * K, q8_0: 4 groups of 16 positions of head_dim / 32 chunks of 544 bytes:
+ *   the 16 positions' f16 scales, then 32 rows (dims) of 16 int8 (positions).
+ * K, q4_0: 4 groups, chunks of 288 bytes: the 16 f16 scales, then 16 rows of
+ *   16 bytes; row r, byte t: low nibble dim 32c + r, high nibble 32c + 16 + r
+ *   of position t (q4_0's nibble pairing, per position).
+ * V, f32/f16/bf16: 64 rows of ts_attn_vstride(head_dim) elements, pad zero.
+ * V, q8_0 / q4_0: 64 rows of head_dim / 32 llama.cpp blocks (34 / 18 bytes).
+ */
+static inline size_t ts_attn_elem_bytes(int t) { return t == TS_ATTN_F32 ? 4 : 2; }
+static inline size_t ts_attn_kchunk_bytes(int t) { return t == TS_ATTN_Q8_0 ? 544 : 288; }
+static inline size_t ts_attn_kblock_bytes(int t, int64_t hd)
+{
+    if (ts_attn_type_quant(t))
+        return 4 * (size_t)(hd / 32) * ts_attn_kchunk_bytes(t);
+    return (size_t)(TS_ATTN_KBLK * hd) * ts_attn_elem_bytes(t);
+}
+static inline size_t ts_attn_vrow_bytes(int t, int64_t hd)
+{
+    if (ts_attn_type_quant(t))
+        return (size_t)(hd / 32) * (t == TS_ATTN_Q8_0 ? 34 : 18);
+    return (size_t)ts_attn_vstride(hd) * ts_attn_elem_bytes(t);
+}
+static inline size_t ts_attn_vblock_bytes(int t, int64_t hd)
+{
+    return TS_ATTN_KBLK * ts_attn_vrow_bytes(t, hd);
+}
+/* Whether the kernels take this type at this head_dim. */
+static inline int ts_attn_type_ok(int t, int64_t hd)
+{
+    return t >= 0 && t < TS_ATTN_NTYPES && hd >= 1 && hd <= TS_ATTN_MAX_HD &&
+           (!ts_attn_type_quant(t) || hd % 32 == 0);
+}
+/* Write position j (0..63) of a key block (K) or a value block (V) from
+ * head_dim floats: rounded to nearest even (f16, bf16, as ggml converts) or
+ * quantized by llama.cpp's reference q8_0 / q4_0 quantizer (quant/). The
+ * other positions of the block are untouched. simd/scalar/attn.c. */
+void ts_attn_store_k(int t, void *kblock, int64_t hd, int64_t j, const float *src);
+void ts_attn_store_v(int t, void *vblock, int64_t hd, int64_t j, const float *src);
+/* Read back element (j, d) of a block as the kernels decode it (tests, tools). */
+float ts_attn_load_k(int t, const void *kblock, int64_t hd, int64_t j, int64_t d);
+float ts_attn_load_v(int t, const void *vblock, int64_t hd, int64_t j, int64_t d);
+
+/*
  * Causal attention of one KV head over the cache, for n_q consecutive queries
  * times n_grp query heads (the GQA group that shares this KV head).
  * Row (i, g), i < n_q, g < n_grp: query q + i * q_stride bytes + g * head_dim
  * floats; it attends keys 0 .. pos0 + i and writes head_dim floats at the same
  * place under out / out_stride (nothing else).
- * Cache of this KV head (f32 or f16 per slot):
- *   k: groups of 16 positions; element (pos, d) at
- *      [(pos / 16) * head_dim * 16 + d * 16 + pos % 16]
- *   v: row pos at [pos * ts_attn_vstride(head_dim)], pad elements zero.
+ * Cache of this KV head: key blocks of 64 positions, K of type k_type and V
+ * of type v_type in the block layouts above; block b is at k + b *
+ * ts_attn_kblock_bytes (resp. v + b * ts_attn_vblock_bytes) or, paged, below.
  * Keys are read up to position pos0 + n_q - 1 rounded up to a multiple of 64
  * (the cache is allocated to that padding; key slots past a row's position
  * may hold anything, NaN included: they are masked, never mixed in); values
- * only up to each row's own position. Canonical order of one row at position p (simd/scalar/attn.c):
+ * only up to each row's own position. Canonical order of one row at position
+ * p (simd/scalar/attn.c), k_j[d] and v_j[d] the decoded elements:
  *   s_j = fma-chain over d = 0.. of q[d] * k_j[d], times scale;
  *   per key block b: m_b = max s_j; m' = max(m, m_b); a = exp(m - m');
  *   p_j = exp(s_j - m') (0 for j > p); l = l * a + tree(lane sums of p);
  *   o[d] = o[d] * a, then o[d] = fma(p_j, v_j[d], o[d]) for j in order;
  *   finally out[d] = o[d] * (1 / l).
- * head_dim in 1..TS_ATTN_MAX_HD; no alignment assumed.
+ * ts_attn_type_ok(k_type, head_dim) and (v_type, head_dim); no alignment.
  */
 typedef struct {
     const float *q;
@@ -63,21 +121,20 @@ typedef struct {
     int64_t pos0;
     float scale;
     /* Paged cache (core/kv.c): key block b (positions [64b, 64b + 64)) of K
-     * lives at k + pages[b] * k_page_stride bytes, with the layout above
-     * restricted to the block (positions taken mod 64); V likewise. pages NULL:
-     * block b is page b. A stride of 0: the blocks are contiguous (64 *
-     * head_dim, resp. 64 * vstride, elements apart), the layout above. */
+     * lives at k + pages[b] * k_page_stride bytes, V likewise. pages NULL:
+     * block b is page b. A stride of 0: the blocks are contiguous (one block
+     * size apart). */
     const int32_t *pages;
     size_t k_page_stride, v_page_stride;
+    int k_type, v_type; /* TS_ATTN_* */
 } ts_attn_args;
 
-/* The K (width = head_dim) or V (width = vstride) block of key block blk, for
- * elements of elem bytes. Pointer arithmetic only: every level calls it. */
+/* The block of key block blk, blocks of block_bytes (the stride when
+ * page_stride is 0). Pointer arithmetic only: every level calls it. */
 static inline const void *ts_attn_block(const void *base, const int32_t *pages,
-                                        size_t page_stride, int64_t width, size_t elem,
-                                        int64_t blk)
+                                        size_t page_stride, size_t block_bytes, int64_t blk)
 {
-    const size_t stride = page_stride ? page_stride : (size_t)(TS_ATTN_KBLK * width) * elem;
+    const size_t stride = page_stride ? page_stride : block_bytes;
     return (const char *)base + (size_t)(pages ? pages[blk] : blk) * stride;
 }
 typedef void (*ts_attn_fn)(const ts_attn_args *a);
@@ -123,11 +180,11 @@ typedef void (*ts_gdn_scan_fn)(float *S, int64_t ds, int64_t n, const float *q, 
                                size_t o_stride);
 
 typedef struct {
-    ts_attn_fn attn_f32kv, attn_f16kv;
+    ts_attn_fn attn; /* every KV type (ts_attn_args.k_type, v_type) */
     ts_rmsnorm_fn rmsnorm;
     ts_rope_fn rope;
     ts_swiglu_fn swiglu;
-    const char *attn_f32kv_name, *attn_f16kv_name, *rmsnorm_name, *rope_name, *swiglu_name;
+    const char *attn_name, *rmsnorm_name, *rope_name, *swiglu_name;
     ts_gdn_scan_fn gdn_scan;
     const char *gdn_scan_name;
 } ts_ops;

@@ -20,47 +20,60 @@
 #include "../simd/scalar/exp_canon.h"
 
 /* One attention case: a KV head's cache of n_pos positions in the kernel
- * layout (f16 or f32) plus the same values as f32 rows for the reference. */
+ * layout (K of type kt, V of type vt) plus the same values, decoded, as f32
+ * rows for the reference. */
 typedef struct {
     int64_t hd, n_pos, grp, n_q, pos0;
-    bool f16;
+    int kt, vt;
     void *k, *v;         /* kernel layout, n_pos padded to 64 */
-    float *kr, *vr;      /* (n_pos, hd) values as stored (f16-rounded) */
+    float *kr, *vr;      /* (n_pos, hd) values as stored (rounded / quantized) */
     float *q;            /* (n_q, q_stride) */
     size_t q_stride;     /* bytes; > grp * hd floats: a padded row */
 } acase;
 
-static void case_init(acase *c, int64_t hd, int64_t n_pos, int64_t grp, int64_t n_q, bool f16,
-                      uint64_t seed)
+static const char *tname(int t)
+{
+    static const char *const n[] = {"f16", "f32", "bf16", "q8_0", "q4_0"};
+    return n[t];
+}
+
+/* Position p of the case's cache from hd floats of K and of V. */
+static void case_store(acase *c, int64_t p, const float *kf, const float *vf)
+{
+    const size_t kbb = ts_attn_kblock_bytes(c->kt, c->hd), vbb = ts_attn_vblock_bytes(c->vt, c->hd);
+    ts_attn_store_k(c->kt, (uint8_t *)c->k + (size_t)(p / 64) * kbb, c->hd, p % 64, kf);
+    ts_attn_store_v(c->vt, (uint8_t *)c->v + (size_t)(p / 64) * vbb, c->hd, p % 64, vf);
+}
+
+static void case_init(acase *c, int64_t hd, int64_t n_pos, int64_t grp, int64_t n_q, int kt,
+                      int vt, uint64_t seed)
 {
     memset(c, 0, sizeof(*c));
-    c->hd = hd, c->n_pos = n_pos, c->grp = grp, c->n_q = n_q, c->f16 = f16;
+    c->hd = hd, c->n_pos = n_pos, c->grp = grp, c->n_q = n_q, c->kt = kt, c->vt = vt;
     c->pos0 = n_pos - n_q;
-    int64_t pad = (n_pos + 63) / 64 * 64, vs = ts_attn_vstride(hd);
-    size_t el = f16 ? 2 : 4;
-    c->k = calloc((size_t)(pad * hd), el);
-    c->v = calloc((size_t)(pad * vs), el);
+    const int64_t nblk = (n_pos + 63) / 64;
+    const size_t kbb = ts_attn_kblock_bytes(kt, hd), vbb = ts_attn_vblock_bytes(vt, hd);
+    c->k = calloc((size_t)nblk, kbb);
+    c->v = calloc((size_t)nblk, vbb);
     c->kr = malloc((size_t)(n_pos * hd) * sizeof(float));
     c->vr = malloc((size_t)(n_pos * hd) * sizeof(float));
     c->q_stride = (size_t)(grp * hd + 5) * sizeof(float);
     c->q = malloc((size_t)n_q * c->q_stride);
+    float kf[TS_ATTN_MAX_HD], vf[TS_ATTN_MAX_HD];
     uint64_t rng = seed;
-    for (int64_t p = 0; p < n_pos; p++)
+    for (int64_t p = 0; p < n_pos; p++) {
         for (int64_t d = 0; d < hd; d++) {
-            float kf = 2.0f * ts_test_randf(&rng), vf = ts_test_randf(&rng);
-            size_t ki = (size_t)((p / 16) * hd * 16 + d * 16 + p % 16), vi = (size_t)(p * vs + d);
-            if (f16) {
-                ((ts_f16 *)c->k)[ki] = ts_f32_to_f16(kf);
-                ((ts_f16 *)c->v)[vi] = ts_f32_to_f16(vf);
-                kf = ts_f16_to_f32(((ts_f16 *)c->k)[ki]);
-                vf = ts_f16_to_f32(((ts_f16 *)c->v)[vi]);
-            } else {
-                ((float *)c->k)[ki] = kf;
-                ((float *)c->v)[vi] = vf;
-            }
-            c->kr[p * hd + d] = kf;
-            c->vr[p * hd + d] = vf;
+            kf[d] = 2.0f * ts_test_randf(&rng);
+            vf[d] = ts_test_randf(&rng);
         }
+        case_store(c, p, kf, vf);
+        const uint8_t *kb = (const uint8_t *)c->k + (size_t)(p / 64) * kbb;
+        const uint8_t *vb = (const uint8_t *)c->v + (size_t)(p / 64) * vbb;
+        for (int64_t d = 0; d < hd; d++) {
+            c->kr[p * hd + d] = ts_attn_load_k(kt, kb, hd, p % 64, d);
+            c->vr[p * hd + d] = ts_attn_load_v(vt, vb, hd, p % 64, d);
+        }
+    }
     for (size_t i = 0; i < (size_t)n_q * c->q_stride / sizeof(float); i++)
         c->q[i] = ts_test_randf(&rng);
 }
@@ -79,9 +92,9 @@ static void run(const ts_kernels *kt, const acase *c, int64_t i0, int64_t n, flo
         .out = (float *)((char *)out + (size_t)i0 * c->q_stride),
         .k = c->k, .v = c->v, .q_stride = c->q_stride, .out_stride = c->q_stride,
         .head_dim = c->hd, .n_q = n, .n_grp = c->grp, .pos0 = c->pos0 + i0,
-        .scale = 1.0f / sqrtf((float)c->hd),
+        .scale = 1.0f / sqrtf((float)c->hd), .k_type = c->kt, .v_type = c->vt,
     };
-    (c->f16 ? kt->ops.attn_f16kv : kt->ops.attn_f32kv)(&a);
+    kt->ops.attn(&a);
 }
 
 static float *poisoned(const acase *c)
@@ -144,8 +157,13 @@ static void check_ref(const acase *c, const float *o, bool vs_double)
 TS_TEST(test_attn_levels_vs_scalar)
 {
     static const int64_t n_pos[] = {1, 31, 32, 33, 63, 64, 65, 127, 128, 129, 1000};
-    static const int64_t hds[] = {64, 128, 8, 80};
+    static const int64_t hds[] = {64, 128, 8, 80, 96};
     static const int64_t grps[] = {1, 4, 7};
+    /* (K, V) type pairs: every type on both sides, mixed pairs as llama.cpp allows */
+    static const int kv[][2] = {{TS_ATTN_F32, TS_ATTN_F32},   {TS_ATTN_F16, TS_ATTN_F16},
+                                {TS_ATTN_BF16, TS_ATTN_BF16}, {TS_ATTN_Q8_0, TS_ATTN_Q8_0},
+                                {TS_ATTN_Q4_0, TS_ATTN_Q4_0}, {TS_ATTN_Q8_0, TS_ATTN_F16},
+                                {TS_ATTN_F16, TS_ATTN_Q4_0},  {TS_ATTN_BF16, TS_ATTN_Q8_0}};
     ts_isa lv[4];
     int n_lv = ts_test_levels(lv);
     ts_kernels ref, kt;
@@ -153,13 +171,18 @@ TS_TEST(test_attn_levels_vs_scalar)
     for (size_t a = 0; a < sizeof(n_pos) / sizeof(n_pos[0]); a++)
         for (size_t b = 0; b < sizeof(hds) / sizeof(hds[0]); b++)
             for (size_t g = 0; g < sizeof(grps) / sizeof(grps[0]); g++)
-                for (int f16 = 0; f16 < 2; f16++) {
+                for (size_t t = 0; t < sizeof(kv) / sizeof(kv[0]); t++) {
+                    const int kty = kv[t][0], vty = kv[t][1];
                     if (hds[b] != 64 && (n_pos[a] == 1000 || n_pos[a] % 32 == 0))
                         continue; /* keep the ASan run short: odd dims on a subset */
+                    if (!ts_attn_type_ok(kty, hds[b]) || !ts_attn_type_ok(vty, hds[b]))
+                        continue;
+                    if (t >= 2 && (n_pos[a] == 1000 || g == 2) && hds[b] != 64)
+                        continue; /* the other types: long / odd-group cases at hd 64 */
                     int64_t nq = n_pos[a] < 6 ? n_pos[a] : 6;
                     acase c;
-                    case_init(&c, hds[b], n_pos[a], grps[g], nq, f16,
-                              0xa77 + 131 * a + 17 * b + 3 * g + (uint64_t)f16);
+                    case_init(&c, hds[b], n_pos[a], grps[g], nq, kty, vty,
+                              0xa77 + 131 * a + 17 * b + 3 * g + 5 * (uint64_t)t);
                     float *want = poisoned(&c);
                     run(&ref, &c, 0, nq, want);
                     check_ref(&c, want, true);
@@ -171,9 +194,9 @@ TS_TEST(test_attn_levels_vs_scalar)
                         size_t bytes = (size_t)nq * c.q_stride;
                         /* NaN padding compares equal bitwise (same poison). */
                         TS_CHECK(!memcmp(want, got, bytes),
-                                 "%s: hd %lld n_pos %lld grp %lld f16 %d differs from scalar",
+                                 "%s: hd %lld n_pos %lld grp %lld K %s V %s differs from scalar",
                                  ts_isa_name(lv[l]), (long long)c.hd, (long long)c.n_pos,
-                                 (long long)c.grp, f16);
+                                 (long long)c.grp, tname(kty), tname(vty));
                         free(got);
                     }
                     free(want);
@@ -192,15 +215,16 @@ TS_TEST(test_attn_query_alone_vs_block)
         ts_kernels kt;
         ts_kernels_init(&kt, lv[l]);
         for (size_t g = 0; g < 3; g++)
-            for (int f16 = 0; f16 < 2; f16++) {
+            for (int t = 0; t < TS_ATTN_NTYPES; t++) {
+                const int f16 = t; /* the type, for the messages */
                 acase c;
-                case_init(&c, 64, 200, grps[g], 37, f16, 99 + g);
+                case_init(&c, 64, 200, grps[g], 37, t, (t + 3) % TS_ATTN_NTYPES, 99 + g);
                 float *blk = poisoned(&c), *one = poisoned(&c);
                 run(&kt, &c, 0, c.n_q, blk);
                 for (int64_t i = 0; i < c.n_q; i++)
                     run(&kt, &c, i, 1, one);
                 TS_CHECK(!memcmp(blk, one, (size_t)c.n_q * c.q_stride),
-                         "%s grp %lld f16 %d: block != one query at a time",
+                         "%s grp %lld K type %d: block != one query at a time",
                          ts_isa_name(lv[l]), (long long)grps[g], f16);
                 /* Odd split: [0, 5), [5, 18), [18, 37). */
                 float *spl = poisoned(&c);
@@ -208,7 +232,7 @@ TS_TEST(test_attn_query_alone_vs_block)
                 run(&kt, &c, 5, 13, spl);
                 run(&kt, &c, 18, 19, spl);
                 TS_CHECK(!memcmp(blk, spl, (size_t)c.n_q * c.q_stride),
-                         "%s grp %lld f16 %d: split block differs", ts_isa_name(lv[l]),
+                         "%s grp %lld K type %d: split block differs", ts_isa_name(lv[l]),
                          (long long)grps[g], f16);
                 free(blk), free(one), free(spl);
                 case_free(&c);
@@ -361,20 +385,25 @@ TS_TEST(test_attn_paged_vs_contiguous)
     int n_lv = ts_test_levels(lv);
     ts_kernels ref, kt;
     ts_kernels_init(&ref, TS_ISA_SCALAR);
+    float nanrow[TS_ATTN_MAX_HD];
+    for (int d = 0; d < TS_ATTN_MAX_HD; d++)
+        nanrow[d] = NAN;
     for (size_t a = 0; a < sizeof(n_pos) / sizeof(n_pos[0]); a++)
-        for (int f16 = 0; f16 < 2; f16++) {
-            const int64_t hd = 80, grp = 3, nq = n_pos[a] < 5 ? n_pos[a] : 5;
+        for (int t = 0; t < TS_ATTN_NTYPES; t++) {
+            /* hd 80 for the plain types, 96 (a multiple of 32) for the quantized */
+            const int kty = t, vty = (t + 2) % TS_ATTN_NTYPES;
+            const int64_t hd = ts_attn_type_quant(kty) || ts_attn_type_quant(vty) ? 96 : 80;
+            const int64_t grp = 3, nq = n_pos[a] < 5 ? n_pos[a] : 5;
             acase c;
-            case_init(&c, hd, n_pos[a], grp, nq, f16, 0x9a6e + 7 * a + (uint64_t)f16);
+            case_init(&c, hd, n_pos[a], grp, nq, kty, vty, 0x9a6e + 7 * a + (uint64_t)t);
             float *want = poisoned(&c);
             run(&ref, &c, 0, nq, want);
-            const int64_t vs = ts_attn_vstride(hd), n_blk = (n_pos[a] + 63) / 64;
+            const int64_t n_blk = (n_pos[a] + 63) / 64;
             const int64_t n_pages = 2 * n_blk + 1;
-            const size_t el = f16 ? 2 : 4;
-            const size_t kblk = (size_t)(64 * hd) * el, vblk = (size_t)(64 * vs) * el;
+            const size_t kblk = ts_attn_kblock_bytes(kty, hd), vblk = ts_attn_vblock_bytes(vty, hd);
             const size_t kps = kblk + 192, vps = vblk + 320; /* room for other heads */
             uint8_t *kp = malloc(kps * (size_t)n_pages), *vp = malloc(vps * (size_t)n_pages);
-            memset(kp, 0xff, kps * (size_t)n_pages); /* all-ones: NaN in f16 and f32 */
+            memset(kp, 0xff, kps * (size_t)n_pages); /* all-ones: NaN (or a NaN scale) */
             memset(vp, 0xff, vps * (size_t)n_pages);
             int32_t pages[8];
             for (int64_t b = 0; b < n_blk; b++) {
@@ -382,13 +411,10 @@ TS_TEST(test_attn_paged_vs_contiguous)
                 memcpy(kp + (size_t)pages[b] * kps, (const uint8_t *)c.k + (size_t)b * kblk, kblk);
                 memcpy(vp + (size_t)pages[b] * vps, (const uint8_t *)c.v + (size_t)b * vblk, vblk);
             }
-            /* Slots past the last position: poison them in the paged copy. */
+            /* Slots past the last position: poison them (NaN rows) in the paged copy. */
             for (int64_t p = n_pos[a]; p < n_blk * 64; p++) {
-                uint8_t *kb = kp + (size_t)pages[p / 64] * kps, *vb = vp + (size_t)pages[p / 64] * vps;
-                int64_t j = p % 64;
-                for (int64_t d = 0; d < hd; d++)
-                    memset(kb + (size_t)((j / 16) * hd * 16 + d * 16 + j % 16) * el, 0xff, el);
-                memset(vb + (size_t)(j * vs) * el, 0xff, (size_t)vs * el);
+                ts_attn_store_k(kty, kp + (size_t)pages[p / 64] * kps, hd, p % 64, nanrow);
+                ts_attn_store_v(vty, vp + (size_t)pages[p / 64] * vps, hd, p % 64, nanrow);
             }
             for (int l = 0; l < n_lv; l++) {
                 ts_kernels_init(&kt, lv[l]);
@@ -397,12 +423,12 @@ TS_TEST(test_attn_paged_vs_contiguous)
                     .q = c.q, .out = got, .k = kp, .v = vp, .q_stride = c.q_stride,
                     .out_stride = c.q_stride, .head_dim = hd, .n_q = nq, .n_grp = grp,
                     .pos0 = c.pos0, .scale = 1.0f / sqrtf((float)hd), .pages = pages,
-                    .k_page_stride = kps, .v_page_stride = vps,
+                    .k_page_stride = kps, .v_page_stride = vps, .k_type = kty, .v_type = vty,
                 };
-                (f16 ? kt.ops.attn_f16kv : kt.ops.attn_f32kv)(&args);
+                kt.ops.attn(&args);
                 TS_CHECK(!memcmp(want, got, (size_t)nq * c.q_stride),
-                         "%s: paged n_pos %lld f16 %d differs from contiguous scalar",
-                         ts_isa_name(lv[l]), (long long)n_pos[a], f16);
+                         "%s: paged n_pos %lld K %s V %s differs from contiguous scalar",
+                         ts_isa_name(lv[l]), (long long)n_pos[a], tname(kty), tname(vty));
                 free(got);
             }
             free(kp);

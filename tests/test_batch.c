@@ -30,14 +30,23 @@ static int gen(char *path, size_t cap, const char *name, const char *args)
     return rc;
 }
 
+/* KV cache (K, V) types the invariance runs cover, by index: f16 (the
+ * default), f32, and quantized pairs (rotated: head_dim 64 in the tiny shapes). */
+static const int k_kv[][2] = {{TS_KV_F16, TS_KV_F16},
+                              {TS_KV_F32, TS_KV_F32},
+                              {TS_KV_Q8_0, TS_KV_Q4_0},
+                              {TS_KV_Q4_0, TS_KV_BF16}};
+
 /* Every position's logits of a lone session (chunk 0: one shot). */
-static float *lone(ts_engine *eng, const int32_t *toks, int n, bool kv_f32, int64_t n_vocab)
+static float *lone(ts_engine *eng, const int32_t *toks, int n, int kv, int64_t n_vocab)
 {
     ts_session *s = NULL;
     ts_err err = {0};
     float *out = malloc((size_t)n * (size_t)n_vocab * sizeof(float));
     ts_status st = ts_session_create(&s, eng, &(ts_session_opts){.n_ctx = n, .chunk = -1,
-                                                                 .kv_f32 = kv_f32}, &err);
+                                                                 .kv_type_k = k_kv[kv][0],
+                                                                 .kv_type_v = k_kv[kv][1]},
+                                     &err);
     if (st == TS_OK)
         st = ts_session_prefill(s, toks, n, out, &err);
     TS_CHECK(st == TS_OK, "lone session: %s", err.msg);
@@ -53,7 +62,7 @@ typedef struct {
 } job;
 
 /* One randomized schedule of n_jobs sequences over a batch of n_seq slots. */
-static void run_schedule(ts_engine *eng, int64_t n_vocab, int n_jobs, int n_seq, bool kv_f32,
+static void run_schedule(ts_engine *eng, int64_t n_vocab, int n_jobs, int n_seq, int kv,
                          uint64_t seed)
 {
     static const int budgets[] = {1, 7, 64, 512};
@@ -66,7 +75,7 @@ static void run_schedule(ts_engine *eng, int64_t n_vocab, int n_jobs, int n_seq,
         jb->toks = malloc((size_t)jb->n * sizeof(int32_t));
         for (int t = 0; t < jb->n; t++)
             jb->toks[t] = t == 0 ? 1 : (int32_t)(ts_test_rand(&seed) % (uint64_t)n_vocab);
-        jb->ref = lone(eng, jb->toks, jb->n, kv_f32, n_vocab);
+        jb->ref = lone(eng, jb->toks, jb->n, kv, n_vocab);
         jb->got = calloc((size_t)jb->n * (size_t)n_vocab, sizeof(float));
         jb->checked = calloc((size_t)jb->n, sizeof(bool));
         jb->seq = -1;
@@ -76,7 +85,7 @@ static void run_schedule(ts_engine *eng, int64_t n_vocab, int n_jobs, int n_seq,
     ts_batch *b = NULL;
     ts_err err = {0};
     /* A pool of half the worst case: sequences wait for pages sometimes. */
-    ts_batch_opts bo = {.n_seq = n_seq, .n_ctx = max_len, .max_tokens = 512, .kv_f32 = kv_f32,
+    ts_batch_opts bo = {.n_seq = n_seq, .n_ctx = max_len, .max_tokens = 512, .kv_type_k = k_kv[kv][0], .kv_type_v = k_kv[kv][1],
                         .kv_size = (max_len * n_seq) / 2 + 64};
     TS_REQUIRE(ts_batch_create(&b, eng, &bo, &err) == TS_OK, "batch: %s", err.msg);
     ts_batch_debug_poison(b, true);
@@ -139,8 +148,9 @@ static void run_schedule(ts_engine *eng, int64_t n_vocab, int n_jobs, int n_seq,
             if (jb->checked[t] && memcmp(jb->got + (size_t)t * n_vocab,
                                          jb->ref + (size_t)t * n_vocab,
                                          (size_t)n_vocab * sizeof(float))) {
-                TS_CHECK(0, "seed %llu kv_f32 %d: sequence %d (%d tokens) position %d differs "
-                         "from a lone session", (unsigned long long)seed0, kv_f32, j, jb->n, t);
+                TS_CHECK(0, "seed %llu KV %s/%s: sequence %d (%d tokens) position %d differs "
+                         "from a lone session", (unsigned long long)seed0,
+                         ts_kv_type_name(k_kv[kv][0]), ts_kv_type_name(k_kv[kv][1]), j, jb->n, t);
                 break;
             }
         free(jb->toks), free(jb->ref), free(jb->got), free(jb->checked);
@@ -153,14 +163,16 @@ static void invariance_on(const char *model, int n_jobs)
 {
     static const int threads[] = {1, 2, 3};
     for (int ti = 0; ti < 3; ti++)
-        for (int kv = 0; kv < 2; kv++) {
+        for (int kv = 0; kv < 4; kv++) {
+            if (kv >= 2 && ti != kv - 1)
+                continue; /* the quantized pairs at 2 and 3 threads */
             ts_engine *eng = NULL;
             ts_err err = {0};
             ts_engine_opts eo = {.model_path = model, .n_threads = threads[ti]};
             TS_REQUIRE(ts_engine_create(&eng, &eo, &err) == TS_OK, "%s: %s", model, err.msg);
             ts_engine_info info;
             ts_engine_get_info(eng, &info);
-            run_schedule(eng, info.n_vocab, n_jobs, 4, kv == 1, 0xba7c + 31 * ti + kv);
+            run_schedule(eng, info.n_vocab, n_jobs, 4, kv, 0xba7c + 31 * ti + kv);
             ts_engine_destroy(eng);
         }
 }
@@ -201,7 +213,7 @@ TS_TEST(test_batch_invariance_shared_models)
                                     &err) == TS_OK, "%s: %s", path, err.msg);
         ts_engine_info info;
         ts_engine_get_info(eng, &info);
-        run_schedule(eng, info.n_vocab, 6, 3, false, 0x5eed + i);
+        run_schedule(eng, info.n_vocab, 6, 3, 0, 0x5eed + i);
         ts_engine_destroy(eng);
         ran++;
     }
@@ -559,8 +571,8 @@ TS_TEST(test_batch_invariance_archs)
                                     &err) == TS_OK, "%s: %s", archs[i], err.msg);
         ts_engine_info info;
         ts_engine_get_info(eng, &info);
-        for (int kv = 0; kv < 2; kv++)
-            run_schedule(eng, info.n_vocab, 4, 3, kv == 1, 0xa4c + 7 * i + (uint64_t)kv);
+        for (int kv = 0; kv < 3; kv++)
+            run_schedule(eng, info.n_vocab, 4, 3, kv, 0xa4c + 7 * i + (uint64_t)kv);
         ts_engine_destroy(eng);
     }
 }

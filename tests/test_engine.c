@@ -20,7 +20,7 @@
 
 /* Every position's logits of tokens, or NULL (failure recorded). */
 static float *run_logits(const char *model, const int32_t *toks, int n, int chunk, int threads,
-                         bool kv_f32, int64_t *n_vocab)
+                         int kt, int vt, int64_t *n_vocab)
 {
     ts_engine_opts eo = {.model_path = model, .n_threads = threads};
     ts_engine *eng = NULL;
@@ -28,7 +28,8 @@ static float *run_logits(const char *model, const int32_t *toks, int n, int chun
     ts_err err = {0};
     float *out = NULL;
     ts_status st = ts_engine_create(&eng, &eo, &err);
-    ts_session_opts so = {.n_ctx = n + 8, .chunk = chunk ? chunk : -1, .kv_f32 = kv_f32};
+    ts_session_opts so = {.n_ctx = n + 8, .chunk = chunk ? chunk : -1, .kv_type_k = kt,
+                          .kv_type_v = vt};
     if (st == TS_OK)
         st = ts_session_create(&s, eng, &so, &err);
     if (st == TS_OK) {
@@ -62,7 +63,7 @@ typedef struct {
     int n_tok;
     const int *chunks;
     int n_chunks;
-    bool kv_f32;
+    int kt, vt; /* KV cache types (ts_kv_type) */
 } matrix;
 
 static const int k_threads[] = {1, 2, 3, 5};
@@ -75,13 +76,15 @@ static void check_matrix(const char *shared, const matrix *mx, int thread_phase)
     snprintf(path, sizeof(path), "%s/models/%s", shared, mx->model);
     int64_t nv = 512;
     int32_t *toks = rand_tokens(mx->n_tok, 512, 0x5eed + (uint64_t)mx->n_tok);
-    float *ref = run_logits(path, toks, mx->n_tok, 0, 1, mx->kv_f32, &nv);
+    float *ref = run_logits(path, toks, mx->n_tok, 0, 1, mx->kt, mx->vt, &nv);
     for (int i = 0; ref && i < mx->n_chunks; i++) {
         int th = k_threads[(i + thread_phase) % 4];
-        float *got = run_logits(path, toks, mx->n_tok, mx->chunks[i], th, mx->kv_f32, &nv);
+        float *got = run_logits(path, toks, mx->n_tok, mx->chunks[i], th, mx->kt, mx->vt, &nv);
         TS_CHECK(got && !memcmp(ref, got, (size_t)mx->n_tok * (size_t)nv * sizeof(float)),
-                 "%s: %d tokens, chunk %d, %d threads%s: logits differ from chunk 0 / 1 thread",
-                 mx->model, mx->n_tok, mx->chunks[i], th, mx->kv_f32 ? ", kv f32" : "");
+                 "%s: %d tokens, chunk %d, %d threads, KV %s/%s: logits differ from chunk 0 / "
+                 "1 thread",
+                 mx->model, mx->n_tok, mx->chunks[i], th, ts_kv_type_name(mx->kt),
+                 ts_kv_type_name(mx->vt));
         free(got);
     }
     free(ref);
@@ -100,17 +103,23 @@ TS_TEST(test_engine_chunk_thread_identity)
     static const int one[] = {3};
     static const int mid[] = {2, 16, 31};
     const matrix m[] = {
-        {"stories260K.gguf", 130, all, 11, false},   /* every chunk size, 130 tokens */
-        {"stories260K.gguf", 600, few, 4, false},    /* long prompt */
-        {"stories260K.gguf", 1, one, 1, false},
-        {"stories260K.gguf", 2, few, 2, false},
-        {"stories260K.gguf", 31, mid, 3, false},
-        {"stories260K.gguf", 33, few, 4, true},      /* f16 KV cache */
-        {"TinyStories-656K-f32.gguf", 33, mid, 3, false},
-        {"synth-qwen3-Q8_0.gguf", 33, few, 2, false},  /* NeoX RoPE, Q/K norm */
-        {"synth-qwen2-Q4_K_M.gguf", 31, mid, 2, false}, /* QKV bias */
-        {"synth-llama-Q4_0.gguf", 33, one, 1, false},
-        {"stories260K-moe-perturb-4x2.gguf", 33, few, 3, false}, /* MoE routing */
+        {"stories260K.gguf", 130, all, 11, 0, 0},   /* every chunk size, 130 tokens */
+        {"stories260K.gguf", 600, few, 4, 0, 0},    /* long prompt */
+        {"stories260K.gguf", 1, one, 1, 0, 0},
+        {"stories260K.gguf", 2, few, 2, 0, 0},
+        {"stories260K.gguf", 31, mid, 3, 0, 0},
+        {"stories260K.gguf", 33, few, 4, TS_KV_F32, TS_KV_F32},   /* f32 KV cache */
+        {"stories260K.gguf", 65, mid, 3, TS_KV_BF16, TS_KV_BF16}, /* bf16 (head_dim 8) */
+        {"TinyStories-656K-f32.gguf", 33, mid, 3, 0, 0},
+        {"synth-qwen3-Q8_0.gguf", 33, few, 2, 0, 0},  /* NeoX RoPE, Q/K norm */
+        {"synth-qwen2-Q4_K_M.gguf", 31, mid, 2, 0, 0}, /* QKV bias */
+        {"synth-llama-Q4_0.gguf", 33, one, 1, 0, 0},
+        /* quantized caches (head_dim 64: rotated), across key blocks */
+        {"synth-llama-Q4_0.gguf", 130, few, 4, TS_KV_Q8_0, TS_KV_Q8_0},
+        {"synth-llama-Q4_0.gguf", 70, mid, 3, TS_KV_Q4_0, TS_KV_Q4_0},
+        {"synth-qwen3-Q8_0.gguf", 65, few, 2, TS_KV_Q8_0, TS_KV_Q4_0},
+        {"synth-qwen2-Q4_K_M.gguf", 33, mid, 2, TS_KV_BF16, TS_KV_Q8_0},
+        {"stories260K-moe-perturb-4x2.gguf", 33, few, 3, 0, 0}, /* MoE routing */
     };
     for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
         check_matrix(shared, &m[i], (int)i);
@@ -119,9 +128,9 @@ TS_TEST(test_engine_chunk_thread_identity)
     snprintf(path, sizeof(path), "%s/models/stories260K.gguf", shared);
     int32_t *toks = rand_tokens(64, 512, 7);
     int64_t nv = 512;
-    float *ref = run_logits(path, toks, 64, 0, 1, false, &nv);
+    float *ref = run_logits(path, toks, 64, 0, 1, 0, 0, &nv);
     for (int t = 0; ref && t < 4; t++) {
-        float *got = run_logits(path, toks, 64, 7, k_threads[t], false, &nv);
+        float *got = run_logits(path, toks, 64, 7, k_threads[t], 0, 0, &nv);
         TS_CHECK(got && !memcmp(ref, got, 64 * 512 * sizeof(float)), "threads %d differ",
                  k_threads[t]);
         free(got);
@@ -142,7 +151,7 @@ TS_TEST(test_engine_decode_matches_prefill)
     snprintf(path, sizeof(path), "%s/models/stories260K.gguf", shared);
     int32_t *toks = rand_tokens(40, 512, 11);
     int64_t nv = 512;
-    float *ref = run_logits(path, toks, 40, 0, 2, false, &nv);
+    float *ref = run_logits(path, toks, 40, 0, 2, 0, 0, &nv);
     ts_engine *eng = NULL;
     ts_session *s = NULL;
     ts_err err = {0};
@@ -308,8 +317,8 @@ TS_TEST(test_engine_generated_identity)
         }
         int64_t nv = 512;
         int32_t *toks = rand_tokens(40, 512, 99 + i);
-        float *ref = run_logits(path, toks, 40, 0, 1, false, &nv);
-        float *got = ref ? run_logits(path, toks, 40, g[i].chunk, g[i].threads, false, &nv) : NULL;
+        float *ref = run_logits(path, toks, 40, 0, 1, 0, 0, &nv);
+        float *got = ref ? run_logits(path, toks, 40, g[i].chunk, g[i].threads, 0, 0, &nv) : NULL;
         TS_CHECK(got && !memcmp(ref, got, (size_t)40 * (size_t)nv * sizeof(float)),
                  "gen %s %s: chunk %d threads %d differ", g[i].arch, g[i].type, g[i].chunk,
                  g[i].threads);
@@ -350,7 +359,7 @@ TS_TEST(test_engine_olmoe_matches_llama_cpp)
                         ts_test_bin(), path);
     TS_REQUIRE(rc == 0, "tessera gen --arch olmoe: exit %d: %s", rc, out);
     int64_t v = 0;
-    float *got = run_logits(path, toks, n, 0, 2, false, &v);
+    float *got = run_logits(path, toks, n, 0, 2, 0, 0, &v);
     TS_REQUIRE(got && v == nv, "olmoe logits (vocab %lld)", (long long)v);
     double worst = 0.0;
     int top1 = 0;
@@ -449,4 +458,99 @@ TS_TEST(test_engine_bench_profile)
             TS_CHECK(busy == 100.0 && inl == 100.0 && !strcmp(late, "-"),
                      "-t 1: not all inline: %.120s", tot);
     }
+}
+
+/* KV cache types: a quantized cache on a head_dim that is not a multiple of
+ * 32 (stories260K: 8) and an unknown type are clear errors from the API and
+ * the CLI, never a crash; the CLI names llama.cpp's options. */
+TS_TEST(test_engine_kv_type_errors)
+{
+    const char *shared = ts_test_shared();
+    if (!shared) {
+        ts_test_skip("no ../shared");
+        return;
+    }
+    char path[512], out[4096];
+    snprintf(path, sizeof(path), "%s/models/stories260K.gguf", shared);
+    ts_engine *eng = NULL;
+    ts_session *s = NULL;
+    ts_batch *b = NULL;
+    ts_err err = {0};
+    TS_REQUIRE(ts_engine_create(&eng, &(ts_engine_opts){.model_path = path, .n_threads = 1},
+                                &err) == TS_OK, "%s", err.msg);
+    ts_status st = ts_session_create(&s, eng, &(ts_session_opts){.kv_type_k = TS_KV_Q8_0}, &err);
+    TS_CHECK(st == TS_E_UNSUPPORTED && strstr(err.msg, "multiple of 32") && !s,
+             "q8_0 K on head_dim 8: %d %s", st, err.msg);
+    st = ts_session_create(&s, eng, &(ts_session_opts){.kv_type_v = 7}, &err);
+    TS_CHECK(st == TS_E_ARG && !s, "V type 7: %d %s", st, err.msg);
+    st = ts_batch_create(&b, eng, &(ts_batch_opts){.n_seq = 2, .kv_type_v = TS_KV_Q4_0}, &err);
+    TS_CHECK(st == TS_E_UNSUPPORTED && !b, "batch q4_0 V on head_dim 8: %d %s", st, err.msg);
+    st = ts_session_create(&s, eng, &(ts_session_opts){.kv_type_k = TS_KV_BF16}, &err);
+    TS_CHECK(st == TS_OK, "bf16 K: %s", err.msg); /* plain types take any head_dim */
+    ts_session_destroy(s);
+    ts_engine_destroy(eng);
+    TS_CHECK(ts_kv_type_parse("Q8_0") == TS_KV_Q8_0 && ts_kv_type_parse("q5_1") == -1 &&
+                 ts_kv_type_parse(NULL) == -1 && !strcmp(ts_kv_type_name(TS_KV_BF16), "bf16") &&
+                 !strcmp(ts_kv_type_name(99), "?"),
+             "ts_kv_type_parse / name");
+    int rc = ts_test_sh(out, sizeof(out), 60, "%s run -m %s -p hi -n 1 -ctk q5_1", ts_test_bin(),
+                        path);
+    TS_CHECK(rc == 2 && strstr(out, "-ctk"), "run -ctk q5_1: rc %d: %s", rc, out);
+    rc = ts_test_sh(out, sizeof(out), 60, "%s run -m %s -p hi -n 1 -ctv q4_0", ts_test_bin(),
+                    path);
+    TS_CHECK(rc != 0 && strstr(out, "multiple of 32"), "run -ctv q4_0: rc %d: %s", rc, out);
+}
+
+/* ts_session_truncate: prefill 100 tokens, forget back to 37 (mid key block)
+ * and feed other tokens: their logits are byte-identical to a session that
+ * never saw the forgotten ones, f16 and a rotated q8_0 / q4_0 cache alike;
+ * truncating past the end is refused. */
+TS_TEST(test_engine_truncate)
+{
+    const char *shared = ts_test_shared();
+    if (!shared) {
+        ts_test_skip("no ../shared");
+        return;
+    }
+    char path[512];
+    snprintf(path, sizeof(path), "%s/models/synth-llama-Q4_0.gguf", shared);
+    ts_engine *eng = NULL;
+    ts_err err = {0};
+    TS_REQUIRE(ts_engine_create(&eng, &(ts_engine_opts){.model_path = path, .n_threads = 2},
+                                &err) == TS_OK, "%s", err.msg);
+    int32_t *a = rand_tokens(100, 512, 21), *b = rand_tokens(80, 512, 22);
+    memcpy(b, a, 37 * sizeof(*b)); /* b shares a's first 37 tokens */
+    static const int kv[][2] = {{0, 0}, {TS_KV_Q8_0, TS_KV_Q4_0}};
+    for (int k = 0; k < 2; k++) {
+        ts_session_opts so = {.n_ctx = 128, .chunk = 16, .kv_type_k = kv[k][0],
+                              .kv_type_v = kv[k][1]};
+        ts_session *s1 = NULL, *s2 = NULL;
+        float *want = malloc(43 * 512 * sizeof(float)), *got = malloc(43 * 512 * sizeof(float));
+        ts_status st = ts_session_create(&s1, eng, &so, &err);
+        if (st == TS_OK)
+            st = ts_session_create(&s2, eng, &so, &err);
+        if (st == TS_OK)
+            st = ts_session_prefill(s1, b, 37, NULL, &err);
+        if (st == TS_OK)
+            st = ts_session_prefill(s1, b + 37, 43, want, &err);
+        if (st == TS_OK)
+            st = ts_session_prefill(s2, a, 100, NULL, &err);
+        if (st == TS_OK)
+            TS_CHECK(ts_session_truncate(s2, 101, &err) == TS_E_ARG, "truncate past the end");
+        if (st == TS_OK)
+            st = ts_session_truncate(s2, 37, &err);
+        if (st == TS_OK) {
+            TS_CHECK(ts_session_pos(s2) == 37 && !ts_session_logits(s2), "pos / logits");
+            st = ts_session_prefill(s2, b + 37, 43, got, &err);
+        }
+        TS_CHECK(st == TS_OK, "%s", err.msg);
+        if (st == TS_OK)
+            TS_CHECK(!memcmp(want, got, 43 * 512 * sizeof(float)),
+                     "KV %d: logits after truncate differ from a fresh session", k);
+        free(want), free(got);
+        ts_session_destroy(s1);
+        ts_session_destroy(s2);
+    }
+    free(a), free(b);
+    ts_engine_destroy(eng);
 }

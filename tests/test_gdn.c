@@ -54,7 +54,8 @@ static int32_t *tokens(int n, uint64_t seed)
 }
 
 /* Every position's logits, prefilled in chunks of chunk (0 = whole). */
-static float *prefill(const char *model, const int32_t *toks, int n, int chunk, int threads)
+static float *prefill_kv(const char *model, const int32_t *toks, int n, int chunk, int threads,
+                         int kt, int vt)
 {
     ts_engine_opts eo = {.model_path = model, .n_threads = threads};
     ts_engine *eng = NULL;
@@ -62,7 +63,8 @@ static float *prefill(const char *model, const int32_t *toks, int n, int chunk, 
     ts_err err = {0};
     float *out = malloc((size_t)n * NV * sizeof(float));
     ts_status st = out ? ts_engine_create(&eng, &eo, &err) : TS_E_NOMEM;
-    ts_session_opts so = {.n_ctx = n + 8, .chunk = chunk ? chunk : -1};
+    ts_session_opts so = {.n_ctx = n + 8, .chunk = chunk ? chunk : -1, .kv_type_k = kt,
+                          .kv_type_v = vt};
     if (st == TS_OK)
         st = ts_session_create(&s, eng, &so, &err);
     if (st == TS_OK)
@@ -75,6 +77,11 @@ static float *prefill(const char *model, const int32_t *toks, int n, int chunk, 
         return NULL;
     }
     return out;
+}
+
+static float *prefill(const char *model, const int32_t *toks, int n, int chunk, int threads)
+{
+    return prefill_kv(model, toks, n, chunk, threads, TS_KV_F16, TS_KV_F16);
 }
 
 TS_TEST(test_gdn_chunks_threads_decode)
@@ -100,6 +107,15 @@ TS_TEST(test_gdn_chunks_threads_decode)
                          th);
                 free(got);
             }
+        /* Quantized caches of the gated-attention layers: chunks and threads too. */
+        float *qref = prefill_kv(path, t, NTOK, 0, 1, TS_KV_Q8_0, TS_KV_Q4_0);
+        for (int c = 0; qref && c < 2; c++) {
+            float *got = prefill_kv(path, t, NTOK, c ? 13 : 1, c ? 3 : 2, TS_KV_Q8_0, TS_KV_Q4_0);
+            TS_CHECK(got && !memcmp(qref, got, (size_t)NTOK * NV * sizeof(float)),
+                     "%s: q8_0/q4_0 KV, chunk %d differs from one chunk", k_archs[a], c ? 13 : 1);
+            free(got);
+        }
+        free(qref);
         /* One token at a time through ts_session_decode, then a reset and the
          * same again: the state starts from zero each time. */
         ts_engine_opts eo = {.model_path = path, .n_threads = 2};
@@ -122,6 +138,9 @@ TS_TEST(test_gdn_chunks_threads_decode)
             }
             TS_CHECK(st == TS_OK && bad < 0, "%s round %d: decode differs from prefill at %d (%s)",
                      k_archs[a], round, bad, err.msg);
+            TS_CHECK(ts_session_truncate(s, 3, &err) == TS_E_UNSUPPORTED &&
+                         strstr(err.msg, "recurrent"),
+                     "%s: truncating a hybrid's state accepted", k_archs[a]);
             /* another sequence in between: the reset must not let it leak */
             ts_session_reset(s);
             int32_t other[5] = {1, 9, 99, 199, 299};

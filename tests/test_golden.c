@@ -22,6 +22,8 @@ typedef struct {
     char name[96], model[96], tokens[96], logits[96];
     long n_tokens, n_vocab;
     double max_nmse, min_top1, max_kld; /* < 0: unchecked */
+    int kt, vt;            /* KV cache types (ts_kv_type); 0 0 = f16, the default */
+    const char *logits_at; /* directory of the logits; NULL: ../shared/golden */
 } golden_case;
 
 static double bound(const char *s) { return strcmp(s, "-") ? atof(s) : -1.0; }
@@ -82,7 +84,10 @@ static void run_case(const char *shared, const golden_case *c)
     int n_tok = 0;
     snprintf(path, sizeof(path), "%s/golden/%s", shared, c->tokens);
     int32_t *ids = read_ids(path, &n_tok);
-    snprintf(path, sizeof(path), "%s/golden/%s", shared, c->logits);
+    if (c->logits_at)
+        snprintf(path, sizeof(path), "%s/%s", c->logits_at, c->logits);
+    else
+        snprintf(path, sizeof(path), "%s/golden/%s", shared, c->logits);
     float *ref = read_f32(path, (size_t)c->n_tokens * (size_t)c->n_vocab);
     TS_REQUIRE(ids && ref && n_tok == c->n_tokens, "%s: cannot read tokens/logits", c->name);
     snprintf(path, sizeof(path), "%s/models/%s", shared, c->model);
@@ -94,7 +99,7 @@ static void run_case(const char *shared, const golden_case *c)
     double *la = malloc((size_t)c->n_vocab * sizeof(double));
     double *lb = malloc((size_t)c->n_vocab * sizeof(double));
     ts_status st = ts_engine_create(&eng, &eo, &err);
-    ts_session_opts so = {.n_ctx = n_tok, .chunk = 64};
+    ts_session_opts so = {.n_ctx = n_tok, .chunk = 64, .kv_type_k = c->kt, .kv_type_v = c->vt};
     if (st == TS_OK)
         st = ts_session_create(&s, eng, &so, &err);
     if (st == TS_OK)
@@ -150,7 +155,7 @@ TS_TEST(test_golden_manifest)
     TS_REQUIRE(f, "cannot open %s", path);
     int n_cases = 0;
     while (fgets(line, sizeof(line), f)) {
-        golden_case c;
+        golden_case c = {0};
         char b1[32], b2[32], b3[32];
         if (sscanf(line, "%95s %95s %95s %95s %ld %ld %31s %31s %31s", c.name, c.model, c.tokens,
                    c.logits, &c.n_tokens, &c.n_vocab, b1, b2, b3) != 9 ||
@@ -164,6 +169,44 @@ TS_TEST(test_golden_manifest)
     }
     fclose(f);
     TS_CHECK(n_cases > 0, "no cases in %s", path);
+}
+
+/* bf16 and quantized KV caches against llama.cpp run with the same -ctk /
+ * -ctv (tests/data/kv/README.md). Bounds: the manifest's for quantized
+ * weights; for F32 weights, where the cache is the only quantized step,
+ * about 4x the measured difference. */
+TS_TEST(test_golden_kv_types)
+{
+    const char *shared = ts_test_shared();
+    if (!shared) {
+        ts_test_skip("no ../shared");
+        return;
+    }
+    static const struct {
+        const char *model;
+        int kt, vt;
+        double nmse, top1, kld;
+    } k[] = {
+        {"synth-llama-f32", TS_KV_Q8_0, TS_KV_Q8_0, 1e-4, 0.97, 1e-4},
+        {"synth-llama-f32", TS_KV_Q4_0, TS_KV_Q4_0, 2e-3, 0.95, 2e-3},
+        {"synth-llama-f32", TS_KV_BF16, TS_KV_BF16, 1e-5, 0.99, 1e-5},
+        {"synth-llama-f32", TS_KV_Q8_0, TS_KV_Q4_0, 2e-3, 0.95, 2e-3},
+        {"synth-llama-Q4_K_M", TS_KV_Q8_0, TS_KV_Q8_0, 5e-3, 0.85, 2e-2},
+        {"synth-llama-Q4_K_M", TS_KV_Q4_0, TS_KV_Q4_0, 5e-3, 0.85, 2e-2},
+        {"synth-qwen3-Q8_0", TS_KV_Q4_0, TS_KV_Q8_0, 5e-3, 0.85, 2e-2},
+    };
+    for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
+        golden_case c = {.n_tokens = 130, .n_vocab = 512, .max_nmse = k[i].nmse,
+                         .min_top1 = k[i].top1, .max_kld = k[i].kld, .kt = k[i].kt,
+                         .vt = k[i].vt, .logits_at = "tests/data/kv"};
+        snprintf(c.name, sizeof(c.name), "%s K %s V %s", k[i].model, ts_kv_type_name(k[i].kt),
+                 ts_kv_type_name(k[i].vt));
+        snprintf(c.model, sizeof(c.model), "%s.gguf", k[i].model);
+        snprintf(c.tokens, sizeof(c.tokens), "rand130.tokens");
+        snprintf(c.logits, sizeof(c.logits), "%s-k%s-v%s.logits", k[i].model,
+                 ts_kv_type_name(k[i].kt), ts_kv_type_name(k[i].vt));
+        run_case(shared, &c);
+    }
 }
 
 /* Greedy ids after BOS, in-process, against stories260K.greedy. */

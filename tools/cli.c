@@ -38,6 +38,32 @@ double ts_cli_peak_rss_mib(void)
     return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
 }
 
+int ts_cli_kv_option(const char *o, const char *v, int *kt, int *vt)
+{
+    const bool both = !strcmp(o, "--kv-type");
+    const bool k = both || !strcmp(o, "-ctk") || !strcmp(o, "--cache-type-k");
+    const bool vv = both || !strcmp(o, "-ctv") || !strcmp(o, "--cache-type-v");
+    if (!k && !vv)
+        return 0;
+    const int t = v ? ts_kv_type_parse(v) : -1;
+    if (t < 0)
+        return -1;
+    if (k)
+        *kt = t;
+    if (vv)
+        *vt = t;
+    return 1;
+}
+
+const char *ts_cli_kv_desc(int kt, int vt, char *buf, size_t cap)
+{
+    if (kt == vt)
+        snprintf(buf, cap, "%s", ts_kv_type_name(kt));
+    else
+        snprintf(buf, cap, "%s/%s", ts_kv_type_name(kt), ts_kv_type_name(vt));
+    return buf;
+}
+
 int ts_cli_parse_i64(const char *s, long long lo, long long hi, long long *out)
 {
     char *end;

@@ -2,7 +2,7 @@
  * tools/cmd_batched_bench.c: `tessera batched-bench`: llama-batched-bench's
  * test on the batch engine (core/tessera.h ts_batch).
  *   -m MODEL [-c N_KV_MAX] [-npp 128,256] [-ntg 128] [-npl 1,2,4,8,16] [-ub 512]
- *   [-t T] [--kv-type f16|f32] [-o md|json]
+ *   [-t T] [--kv-type|-ctk|-ctv T] [-o md|json]
  * For each (PP, TG, B): B sequences get PP random prompt tokens each, packed
  * into steps of at most -ub tokens (prompts split across steps as needed:
  * T_PP, S_PP = B * PP / T_PP), then TG steps decode one token for every
@@ -28,13 +28,14 @@ typedef struct {
     const char *model;
     long long n_kv_max, ub, threads;
     ts_cli_list pp, tg, pl;
-    bool kv_f32, json;
+    int kv_k, kv_v;
+    bool json;
 } bb_args;
 
 static int usage(const char *msg)
 {
     ts_cli_error(CMD, "%s (usage: tessera batched-bench -m MODEL [-c N_KV_MAX] [-npp 128,256] "
-                 "[-ntg 128] [-npl 1,2,4] [-ub 512] [-t T] [--kv-type f16|f32] [-o md|json])",
+                 "[-ntg 128] [-npl 1,2,4] [-ub 512] [-t T] [--kv-type|-ctk|-ctv " TS_CLI_KV_TYPES "] [-o md|json])",
                  msg);
     return 2;
 }
@@ -56,8 +57,8 @@ static int parse(int argc, char **argv, bb_args *a)
         else if (!strcmp(o, "-b") || !strcmp(o, "-ngl") || !strcmp(o, "-fa")) {
             long long ignored;
             ok = ok && ts_cli_parse_i64(v, 0, 1 << 26, &ignored);
-        } else if (!strcmp(o, "--kv-type"))
-            ok = ok && ((a->kv_f32 = !strcmp(v, "f32")) || !strcmp(v, "f16"));
+        } else if (ts_cli_kv_option(o, "", &a->kv_k, &a->kv_v) != 0)
+            ok = ok && ts_cli_kv_option(o, v, &a->kv_k, &a->kv_v) > 0;
         else if (!strcmp(o, "-o"))
             ok = ok && ((a->json = !strcmp(v, "json")) || !strcmp(v, "md"));
         else if (!strcmp(o, "-pps"))
@@ -87,7 +88,7 @@ static ts_status run_one(ts_engine *eng, const bb_args *a, int pp, int tg, int p
 {
     ts_batch *b = NULL;
     ts_batch_opts bo = {.n_seq = pl, .n_ctx = pp + tg, .max_tokens = (int)a->ub,
-                        .kv_f32 = a->kv_f32}; /* the default pool: every sequence whole */
+                        .kv_type_k = a->kv_k, .kv_type_v = a->kv_v}; /* the default pool: every sequence whole */
     ts_status st = ts_batch_create(&b, eng, &bo, err);
     int32_t *toks = st == TS_OK ? malloc((size_t)pl * (size_t)pp * sizeof(int32_t)) : NULL;
     ts_batch_span *sp = st == TS_OK ? calloc((size_t)pl, sizeof(*sp)) : NULL;
@@ -162,8 +163,9 @@ int cmd_batched_bench(int argc, char **argv)
         return 1;
     }
     if (!a.json) {
+        char kvd[16];
         printf("\nmain: n_kv_max = %lld, ub = %lld, threads = %u, kv = %s\n\n", a.n_kv_max,
-               a.ub, info.n_threads, a.kv_f32 ? "f32" : "f16");
+               a.ub, info.n_threads, ts_cli_kv_desc(a.kv_k, a.kv_v, kvd, sizeof(kvd)));
         printf("|    PP |     TG |    B |   N_KV |   T_PP s | S_PP t/s |   T_TG s | S_TG t/s "
                "|      T s |    S t/s |\n");
         printf("|-------|--------|------|--------|----------|----------|----------|----------"

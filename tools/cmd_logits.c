@@ -1,6 +1,6 @@
 /*
  * tools/cmd_logits.c: `tessera logits -m M --tokens FILE --out FILE [--chunk C] [-t T]
- * [--kv-type f16|f32] [--numa MODE] [--cpu-range A-B]`: decodes the token ids of FILE
+ * [--kv-type|-ctk|-ctv T] [--numa MODE] [--cpu-range A-B]`: decodes the token ids of FILE
  * (whitespace separated) and writes float32 little-endian logits for every position,
  * (n_tokens, n_vocab) row-major.
  * `--tokens A,B,C --out-dir DIR [--parallel N] [--batch-tokens B] [--schedule S]`: the files
@@ -23,7 +23,7 @@ static int usage(const char *msg)
 {
     ts_cli_error("logits", "%s (usage: tessera logits -m MODEL (--tokens FILE --out FILE | "
                  "--tokens A,B,.. --out-dir DIR [--parallel N] [--batch-tokens B] "
-                 "[--schedule S]) [--chunk C] [-t T] [--kv-type f16|f32] "
+                 "[--schedule S]) [--chunk C] [-t T] [--kv-type|-ctk|-ctv " TS_CLI_KV_TYPES "] "
                  "[--numa distribute|replicate|isolate|none] [--cpu-range A-B])", msg);
     return 2;
 }
@@ -100,7 +100,7 @@ static int read_ids(const char *path, int32_t **out, int *n_out)
 /* Every position of every token file, run together on one batch. */
 static int logits_batch(ts_engine *eng, const char *model, const char *list, const char *dir,
                         long long parallel, long long budget, long long chunk, int schedule,
-                        bool kv_f32)
+                        int kv_k, int kv_v)
 {
     enum { MAX_FILES = 256 };
     char buf[8192];
@@ -142,7 +142,7 @@ static int logits_batch(ts_engine *eng, const char *model, const char *list, con
     const int n_seq = (int)(parallel > 0 && parallel < n_files ? parallel : n_files);
     ts_batch_opts bo = {.n_seq = n_seq, .n_ctx = max_n, .max_tokens = (int)budget,
                         .chunk = chunk == -2 ? 0 : chunk == 0 ? (int)budget : (int)chunk,
-                        .schedule = schedule, .kv_f32 = kv_f32};
+                        .schedule = schedule, .kv_type_k = kv_k, .kv_type_v = kv_v};
     ts_batch *b = NULL;
     ts_err err = {0};
     if (!rc && ts_batch_create(&b, eng, &bo, &err) != TS_OK)
@@ -202,15 +202,16 @@ int cmd_logits(int argc, char **argv)
     const char *model = NULL, *tok_path = NULL, *out_path = NULL, *out_dir = NULL;
     long long chunk = -2, threads = 0, parallel = 0, budget = 512;
     int schedule = 0;
-    bool kv_f32 = false;
+    int kv_k = 0, kv_v = 0;
     int numa = 0;
     const char *cpu_range = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
-        if (!strcmp(a, "--kv-type") && has && (!strcmp(argv[i + 1], "f16") ||
-                                                !strcmp(argv[i + 1], "f32"))) {
-            kv_f32 = !strcmp(argv[++i], "f32");
+        if (ts_cli_kv_option(a, "", &kv_k, &kv_v) != 0) {
+            if (ts_cli_kv_option(a, has ? argv[i + 1] : NULL, &kv_k, &kv_v) < 0)
+                return usage("--kv-type, -ctk and -ctv want one of " TS_CLI_KV_TYPES);
+            i++;
         } else if (!strcmp(a, "-m") && has) {
             model = argv[++i];
         } else if (!strcmp(a, "--tokens") && has) {
@@ -257,7 +258,7 @@ int cmd_logits(int argc, char **argv)
             return 1;
         }
         int brc = logits_batch(beng, model, tok_path, out_dir, parallel, budget, chunk,
-                               schedule, kv_f32);
+                               schedule, kv_k, kv_v);
         ts_engine_destroy(beng);
         return brc;
     }
@@ -278,7 +279,7 @@ int cmd_logits(int argc, char **argv)
     ts_engine_info info;
     ts_engine_get_info(eng, &info);
     ts_session_opts so = {.n_ctx = n, .chunk = chunk == -2 ? 0 : (chunk == 0 ? -1 : (int)chunk),
-                          .kv_f32 = kv_f32};
+                          .kv_type_k = kv_k, .kv_type_v = kv_v};
     if (ts_session_create(&s, eng, &so, &err) != TS_OK)
         goto done;
     logits = malloc((size_t)n * (size_t)info.n_vocab * sizeof(float));

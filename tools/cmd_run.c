@@ -23,7 +23,7 @@ static int usage(const char *msg)
     ts_cli_error(CMD, "%s (usage: tessera run -m MODEL (-p TEXT | -f FILE | --prompts FILE "
                  "--parallel N [--batch-tokens B] [--schedule S] [--kv-size T]) -n N [-t T] "
                  "[--chunk C] [-c CTX] [--temp X] [--top-k K] [--top-p P] [--min-p P] "
-                 "[--repeat-penalty X] [--seed S] [--kv-type f16|f32] [--dry-run] "
+                 "[--repeat-penalty X] [--seed S] [--kv-type|-ctk|-ctv " TS_CLI_KV_TYPES "] [--dry-run] "
                  "[--numa distribute|replicate|isolate|none] [--cpu-range A-B])", msg);
     return 2;
 }
@@ -51,10 +51,15 @@ static int parse(int argc, char **argv, run_args *a)
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long long iv;
         bool ok = v != NULL;
-        if (!strcmp(o, "--kv-type") && v && (!strcmp(v, "f16") || !strcmp(v, "f32"))) {
-            a->kv_f32 = !strcmp(v, "f32");
+        const int kvo = ts_cli_kv_option(o, v, &a->kv_k, &a->kv_v);
+        if (kvo > 0) {
             i++;
             continue;
+        }
+        if (kvo < 0) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "bad or missing value for %s (one of " TS_CLI_KV_TYPES ")", o);
+            return usage(msg);
         }
         if (!strcmp(o, "--dry-run")) {
             a->dry_run = true;
@@ -250,7 +255,7 @@ int cmd_run(int argc, char **argv)
                  a.n_ctx ? "" : "; a larger -c allows more");
         goto done;
     }
-    ts_session_opts so = {.n_ctx = (int)ctx, .kv_f32 = a.kv_f32,
+    ts_session_opts so = {.n_ctx = (int)ctx, .kv_type_k = a.kv_k, .kv_type_v = a.kv_v,
                           .chunk = a.chunk == -2 ? 0 : (a.chunk == 0 ? -1 : (int)a.chunk)};
     if (ts_session_create(&s, eng, &so, &err) != TS_OK ||
         ts_sampler_create(&smp, &a.samp, info.n_vocab, &err) != TS_OK)

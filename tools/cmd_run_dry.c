@@ -80,13 +80,15 @@ int ts_run_dry(const run_args *a)
         .n_seq = a->prompts ? (int)(a->parallel < n_prompts ? a->parallel : n_prompts) : 1,
         .chunk_rows = a->prompts ? a->batch_tokens : (chunk < max_ids ? chunk : max_ids),
         .n_workers = (uint32_t)(a->threads ? a->threads : n_cpu > 0 ? n_cpu : 1),
-        .kv_f32 = a->kv_f32,
+        .kv_type_k = a->kv_k,
+        .kv_type_v = a->kv_v,
     };
     if (q.chunk_rows < 1)
         q.chunk_rows = 1;
     ts_mem_estimate e;
     if (ts_estimate_memory(a->model, &q, &e, &err) != TS_OK)
         goto done;
+    char kvd[16];
     printf("dry run: predicted peak RSS %.1f MiB = weights %.1f + KV %.1f + activations %.1f + "
            "base %.1f (MiB)\n",
            e.total_bytes / MIB, e.weight_bytes / MIB, e.kv_bytes / MIB, e.scratch_bytes / MIB,
@@ -94,7 +96,7 @@ int ts_run_dry(const run_args *a)
     printf("  %d prompt(s), longest %lld tokens, %lld positions per sequence, %d sequence(s), "
            "%lld rows per pass, %u threads, KV %s\n",
            n_prompts, (long long)max_ids, (long long)n_pos, q.n_seq, (long long)q.chunk_rows,
-           q.n_workers, a->kv_f32 ? "f32" : "f16");
+           q.n_workers, ts_cli_kv_desc(a->kv_k, a->kv_v, kvd, sizeof(kvd)));
     rc = 0;
 done:
     if (rc)

@@ -219,7 +219,7 @@ int ts_run_parallel(const run_args *a)
     ts_batch_opts bo = {.n_seq = n_seq, .n_ctx = (int)max_ctx, .max_tokens = (int)a->batch_tokens,
                         .chunk = a->chunk == -2 ? 0 : a->chunk == 0 ? (int)a->batch_tokens
                                                                     : (int)a->chunk,
-                        .schedule = a->schedule, .kv_f32 = a->kv_f32,
+                        .schedule = a->schedule, .kv_type_k = a->kv_k, .kv_type_v = a->kv_v,
                         .kv_size = (int)a->kv_size};
     if (ts_batch_create(&b, eng, &bo, &err) != TS_OK)
         goto done;

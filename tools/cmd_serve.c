@@ -18,7 +18,7 @@ static int usage(const char *msg)
                  "[--parallel N] [-c CTX] [--kv-size T] [--batch-tokens B] [--chunk C] "
                  "[--schedule prefill-first|interleaved|decode-priority] [-t T] [--api-key KEY] "
                  "[--chat-template NAME] [--timeout S] [-a ALIAS] [-n N] [--queue N] "
-                 "[--max-body BYTES] [--kv-type f16|f32] [--no-prefix-cache] [--numa M] "
+                 "[--max-body BYTES] [--kv-type|-ctk|-ctv " TS_CLI_KV_TYPES "] [--no-prefix-cache] [--numa M] "
                  "[--cpu-range A-B] [--port-file F])", msg);
     return 2;
 }
@@ -27,7 +27,7 @@ static const char *const KNOWN[] = {
     "-m", "--model", "--host", "--port", "--parallel", "-np", "-c", "--ctx-size", "--kv-size",
     "--batch-tokens", "-b", "--chunk", "--schedule", "-t", "--threads", "--api-key",
     "--chat-template", "-a", "--alias", "--timeout", "-n", "--n-predict", "--queue",
-    "--max-body", "--kv-type", "--numa", "--cpu-range", "--port-file"};
+    "--max-body", "--kv-type", "-ctk", "--cache-type-k", "-ctv", "--cache-type-v", "--numa", "--cpu-range", "--port-file"};
 
 static bool known(const char *k)
 {
@@ -67,8 +67,8 @@ static int option(srv_opts *o, const char *k, const char *v)
     else if (!strcmp(k, "--queue") && ts_cli_parse_i64(v, 1, 1 << 20, &iv)) o->max_queue = (int)iv;
     else if (!strcmp(k, "--max-body") && ts_cli_parse_i64(v, 1024, 1LL << 32, &iv))
         o->max_body = (size_t)iv;
-    else if (!strcmp(k, "--kv-type") && (!strcmp(v, "f16") || !strcmp(v, "f32")))
-        o->kv_f32 = !strcmp(v, "f32");
+    else if (ts_cli_kv_option(k, v, &o->kv_k, &o->kv_v) > 0)
+        ;
     else if (!strcmp(k, "--numa") && ts_numa_parse(v) >= 0) o->numa = ts_numa_parse(v);
     else if (!strcmp(k, "--cpu-range")) o->cpu_range = v;
     else if (!strcmp(k, "--port-file")) o->port_file = v;

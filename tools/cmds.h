@@ -33,6 +33,16 @@ void ts_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(p
  * memory cost for replicate) when the engine placed anything (tools/numa_cli.c). */
 void ts_cli_print_numa(FILE *f, const ts_engine *eng, const ts_engine_info *info);
 
+/* The KV cache type options of every command that makes a cache: --kv-type T
+ * (K and V), -ctk / --cache-type-k T and -ctv / --cache-type-v T (llama.cpp's
+ * names), T one of f16 f32 bf16 q8_0 q4_0. Returns 1 when o is one of them and
+ * v parsed into *kt and / or *vt, -1 when o is one of them and v is bad or
+ * missing, 0 when o is none of them. */
+int ts_cli_kv_option(const char *o, const char *v, int *kt, int *vt);
+#define TS_CLI_KV_TYPES "f16|f32|bf16|q8_0|q4_0"
+/* "f16", or "q8_0/f16" when K and V differ (for summaries); buf of >= 16. */
+const char *ts_cli_kv_desc(int kt, int vt, char *buf, size_t cap);
+
 /* Strict integer parse of a whole string; false on junk/overflow/out of [lo, hi]. */
 int ts_cli_parse_i64(const char *s, long long lo, long long hi, long long *out);
 

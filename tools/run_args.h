@@ -11,7 +11,8 @@ typedef struct {
     const char *model, *prompt, *file, *prompts;
     long long n_predict, threads, chunk, n_ctx, parallel, batch_tokens, kv_size;
     int schedule;
-    bool kv_f32, dry_run;
+    bool dry_run;
+    int kv_k, kv_v; /* ts_kv_type of the K and V caches */
     int numa;
     const char *cpu_range;
     ts_sampling samp;

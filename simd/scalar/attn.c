@@ -1,6 +1,7 @@
 /*
- * simd/scalar/attn.c: the reference attention kernels (f32 and f16 KV cache)
- * and the definition of the canonical order every level follows.
+ * simd/scalar/attn.c: the reference attention kernel (every KV type), the
+ * writers and readers of the KV block layouts (simd/ops.h), and the
+ * definition of the canonical order every level follows.
  *
  * One row (query i, head g) at position p = pos0 + i, alone:
  *   m = -inf, l = 0, o[0 .. head_dim) = 0
@@ -14,6 +15,8 @@
  *     o[d] = o[d] * a, then o[d] = fma(p_j, v_j[d], o[d]) for j = b .. min(b+63, p)
  *     m = m'
  *   out[d] = o[d] * (1 / l)
+ * k_j[d] and v_j[d] are the cache elements decoded to f32, exactly (f16 and
+ * bf16 widened; q8_0 d * q and q4_0 d * (q - 8), one rounding-free product).
  * A SIMD level holds 16 keys in the lanes of one vector (the K cache is
  * stored transposed in groups of 16 keys for that), so this is what its
  * lane-wise FMAs and its halving horizontal sum compute: same bits.
@@ -24,15 +27,126 @@
 #include <string.h>
 
 #include "../kernels.h"
+#include "../../quant/quant.h"
 #include "exp_canon.h"
 #include "util.h"
 
-void ts_attn_f32kv_scalar(const ts_attn_args *a);
-void ts_attn_f16kv_scalar(const ts_attn_args *a);
+void ts_attn_scalar(const ts_attn_args *a);
 
-static float kv_elem(int f16, const void *base, int64_t i)
+/* K chunk of 32 dims for position j of a quantized key block. */
+static const uint8_t *kchunk(int t, const void *kb, int64_t hd, int64_t j, int64_t d)
 {
-    return f16 ? s_f16_to_f32(((const uint16_t *)base)[i]) : ((const float *)base)[i];
+    return (const uint8_t *)kb +
+           ((size_t)(j / TS_ATTN_KGRP) * (size_t)(hd / 32) + (size_t)(d / 32)) *
+               ts_attn_kchunk_bytes(t);
+}
+
+static inline float k_elem(int t, const void *kb, int64_t hd, int64_t j, int64_t d)
+{
+    const int64_t lane = j % TS_ATTN_KGRP;
+    if (!ts_attn_type_quant(t)) {
+        const size_t i = (size_t)((j / TS_ATTN_KGRP) * hd * TS_ATTN_KGRP + d * TS_ATTN_KGRP + lane);
+        if (t == TS_ATTN_F32)
+            return ((const float *)kb)[i];
+        uint16_t h = ((const uint16_t *)kb)[i];
+        return t == TS_ATTN_F16 ? s_f16_to_f32(h) : s_bf16_to_f32(h);
+    }
+    const uint8_t *c = kchunk(t, kb, hd, j, d);
+    uint16_t dh;
+    memcpy(&dh, c + 2 * lane, 2);
+    const float sc = s_f16_to_f32(dh);
+    const int64_t r = d % 32;
+    if (t == TS_ATTN_Q8_0)
+        return sc * (float)(int8_t)c[32 + r * 16 + lane];
+    const uint8_t byte = c[32 + (r % 16) * 16 + lane];
+    return sc * (float)((r < 16 ? byte & 15 : byte >> 4) - 8);
+}
+
+static inline float v_elem(int t, const void *vb, int64_t hd, int64_t j, int64_t d)
+{
+    const uint8_t *row = (const uint8_t *)vb + (size_t)j * ts_attn_vrow_bytes(t, hd);
+    if (!ts_attn_type_quant(t)) {
+        if (t == TS_ATTN_F32)
+            return ((const float *)row)[d];
+        uint16_t h = ((const uint16_t *)row)[d];
+        return t == TS_ATTN_F16 ? s_f16_to_f32(h) : s_bf16_to_f32(h);
+    }
+    const size_t bb = t == TS_ATTN_Q8_0 ? 34 : 18;
+    const uint8_t *blk = row + (size_t)(d / 32) * bb;
+    uint16_t dh;
+    memcpy(&dh, blk, 2);
+    const float sc = s_f16_to_f32(dh);
+    const int64_t r = d % 32;
+    if (t == TS_ATTN_Q8_0)
+        return sc * (float)(int8_t)blk[2 + r];
+    const uint8_t byte = blk[2 + r % 16];
+    return sc * (float)((r < 16 ? byte & 15 : byte >> 4) - 8);
+}
+
+float ts_attn_load_k(int t, const void *kb, int64_t hd, int64_t j, int64_t d)
+{
+    return k_elem(t, kb, hd, j, d);
+}
+
+float ts_attn_load_v(int t, const void *vb, int64_t hd, int64_t j, int64_t d)
+{
+    return v_elem(t, vb, hd, j, d);
+}
+
+static uint16_t half_bits(int t, float f)
+{
+    return t == TS_ATTN_F16 ? ts_f32_to_f16(f) : ts_f32_to_bf16(f);
+}
+
+void ts_attn_store_k(int t, void *kb, int64_t hd, int64_t j, const float *src)
+{
+    const int64_t lane = j % TS_ATTN_KGRP;
+    if (!ts_attn_type_quant(t)) {
+        const size_t i0 = (size_t)((j / TS_ATTN_KGRP) * hd * TS_ATTN_KGRP + lane);
+        for (int64_t d = 0; d < hd; d++) {
+            if (t == TS_ATTN_F32)
+                ((float *)kb)[i0 + (size_t)d * TS_ATTN_KGRP] = src[d];
+            else
+                ((uint16_t *)kb)[i0 + (size_t)d * TS_ATTN_KGRP] = half_bits(t, src[d]);
+        }
+        return;
+    }
+    for (int64_t d0 = 0; d0 < hd; d0 += 32) {
+        uint8_t *c = (uint8_t *)kchunk(t, kb, hd, j, d0);
+        if (t == TS_ATTN_Q8_0) {
+            ts_block_q8_0 q;
+            ts_quant_q8_0_scalar(src + d0, &q, 32);
+            memcpy(c + 2 * lane, &q.d, 2);
+            for (int r = 0; r < 32; r++)
+                c[32 + r * 16 + lane] = (uint8_t)q.qs[r];
+        } else {
+            ts_block_q4_0 q;
+            ts_quant_q4_0_scalar(src + d0, &q, 32);
+            memcpy(c + 2 * lane, &q.d, 2);
+            for (int r = 0; r < 16; r++)
+                c[32 + r * 16 + lane] = q.qs[r];
+        }
+    }
+}
+
+void ts_attn_store_v(int t, void *vb, int64_t hd, int64_t j, const float *src)
+{
+    uint8_t *row = (uint8_t *)vb + (size_t)j * ts_attn_vrow_bytes(t, hd);
+    const int64_t vs = ts_attn_vstride(hd);
+    switch (t) {
+    case TS_ATTN_F32:
+        memcpy(row, src, (size_t)hd * sizeof(float));
+        memset(row + hd * 4, 0, (size_t)(vs - hd) * 4);
+        break;
+    case TS_ATTN_F16:
+    case TS_ATTN_BF16:
+        for (int64_t d = 0; d < hd; d++)
+            ((uint16_t *)row)[d] = half_bits(t, src[d]);
+        memset(row + hd * 2, 0, (size_t)(vs - hd) * 2);
+        break;
+    case TS_ATTN_Q8_0: ts_quant_q8_0_scalar(src, (ts_block_q8_0 *)row, hd); break;
+    default: ts_quant_q4_0_scalar(src, (ts_block_q4_0 *)row, hd); break;
+    }
 }
 
 static float tree16(float *s)
@@ -46,28 +160,28 @@ static float tree16(float *s)
     return s[0] + s[1];
 }
 
-static void attn_row(int f16, const ts_attn_args *a, const float *q, float *out, int64_t pos)
+static void attn_row(const ts_attn_args *a, const float *q, float *out, int64_t pos)
 {
-    int64_t hd = a->head_dim, vs = ts_attn_vstride(hd);
+    const int64_t hd = a->head_dim, kt = a->k_type, vt = a->v_type;
+    const size_t kbb = ts_attn_kblock_bytes(a->k_type, hd);
+    const size_t vbb = ts_attn_vblock_bytes(a->v_type, hd);
     float o[TS_ATTN_MAX_HD], sc[TS_ATTN_KBLK];
     float m = -INFINITY, l = 0.0f;
     for (int64_t d = 0; d < hd; d++)
         o[d] = 0.0f;
-    const size_t elem = f16 ? sizeof(uint16_t) : sizeof(float);
     for (int64_t b = 0; b <= pos; b += TS_ATTN_KBLK) {
         const int64_t blk = b / TS_ATTN_KBLK;
-        const void *kb = ts_attn_block(a->k, a->pages, a->k_page_stride, hd, elem, blk);
-        const void *vb = ts_attn_block(a->v, a->pages, a->v_page_stride, vs, elem, blk);
+        const void *kb = ts_attn_block(a->k, a->pages, a->k_page_stride, kbb, blk);
+        const void *vb = ts_attn_block(a->v, a->pages, a->v_page_stride, vbb, blk);
         float mb = -INFINITY;
         for (int64_t jj = 0; jj < TS_ATTN_KBLK; jj++) {
             int64_t j = b + jj;
             sc[jj] = -INFINITY;
             if (j > pos)
                 continue;
-            const int64_t g0 = (jj / TS_ATTN_KGRP) * hd * TS_ATTN_KGRP, t = jj % TS_ATTN_KGRP;
             float acc = 0.0f;
             for (int64_t d = 0; d < hd; d++)
-                acc = fmaf(q[d], kv_elem(f16, kb, g0 + d * TS_ATTN_KGRP + t), acc);
+                acc = fmaf(q[d], k_elem((int)kt, kb, hd, jj, d), acc);
             sc[jj] = acc * a->scale;
             mb = sc[jj] > mb ? sc[jj] : mb;
         }
@@ -81,11 +195,9 @@ static void attn_row(int f16, const ts_attn_args *a, const float *q, float *out,
         l = l * al + tree16(lane);
         for (int64_t d = 0; d < hd; d++)
             o[d] = o[d] * al;
-        for (int64_t jj = 0; jj < TS_ATTN_KBLK && b + jj <= pos; jj++) {
-            const int64_t vr = jj * vs;
+        for (int64_t jj = 0; jj < TS_ATTN_KBLK && b + jj <= pos; jj++)
             for (int64_t d = 0; d < hd; d++)
-                o[d] = fmaf(sc[jj], kv_elem(f16, vb, vr + d), o[d]);
-        }
+                o[d] = fmaf(sc[jj], v_elem((int)vt, vb, hd, jj, d), o[d]);
         m = mn;
     }
     float inv = 1.0f / l;
@@ -93,16 +205,13 @@ static void attn_row(int f16, const ts_attn_args *a, const float *q, float *out,
         out[d] = o[d] * inv;
 }
 
-static void attn(int f16, const ts_attn_args *a)
+/* Contract: ts_attn_fn (simd/ops.h), canonical order above. */
+void ts_attn_scalar(const ts_attn_args *a)
 {
     for (int64_t i = 0; i < a->n_q; i++)
         for (int64_t g = 0; g < a->n_grp; g++) {
             const float *q = (const float *)((const char *)a->q + i * a->q_stride) + g * a->head_dim;
             float *out = (float *)((char *)a->out + i * a->out_stride) + g * a->head_dim;
-            attn_row(f16, a, q, out, a->pos0 + i);
+            attn_row(a, q, out, a->pos0 + i);
         }
 }
-
-/* Contract: ts_attn_fn (simd/ops.h), canonical order above. */
-void ts_attn_f32kv_scalar(const ts_attn_args *a) { attn(0, a); }
-void ts_attn_f16kv_scalar(const ts_attn_args *a) { attn(1, a); }

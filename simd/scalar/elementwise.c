@@ -68,14 +68,14 @@ void ts_gdn_scan_scalar(float *S, int64_t ds, int64_t n, const float *q, const f
                      const float *v, size_t x_stride, const float *decay, const float *beta,
                      size_t g_stride, float scale, float *o, size_t o_stride);
 void ts_simd_register_ops_scalar(ts_kernels *k);
-void ts_attn_f32kv_scalar(const ts_attn_args *a);
-void ts_attn_f16kv_scalar(const ts_attn_args *a);
+void ts_attn_scalar(const ts_attn_args *a);
 
 /* Fills every ts_ops slot (the complete reference level). */
 void ts_simd_register_ops_scalar(ts_kernels *k)
 {
-    k->ops = (ts_ops){ts_attn_f32kv_scalar, ts_attn_f16kv_scalar, ts_rmsnorm_scalar,
-                      ts_rope_scalar, ts_swiglu_scalar, "ts_attn_f32kv_scalar",
-                      "ts_attn_f16kv_scalar", "ts_rmsnorm_scalar", "ts_rope_scalar",
-                      "ts_swiglu_scalar", ts_gdn_scan_scalar, "ts_gdn_scan_scalar"};
+    k->ops = (ts_ops){.attn = ts_attn_scalar, .rmsnorm = ts_rmsnorm_scalar, .rope = ts_rope_scalar,
+                      .swiglu = ts_swiglu_scalar, .attn_name = "ts_attn_scalar",
+                      .rmsnorm_name = "ts_rmsnorm_scalar", .rope_name = "ts_rope_scalar",
+                      .swiglu_name = "ts_swiglu_scalar", .gdn_scan = ts_gdn_scan_scalar,
+                      .gdn_scan_name = "ts_gdn_scan_scalar"};
 }

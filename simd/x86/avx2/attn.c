@@ -1,6 +1,6 @@
 /*
- * simd/x86/avx2/attn.c: the AVX2 level of the attention kernels (f32 and f16
- * KV cache), in the canonical order of simd/scalar/attn.c: same bits.
+ * simd/x86/avx2/attn.c: the AVX2 level of the attention kernel (every KV type
+ * of simd/ops.h), in the canonical order of simd/scalar/attn.c: same bits.
  *
  * Register block: MR = 4 rows (query x GQA head) share every K and V load.
  * QK^T, per group of 16 keys (two ymm: the cache stores K transposed in such
@@ -12,7 +12,10 @@
  * key and a broadcast of p[r][j]. The output accumulator lives on the stack,
  * head_dim padded to 16 like the zero-padded V rows, so no dim tails. A row
  * whose position ends inside the block takes the one-row path for P.V.
- * Does not own: tiling.
+ * Decoding is exact, as on the scalar level (f16 by vcvtph2ps, bf16 by a
+ * shift, q8_0 / q4_0 widened to f32 times the f16 scale); QK^T and P.V are
+ * instantiated per type and row count and called per key block through a
+ * table. Does not own: tiling.
  */
 #include <immintrin.h>
 #include <stdbool.h>
@@ -27,22 +30,61 @@
 /* Full unrolling of the row / vector loops keeps the accumulators in registers. */
 #define UNROLL _Pragma("GCC unroll 8")
 
-void ts_attn_f32kv_avx2(const ts_attn_args *a);
-void ts_attn_f16kv_avx2(const ts_attn_args *a);
+void ts_attn_avx2(const ts_attn_args *a);
 
-/* 8 cache elements from element index i as f32 (f16 widened exactly). */
-INLINE __m256 ld8(int f16, const void *base, int64_t i)
+/* 8 elements of a plain (f32 / f16 / bf16) cache from element index i. */
+INLINE __m256 ld8(int t, const void *base, int64_t i)
 {
-    if (f16)
+    if (t == TS_ATTN_F16)
         return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)));
+    if (t == TS_ATTN_BF16)
+        return _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i))),
+            16));
     return _mm256_loadu_ps((const float *)base + i);
 }
 
+/* 8 int8 at p as f32, times sc. */
+INLINE __m256 q8x8(const uint8_t *p, __m256 sc)
+{
+    return _mm256_mul_ps(
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))), sc);
+}
+
+/* 8 nibbles at p (low, or high when hi) minus 8 as f32, times sc. */
+INLINE __m256 q4x8(const uint8_t *p, int hi, __m256 sc)
+{
+    __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+    b = hi ? _mm256_srli_epi32(b, 4) : _mm256_and_si256(b, _mm256_set1_epi32(15));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(b, _mm256_set1_epi32(8))), sc);
+}
+
+/* An f16 scale at p, broadcast. */
+INLINE __m256 scale1(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _mm256_cvtph_ps(_mm_set1_epi16((short)h));
+}
+
+/* 8 decoded V elements of row j, dims [d, d + 8) (d a multiple of 8). */
+INLINE __m256 ldv(int t, const void *vb, int64_t hd, int64_t j, int64_t d)
+{
+    if (!ts_attn_type_quant(t))
+        return ld8(t, vb, j * ts_attn_vstride(hd) + d);
+    const uint8_t *row = (const uint8_t *)vb + (size_t)j * ts_attn_vrow_bytes(t, hd);
+    if (t == TS_ATTN_Q8_0) {
+        const uint8_t *blk = row + (size_t)(d / 32) * 34;
+        return q8x8(blk + 2 + d % 32, scale1(blk));
+    }
+    const uint8_t *blk = row + (size_t)(d / 32) * 18;
+    return q4x8(blk + 2 + d % 16, (d % 32) >= 16, scale1(blk));
+}
+
 /* o[r][dc .. dc + 16) = o * al[r], then += p[r][j] * v_j for j < nj. */
-INLINE void pv_chunk(int f16, int nr, const ts_attn_args *a, const void *vb, int64_t nj,
+INLINE void pv_chunk(int t, int nr, const ts_attn_args *a, const void *vb, int64_t nj,
                      int64_t dc, float *const *o, const float *const *p, const float *al)
 {
-    const int64_t vs = ts_attn_vstride(a->head_dim);
     __m256 acc[MR][2];
     UNROLL
     for (int r = 0; r < nr; r++)
@@ -50,7 +92,7 @@ INLINE void pv_chunk(int f16, int nr, const ts_attn_args *a, const void *vb, int
         for (int u = 0; u < 2; u++)
             acc[r][u] = _mm256_mul_ps(_mm256_loadu_ps(o[r] + dc + 8 * u), _mm256_set1_ps(al[r]));
     for (int64_t j = 0; j < nj; j++) {
-        __m256 v0 = ld8(f16, vb, j * vs + dc), v1 = ld8(f16, vb, j * vs + dc + 8);
+        __m256 v0 = ldv(t, vb, a->head_dim, j, dc), v1 = ldv(t, vb, a->head_dim, j, dc + 8);
         UNROLL
         for (int r = 0; r < nr; r++) {
             __m256 pj = _mm256_set1_ps(p[r][j]);
@@ -66,7 +108,18 @@ INLINE void pv_chunk(int f16, int nr, const ts_attn_args *a, const void *vb, int
 }
 
 /* Scaled, masked scores of nr rows for key block b (its K at kblk) into sc[r][0 .. 64). */
-INLINE void qk(int f16, int nr, const ts_attn_args *a, const float *const *q, int64_t b,
+INLINE void fma_rows(int nr, const float *const *q, int64_t d, __m256 k0, __m256 k1,
+                     __m256 acc[MR][2])
+{
+    UNROLL
+    for (int r = 0; r < nr; r++) {
+        __m256 qb = _mm256_set1_ps(q[r][d]);
+        acc[r][0] = _mm256_fmadd_ps(qb, k0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(qb, k1, acc[r][1]);
+    }
+}
+
+INLINE void qk(int t, int nr, const ts_attn_args *a, const float *const *q, int64_t b,
                const void *kblk, const int64_t *pos, float (*sc)[KB])
 {
     const int64_t hd = a->head_dim;
@@ -76,14 +129,29 @@ INLINE void qk(int f16, int nr, const ts_attn_args *a, const float *const *q, in
         UNROLL
         for (int r = 0; r < nr; r++)
             acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-        const int64_t kb = g * hd;
-        for (int64_t d = 0; d < hd; d++) {
-            __m256 k0 = ld8(f16, kblk, kb + d * 16), k1 = ld8(f16, kblk, kb + d * 16 + 8);
-            UNROLL
-            for (int r = 0; r < nr; r++) {
-                __m256 qb = _mm256_set1_ps(q[r][d]);
-                acc[r][0] = _mm256_fmadd_ps(qb, k0, acc[r][0]);
-                acc[r][1] = _mm256_fmadd_ps(qb, k1, acc[r][1]);
+        if (!ts_attn_type_quant(t)) {
+            const int64_t kb = g * hd;
+            for (int64_t d = 0; d < hd; d++)
+                fma_rows(nr, q, d, ld8(t, kblk, kb + d * 16), ld8(t, kblk, kb + d * 16 + 8), acc);
+        } else {
+            const size_t cb = ts_attn_kchunk_bytes(t), nc = (size_t)(hd / 32);
+            for (int64_t c = 0; c < hd / 32; c++) {
+                const uint8_t *ch = (const uint8_t *)kblk + ((size_t)(g / 16) * nc + (size_t)c) * cb;
+                __m256 s0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)ch));
+                __m256 s1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ch + 16)));
+                if (t == TS_ATTN_Q8_0) {
+                    for (int64_t r = 0; r < 32; r++) {
+                        const uint8_t *row = ch + 32 + r * 16;
+                        fma_rows(nr, q, 32 * c + r, q8x8(row, s0), q8x8(row + 8, s1), acc);
+                    }
+                } else {
+                    for (int hi = 0; hi < 2; hi++)
+                        for (int64_t r = 0; r < 16; r++) {
+                            const uint8_t *row = ch + 32 + r * 16;
+                            fma_rows(nr, q, 32 * c + 16 * hi + r, q4x8(row, hi, s0),
+                                     q4x8(row + 8, hi, s1), acc);
+                        }
+                }
             }
         }
         UNROLL
@@ -126,9 +194,44 @@ INLINE void softmax_row(float *sc, float *m, float *l, float *al)
     *m = mn;
 }
 
-INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
+typedef void (*qk_fn)(const ts_attn_args *a, const float *const *q, int64_t b,
+                      const void *kblk, const int64_t *pos, float (*sc)[KB]);
+typedef void (*pv_fn)(const ts_attn_args *a, const void *vb, int64_t nj, float *const *o,
+                      const float *const *p, const float *al);
+
+#define QK_INST(T, N)                                                                         \
+    static void qk_##T##_##N(const ts_attn_args *a, const float *const *q, int64_t b,         \
+                             const void *kblk, const int64_t *pos, float (*sc)[KB])           \
+    {                                                                                         \
+        qk(T, N, a, q, b, kblk, pos, sc);                                                     \
+    }
+#define PV_INST(T, N)                                                                         \
+    static void pv_##T##_##N(const ts_attn_args *a, const void *vb, int64_t nj,               \
+                             float *const *o, const float *const *p, const float *al)         \
+    {                                                                                         \
+        for (int64_t dc = 0; dc < ts_attn_vstride(a->head_dim); dc += 16)                     \
+            pv_chunk(T, N, a, vb, nj, dc, o, p, al);                                          \
+    }
+#define INST_T(T) QK_INST(T, 1) QK_INST(T, 2) QK_INST(T, 3) QK_INST(T, 4) \
+                  PV_INST(T, 1) PV_INST(T, 4)
+INST_T(0)
+INST_T(1)
+INST_T(2)
+INST_T(3)
+INST_T(4)
+#define QK_ROW(T) {qk_##T##_1, qk_##T##_2, qk_##T##_3, qk_##T##_4}
+static const qk_fn k_qk[TS_ATTN_NTYPES][MR] = {QK_ROW(0), QK_ROW(1), QK_ROW(2), QK_ROW(3),
+                                               QK_ROW(4)};
+static const pv_fn k_pv1[TS_ATTN_NTYPES] = {pv_0_1, pv_1_1, pv_2_1, pv_3_1, pv_4_1};
+static const pv_fn k_pv4[TS_ATTN_NTYPES] = {pv_0_4, pv_1_4, pv_2_4, pv_3_4, pv_4_4};
+
+static void rowblock(int nr, const ts_attn_args *a, int64_t r0)
 {
     const int64_t hd = a->head_dim, vs = ts_attn_vstride(hd);
+    const size_t kbb = ts_attn_kblock_bytes(a->k_type, hd);
+    const size_t vbb = ts_attn_vblock_bytes(a->v_type, hd);
+    const qk_fn qkf = k_qk[a->k_type][nr - 1];
+    const pv_fn pvn = nr == MR ? k_pv4[a->v_type] : NULL, pv1 = k_pv1[a->v_type];
     _Alignas(32) float ob[MR][TS_ATTN_MAX_HD];
     _Alignas(32) float pbuf[MR][KB];
     const float *q[MR];
@@ -136,7 +239,6 @@ INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
     const float *p[MR];
     float m[MR], l[MR], al[MR] = {0};
     int64_t pos[MR], pmax = 0;
-    UNROLL
     for (int r = 0; r < nr; r++) {
         int64_t i = (r0 + r) / a->n_grp, g = (r0 + r) % a->n_grp;
         q[r] = (const float *)((const char *)a->q + i * a->q_stride) + g * hd;
@@ -149,13 +251,11 @@ INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
         l[r] = 0.0f;
         memset(ob[r], 0, (size_t)vs * sizeof(float));
     }
-    const size_t elem = f16 ? sizeof(uint16_t) : sizeof(float);
     for (int64_t b = 0; b <= pmax; b += KB) {
-        const void *kb = ts_attn_block(a->k, a->pages, a->k_page_stride, hd, elem, b / KB);
-        const void *vb = ts_attn_block(a->v, a->pages, a->v_page_stride, vs, elem, b / KB);
-        qk(f16, nr, a, q, b, kb, pos, pbuf);
+        const void *kb = ts_attn_block(a->k, a->pages, a->k_page_stride, kbb, b / KB);
+        const void *vb = ts_attn_block(a->v, a->pages, a->v_page_stride, vbb, b / KB);
+        qkf(a, q, b, kb, pos, pbuf);
         bool full = true;
-        UNROLL
         for (int r = 0; r < nr; r++) {
             int64_t cnt = pos[r] - b + 1;
             if (cnt < KB)
@@ -163,19 +263,16 @@ INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
             if (cnt > 0)
                 softmax_row(pbuf[r], &m[r], &l[r], &al[r]);
         }
-        if (full) {
-            for (int64_t dc = 0; dc < vs; dc += 16)
-                pv_chunk(f16, nr, a, vb, KB, dc, o, p, al);
+        if (full && pvn) {
+            pvn(a, vb, KB, o, p, al);
             continue;
         }
-        UNROLL
         for (int r = 0; r < nr; r++) {
             int64_t cnt = pos[r] - b + 1;
-            for (int64_t dc = 0; cnt > 0 && dc < vs; dc += 16)
-                pv_chunk(f16, 1, a, vb, cnt < KB ? cnt : KB, dc, &o[r], &p[r], &al[r]);
+            if (cnt > 0)
+                pv1(a, vb, cnt < KB ? cnt : KB, &o[r], &p[r], &al[r]);
         }
     }
-    UNROLL
     for (int r = 0; r < nr; r++) {
         __m256 inv = _mm256_set1_ps(1.0f / l[r]);
         for (int64_t d = 0; d < hd; d += 8) {
@@ -188,20 +285,13 @@ INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
     }
 }
 
-static void attn(int f16, const ts_attn_args *a)
+/* Contract: ts_attn_fn (simd/ops.h); bit-identical to the scalar level. */
+void ts_attn_avx2(const ts_attn_args *a)
 {
     const int64_t rows = a->n_q * a->n_grp;
     int64_t r0 = 0;
     for (; r0 + MR <= rows; r0 += MR)
-        f16 ? rowblock(1, MR, a, r0) : rowblock(0, MR, a, r0);
-    switch (rows - r0) {
-    case 3: f16 ? rowblock(1, 3, a, r0) : rowblock(0, 3, a, r0); break;
-    case 2: f16 ? rowblock(1, 2, a, r0) : rowblock(0, 2, a, r0); break;
-    case 1: f16 ? rowblock(1, 1, a, r0) : rowblock(0, 1, a, r0); break;
-    default: break;
-    }
+        rowblock(MR, a, r0);
+    if (rows > r0)
+        rowblock((int)(rows - r0), a, r0);
 }
-
-/* Contract: ts_attn_fn (simd/ops.h); bit-identical to the scalar level. */
-void ts_attn_f32kv_avx2(const ts_attn_args *a) { attn(0, a); }
-void ts_attn_f16kv_avx2(const ts_attn_args *a) { attn(1, a); }

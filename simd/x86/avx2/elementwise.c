@@ -17,8 +17,7 @@ void ts_rmsnorm_avx2(float *x, const float *add, const float *w, float *y, int64
 void ts_rope_avx2(float *x, const float *cs, int64_t n_head, int64_t head_dim, int64_t n_rot,
                   int neox);
 void ts_swiglu_avx2(float *a, const float *b, int64_t n);
-void ts_attn_f32kv_avx2(const ts_attn_args *a);
-void ts_attn_f16kv_avx2(const ts_attn_args *a);
+void ts_attn_avx2(const ts_attn_args *a);
 void ts_gdn_scan_avx2(float *S, int64_t ds, int64_t n, const float *q, const float *k,
                      const float *v, size_t x_stride, const float *decay, const float *beta,
                      size_t g_stride, float scale, float *o, size_t o_stride);
@@ -127,7 +126,9 @@ void ts_swiglu_avx2(float *a, const float *b, int64_t n)
 
 void ts_simd_register_ops_avx2(ts_kernels *k)
 {
-    k->ops = (ts_ops){ts_attn_f32kv_avx2, ts_attn_f16kv_avx2, ts_rmsnorm_avx2, ts_rope_avx2,
-                      ts_swiglu_avx2, "ts_attn_f32kv_avx2", "ts_attn_f16kv_avx2",
-                      "ts_rmsnorm_avx2", "ts_rope_avx2", "ts_swiglu_avx2", ts_gdn_scan_avx2, "ts_gdn_scan_avx2"};
+    k->ops = (ts_ops){.attn = ts_attn_avx2, .rmsnorm = ts_rmsnorm_avx2, .rope = ts_rope_avx2,
+                      .swiglu = ts_swiglu_avx2, .attn_name = "ts_attn_avx2",
+                      .rmsnorm_name = "ts_rmsnorm_avx2", .rope_name = "ts_rope_avx2",
+                      .swiglu_name = "ts_swiglu_avx2", .gdn_scan = ts_gdn_scan_avx2,
+                      .gdn_scan_name = "ts_gdn_scan_avx2"};
 }

@@ -1,18 +1,23 @@
 /*
- * simd/x86/avx512/attn.c: the AVX-512 level of the attention kernels (f32 and
- * f16 KV cache), in the canonical order of simd/scalar/attn.c: same bits.
+ * simd/x86/avx512/attn.c: the AVX-512 level of the attention kernel (every KV
+ * type of simd/ops.h), in the canonical order of simd/scalar/attn.c: same bits.
  *
  * Register block: MR = 4 rows (query x GQA head) share every K and V load.
  * QK^T: the cache stores K transposed in groups of 16 keys, so one zmm holds
- * dim d of 16 keys and a key block is 4 zmm; per d, 4 loads, 4 broadcasts of
- * q[r][d] and 16 FMAs into 16 accumulators (the lane-wise fma chain over d of
- * the canonical order; no horizontal sums). Softmax per row and block: masked
- * scale, exact max, canonical exp, lane sums and the halving tree. P.V: per
- * chunk of 64 dims, 4 rows x 4 zmm accumulators, one V row load per key and a
- * broadcast of p[r][j]. The running output o lives on the stack with head_dim
- * padded to 16 (V rows are zero-padded alike), so there are no dim tails.
+ * dim d of 16 keys and a key block is 4 zmm; per d, 4 decoded loads, 4
+ * broadcasts of q[r][d] and 16 FMAs into 16 accumulators (the lane-wise fma
+ * chain over d of the canonical order; no horizontal sums). Softmax per row
+ * and block: masked scale, exact max, canonical exp, lane sums and the
+ * halving tree. P.V: per chunk of 64 dims, 4 rows x 4 zmm accumulators, one
+ * decoded V row load per key and a broadcast of p[r][j]. The running output o
+ * lives on the stack with head_dim padded to 16, so there are no dim tails.
  * A row whose position ends inside the block takes the one-row path for P.V
- * (values past a row's position are never read for it). Does not own: tiling.
+ * (values past a row's position are never read for it).
+ * Decoding (exact, as the scalar level): f16 by vcvtph2ps, bf16 by a 16-bit
+ * shift, q8_0 / q4_0 by widening the int8 / nibbles to f32 times the f16
+ * scale (one product that never rounds). QK^T and P.V are instantiated per
+ * type and row count and called per key block through a table (a block is
+ * thousands of FMAs; the call is noise). Does not own: tiling.
  */
 #include <immintrin.h>
 #include <stdbool.h>
@@ -27,23 +32,62 @@
 /* Full unrolling of the row / vector loops keeps the accumulators in registers. */
 #define UNROLL _Pragma("GCC unroll 8")
 
-void ts_attn_f32kv_avx512(const ts_attn_args *a);
-void ts_attn_f16kv_avx512(const ts_attn_args *a);
+void ts_attn_avx512(const ts_attn_args *a);
 
-/* 16 cache elements from element index i as f32 (f16 widened exactly). */
-INLINE __m512 ld16(int f16, const void *base, int64_t i)
+/* 16 elements of a plain (f32 / f16 / bf16) cache from element index i. */
+INLINE __m512 ld16(int t, const void *base, int64_t i)
 {
-    if (f16)
+    if (t == TS_ATTN_F16)
         return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)base + i)));
+    if (t == TS_ATTN_BF16)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)base + i))),
+            16));
     return _mm512_loadu_ps((const float *)base + i);
 }
 
+/* 16 int8 at p as f32, times sc. */
+INLINE __m512 q8x16(const uint8_t *p, __m512 sc)
+{
+    return _mm512_mul_ps(
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p))), sc);
+}
+
+/* 16 nibbles at p (low, or high when hi) minus 8 as f32, times sc. */
+INLINE __m512 q4x16(const uint8_t *p, int hi, __m512 sc)
+{
+    __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+    b = hi ? _mm512_srli_epi32(b, 4) : _mm512_and_si512(b, _mm512_set1_epi32(15));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(b, _mm512_set1_epi32(8))), sc);
+}
+
+/* An f16 scale at p, broadcast. */
+INLINE __m512 scale1(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _mm512_cvtph_ps(_mm256_set1_epi16((short)h));
+}
+
+/* 16 decoded V elements of row j, dims [d, d + 16) (d a multiple of 16). */
+INLINE __m512 ldv(int t, const void *vb, int64_t hd, int64_t j, int64_t d)
+{
+    if (!ts_attn_type_quant(t))
+        return ld16(t, vb, j * ts_attn_vstride(hd) + d);
+    const uint8_t *row = (const uint8_t *)vb + (size_t)j * ts_attn_vrow_bytes(t, hd);
+    if (t == TS_ATTN_Q8_0) {
+        const uint8_t *blk = row + (size_t)(d / 32) * 34;
+        return q8x16(blk + 2 + d % 32, scale1(blk));
+    }
+    const uint8_t *blk = row + (size_t)(d / 32) * 18;
+    return q4x16(blk + 2, (d % 32) >= 16, scale1(blk));
+}
+
 /* o[r][dc .. dc + 16 NV) = o * al[r], then += p[r][j] * v_j for j < nj keys
- * of the block starting at key b (rows are fully valid up to nj). */
-INLINE void pv_chunk(int f16, int nr, int nv, const ts_attn_args *a, const void *vb, int64_t nj,
+ * of the block (rows are fully valid up to nj). */
+INLINE void pv_chunk(int t, int nr, int nv, const ts_attn_args *a, const void *vb, int64_t nj,
                      int64_t dc, float *const *o, const float *const *p, const float *al)
 {
-    const int64_t vs = ts_attn_vstride(a->head_dim);
     __m512 acc[MR][4];
     UNROLL
     for (int r = 0; r < nr; r++)
@@ -54,7 +98,7 @@ INLINE void pv_chunk(int f16, int nr, int nv, const ts_attn_args *a, const void 
         __m512 vv[4];
         UNROLL
         for (int u = 0; u < nv; u++)
-            vv[u] = ld16(f16, vb, j * vs + dc + 16 * u);
+            vv[u] = ldv(t, vb, a->head_dim, j, dc + 16 * u);
         UNROLL
         for (int r = 0; r < nr; r++) {
             __m512 pj = _mm512_set1_ps(p[r][j]);
@@ -70,45 +114,119 @@ INLINE void pv_chunk(int f16, int nr, int nv, const ts_attn_args *a, const void 
             _mm512_storeu_ps(o[r] + dc + 16 * u, acc[r][u]);
 }
 
-INLINE void pv(int f16, int nr, const ts_attn_args *a, const void *vb, int64_t nj,
+INLINE void pv(int t, int nr, const ts_attn_args *a, const void *vb, int64_t nj,
                float *const *o, const float *const *p, const float *al)
 {
     const int64_t vs = ts_attn_vstride(a->head_dim);
     int64_t dc = 0;
     for (; dc + 64 <= vs; dc += 64)
-        pv_chunk(f16, nr, 4, a, vb, nj, dc, o, p, al);
+        pv_chunk(t, nr, 4, a, vb, nj, dc, o, p, al);
     for (; dc < vs; dc += 16)
-        pv_chunk(f16, nr, 1, a, vb, nj, dc, o, p, al);
+        pv_chunk(t, nr, 1, a, vb, nj, dc, o, p, al);
 }
 
-/* Scores of nr rows for the key block at kb into acc (lane-wise fma chain over d). */
-INLINE void qk(int f16, int nr, const ts_attn_args *a, const float *const *q, const void *kb,
-               __m512 acc[MR][4])
+INLINE void fma_rows(int nr, const float *const *q, int64_t d, const __m512 *kv,
+                     __m512 acc[MR][4])
+{
+    UNROLL
+    for (int r = 0; r < nr; r++) {
+        __m512 qb = _mm512_set1_ps(q[r][d]);
+        UNROLL
+        for (int u = 0; u < 4; u++)
+            acc[r][u] = _mm512_fmadd_ps(qb, kv[u], acc[r][u]);
+    }
+}
+
+/* Raw scores of nr rows for the key block at kb into sc (lane-wise fma chain
+ * over d). */
+INLINE void qk(int t, int nr, const ts_attn_args *a, const float *const *q, const void *kb,
+               float (*sc)[KB])
 {
     const int64_t hd = a->head_dim;
+    __m512 acc[MR][4];
     UNROLL
     for (int r = 0; r < nr; r++)
         UNROLL
         for (int u = 0; u < 4; u++)
             acc[r][u] = _mm512_setzero_ps();
-    for (int64_t d = 0; d < hd; d++) {
-        __m512 kv[4];
-        UNROLL
-        for (int u = 0; u < 4; u++)
-            kv[u] = ld16(f16, kb, 16 * u * hd + d * 16);
-        UNROLL
-        for (int r = 0; r < nr; r++) {
-            __m512 qb = _mm512_set1_ps(q[r][d]);
+    if (!ts_attn_type_quant(t)) {
+        for (int64_t d = 0; d < hd; d++) {
+            __m512 kv[4];
             UNROLL
             for (int u = 0; u < 4; u++)
-                acc[r][u] = _mm512_fmadd_ps(qb, kv[u], acc[r][u]);
+                kv[u] = ld16(t, kb, 16 * u * hd + d * 16);
+            fma_rows(nr, q, d, kv, acc);
+        }
+    } else {
+        const size_t cb = ts_attn_kchunk_bytes(t), nc = (size_t)(hd / 32);
+        for (int64_t c = 0; c < hd / 32; c++) {
+            const uint8_t *ch[4];
+            __m512 s[4];
+            UNROLL
+            for (int u = 0; u < 4; u++) {
+                ch[u] = (const uint8_t *)kb + ((size_t)u * nc + (size_t)c) * cb;
+                s[u] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)ch[u]));
+            }
+            if (t == TS_ATTN_Q8_0) {
+                for (int64_t r = 0; r < 32; r++) {
+                    __m512 kv[4];
+                    UNROLL
+                    for (int u = 0; u < 4; u++)
+                        kv[u] = q8x16(ch[u] + 32 + r * 16, s[u]);
+                    fma_rows(nr, q, 32 * c + r, kv, acc);
+                }
+            } else {
+                for (int hi = 0; hi < 2; hi++)
+                    for (int64_t r = 0; r < 16; r++) {
+                        __m512 kv[4];
+                        UNROLL
+                        for (int u = 0; u < 4; u++)
+                            kv[u] = q4x16(ch[u] + 32 + r * 16, hi, s[u]);
+                        fma_rows(nr, q, 32 * c + 16 * hi + r, kv, acc);
+                    }
+            }
         }
     }
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int u = 0; u < 4; u++)
+            _mm512_storeu_ps(sc[r] + 16 * u, acc[r][u]);
 }
+
+typedef void (*qk_fn)(const ts_attn_args *a, const float *const *q, const void *kb,
+                      float (*sc)[KB]);
+typedef void (*pv_fn)(const ts_attn_args *a, const void *vb, int64_t nj, float *const *o,
+                      const float *const *p, const float *al);
+
+#define QK_INST(T, N)                                                                         \
+    static void qk_##T##_##N(const ts_attn_args *a, const float *const *q, const void *kb,    \
+                             float (*sc)[KB])                                                 \
+    {                                                                                         \
+        qk(T, N, a, q, kb, sc);                                                               \
+    }
+#define PV_INST(T, N)                                                                         \
+    static void pv_##T##_##N(const ts_attn_args *a, const void *vb, int64_t nj,               \
+                             float *const *o, const float *const *p, const float *al)         \
+    {                                                                                         \
+        pv(T, N, a, vb, nj, o, p, al);                                                        \
+    }
+#define INST_T(T) QK_INST(T, 1) QK_INST(T, 2) QK_INST(T, 3) QK_INST(T, 4) \
+                  PV_INST(T, 1) PV_INST(T, 4)
+INST_T(0)
+INST_T(1)
+INST_T(2)
+INST_T(3)
+INST_T(4)
+#define QK_ROW(T) {qk_##T##_1, qk_##T##_2, qk_##T##_3, qk_##T##_4}
+static const qk_fn k_qk[TS_ATTN_NTYPES][MR] = {QK_ROW(0), QK_ROW(1), QK_ROW(2), QK_ROW(3),
+                                               QK_ROW(4)};
+static const pv_fn k_pv1[TS_ATTN_NTYPES] = {pv_0_1, pv_1_1, pv_2_1, pv_3_1, pv_4_1};
+static const pv_fn k_pv4[TS_ATTN_NTYPES] = {pv_0_4, pv_1_4, pv_2_4, pv_3_4, pv_4_4};
 
 /* Softmax step of one row for the block: returns the block's valid p_j in pb
  * and updates m, l; *al gets exp(m_old - m_new). cnt = valid keys (1..64). */
-INLINE void softmax_row(const __m512 *acc, float scale, int64_t cnt, float *m, float *l,
+INLINE void softmax_row(const float *raw, float scale, int64_t cnt, float *m, float *l,
                         float *al, float *pb)
 {
     __m512 s[4];
@@ -116,7 +234,8 @@ INLINE void softmax_row(const __m512 *acc, float scale, int64_t cnt, float *m, f
     for (int u = 0; u < 4; u++) {
         int64_t nv = cnt - 16 * u;
         __mmask16 mk = nv >= 16 ? (__mmask16)0xffff : nv <= 0 ? 0 : (__mmask16)((1u << nv) - 1);
-        s[u] = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), mk, acc[u], _mm512_set1_ps(scale));
+        s[u] = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), mk, _mm512_loadu_ps(raw + 16 * u),
+                                  _mm512_set1_ps(scale));
     }
     float mb = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(s[0], s[1]),
                                                   _mm512_max_ps(s[2], s[3])));
@@ -134,17 +253,20 @@ INLINE void softmax_row(const __m512 *acc, float scale, int64_t cnt, float *m, f
     *m = mn;
 }
 
-INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
+static void rowblock(int nr, const ts_attn_args *a, int64_t r0)
 {
     const int64_t hd = a->head_dim, vs = ts_attn_vstride(hd);
+    const size_t kbb = ts_attn_kblock_bytes(a->k_type, hd);
+    const size_t vbb = ts_attn_vblock_bytes(a->v_type, hd);
+    const qk_fn qkf = k_qk[a->k_type][nr - 1];
+    const pv_fn pvn = nr == MR ? k_pv4[a->v_type] : NULL, pv1 = k_pv1[a->v_type];
     _Alignas(64) float ob[MR][TS_ATTN_MAX_HD];
-    _Alignas(64) float pbuf[MR][KB];
+    _Alignas(64) float pbuf[MR][KB], raw[MR][KB];
     const float *q[MR];
     float *o[MR], *out[MR];
     const float *p[MR];
     float m[MR], l[MR], al[MR] = {0};
     int64_t pos[MR], pmax = 0;
-    UNROLL
     for (int r = 0; r < nr; r++) {
         int64_t i = (r0 + r) / a->n_grp, g = (r0 + r) % a->n_grp;
         q[r] = (const float *)((const char *)a->q + i * a->q_stride) + g * hd;
@@ -157,33 +279,28 @@ INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
         l[r] = 0.0f;
         memset(ob[r], 0, (size_t)vs * sizeof(float));
     }
-    const size_t elem = f16 ? sizeof(uint16_t) : sizeof(float);
     for (int64_t b = 0; b <= pmax; b += KB) {
-        const void *kb = ts_attn_block(a->k, a->pages, a->k_page_stride, hd, elem, b / KB);
-        const void *vb = ts_attn_block(a->v, a->pages, a->v_page_stride, vs, elem, b / KB);
-        __m512 acc[MR][4];
-        qk(f16, nr, a, q, kb, acc);
+        const void *kb = ts_attn_block(a->k, a->pages, a->k_page_stride, kbb, b / KB);
+        const void *vb = ts_attn_block(a->v, a->pages, a->v_page_stride, vbb, b / KB);
+        qkf(a, q, kb, raw);
         bool full = true;
-        UNROLL
         for (int r = 0; r < nr; r++) {
             int64_t cnt = pos[r] - b + 1;
             if (cnt < KB)
                 full = false;
             if (cnt > 0)
-                softmax_row(acc[r], a->scale, cnt, &m[r], &l[r], &al[r], pbuf[r]);
+                softmax_row(raw[r], a->scale, cnt, &m[r], &l[r], &al[r], pbuf[r]);
         }
-        if (full) {
-            pv(f16, nr, a, vb, KB, o, p, al);
+        if (full && pvn) {
+            pvn(a, vb, KB, o, p, al);
             continue;
         }
-        UNROLL
         for (int r = 0; r < nr; r++) {
             int64_t cnt = pos[r] - b + 1;
             if (cnt > 0)
-                pv(f16, 1, a, vb, cnt < KB ? cnt : KB, &o[r], &p[r], &al[r]);
+                pv1(a, vb, cnt < KB ? cnt : KB, &o[r], &p[r], &al[r]);
         }
     }
-    UNROLL
     for (int r = 0; r < nr; r++) {
         __m512 inv = _mm512_set1_ps(1.0f / l[r]);
         for (int64_t d = 0; d < hd; d += 16) {
@@ -193,20 +310,13 @@ INLINE void rowblock(int f16, int nr, const ts_attn_args *a, int64_t r0)
     }
 }
 
-static void attn(int f16, const ts_attn_args *a)
+/* Contract: ts_attn_fn (simd/ops.h); bit-identical to the scalar level. */
+void ts_attn_avx512(const ts_attn_args *a)
 {
     const int64_t rows = a->n_q * a->n_grp;
     int64_t r0 = 0;
     for (; r0 + MR <= rows; r0 += MR)
-        f16 ? rowblock(1, MR, a, r0) : rowblock(0, MR, a, r0);
-    switch (rows - r0) {
-    case 3: f16 ? rowblock(1, 3, a, r0) : rowblock(0, 3, a, r0); break;
-    case 2: f16 ? rowblock(1, 2, a, r0) : rowblock(0, 2, a, r0); break;
-    case 1: f16 ? rowblock(1, 1, a, r0) : rowblock(0, 1, a, r0); break;
-    default: break;
-    }
+        rowblock(MR, a, r0);
+    if (rows > r0)
+        rowblock((int)(rows - r0), a, r0);
 }
-
-/* Contract: ts_attn_fn (simd/ops.h); bit-identical to the scalar level. */
-void ts_attn_f32kv_avx512(const ts_attn_args *a) { attn(0, a); }
-void ts_attn_f16kv_avx512(const ts_attn_args *a) { attn(1, a); }

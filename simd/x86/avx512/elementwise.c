@@ -18,8 +18,7 @@ void ts_rmsnorm_avx512(float *x, const float *add, const float *w, float *y, int
 void ts_rope_avx512(float *x, const float *cs, int64_t n_head, int64_t head_dim, int64_t n_rot,
                     int neox);
 void ts_swiglu_avx512(float *a, const float *b, int64_t n);
-void ts_attn_f32kv_avx512(const ts_attn_args *a);
-void ts_attn_f16kv_avx512(const ts_attn_args *a);
+void ts_attn_avx512(const ts_attn_args *a);
 void ts_gdn_scan_avx512(float *S, int64_t ds, int64_t n, const float *q, const float *k,
                      const float *v, size_t x_stride, const float *decay, const float *beta,
                      size_t g_stride, float scale, float *o, size_t o_stride);
@@ -107,8 +106,9 @@ void ts_swiglu_avx512(float *a, const float *b, int64_t n)
 
 void ts_simd_register_ops_avx512(ts_kernels *k)
 {
-    k->ops = (ts_ops){ts_attn_f32kv_avx512, ts_attn_f16kv_avx512, ts_rmsnorm_avx512,
-                      ts_rope_avx512, ts_swiglu_avx512, "ts_attn_f32kv_avx512",
-                      "ts_attn_f16kv_avx512", "ts_rmsnorm_avx512", "ts_rope_avx512",
-                      "ts_swiglu_avx512", ts_gdn_scan_avx512, "ts_gdn_scan_avx512"};
+    k->ops = (ts_ops){.attn = ts_attn_avx512, .rmsnorm = ts_rmsnorm_avx512, .rope = ts_rope_avx512,
+                      .swiglu = ts_swiglu_avx512, .attn_name = "ts_attn_avx512",
+                      .rmsnorm_name = "ts_rmsnorm_avx512", .rope_name = "ts_rope_avx512",
+                      .swiglu_name = "ts_swiglu_avx512", .gdn_scan = ts_gdn_scan_avx512,
+                      .gdn_scan_name = "ts_gdn_scan_avx512"};
 }
