@@ -474,6 +474,14 @@ int ts_session_pos(const ts_session *s) { return (int)s->pos; }
 int ts_session_n_ctx(const ts_session *s) { return (int)s->n_ctx; }
 int ts_session_chunk(const ts_session *s) { return (int)s->chunk; }
 
+uint64_t ts_session_kv_bytes(const ts_session *s, int64_t n_pos)
+{
+    const ts_kv *kv = &s->kv;
+    const uint64_t blocks = n_pos > 0 ? (uint64_t)((n_pos + TS_ATTN_KBLK - 1) / TS_ATTN_KBLK) : 0;
+    return blocks * (uint64_t)(kv->k_blk + kv->v_blk) * (uint64_t)kv->n_layer *
+           (uint64_t)kv->n_head_kv;
+}
+
 ts_status ts_session_truncate(ts_session *s, int pos, ts_err *err)
 {
     if (pos < 0 || pos > s->pos)

@@ -138,6 +138,10 @@ const float *ts_session_logits(const ts_session *s); /* (n_vocab); NULL before a
 int ts_session_pos(const ts_session *s);
 int ts_session_n_ctx(const ts_session *s);
 int ts_session_chunk(const ts_session *s);
+/* Bytes of KV cache that n_pos positions of this session occupy (whole key
+ * blocks of 64 positions, every attention layer and KV head, K and V); the
+ * recurrent state of a hybrid model not included. */
+uint64_t ts_session_kv_bytes(const ts_session *s, int64_t n_pos);
 void ts_session_reset(ts_session *s); /* forget every position */
 /* Forgets positions >= pos (pos <= ts_session_pos): the next token goes to
  * pos, and every later logit is byte-identical to a session that never held

@@ -21,6 +21,11 @@
  * first -p and -n test: a table of t/s and parallel efficiency (relative to
  * the first thread count) on stdout, the same as CSV, and an SVG plot
  * (tools/bench_sweep.c).
+ * -ctk T / -ctv T / --kv-type T: the KV cache types (llama-bench's -ctk / -ctv,
+ * one value each); json and csv rows carry type_k and type_v.
+ * --sweep-ctx A:B:S [-p N] [-n M] [--sweep-csv F] [--sweep-svg F]: ppN and
+ * tgM at context depths A, A + S, .. <= B with memory per depth
+ * (tools/bench_ctx.c).
  * --moe-audit [-t 1,2,3]: the MoE routed-matmul audit (core/moe_audit.c) at
  * K = 2048: tokens per expert {1 .. 1000} x tile caps {32, 64, 128} x
  * threads, every value against dequantize + double dot, every configuration
@@ -33,6 +38,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_ctx.h"
 #include "bench_sweep.h"
 #include "cmds.h"
 #include "matmul.h"
@@ -50,8 +56,9 @@ static int usage(const char *msg)
 {
     ts_cli_error(CMD, "%s (usage: tessera bench -m MODEL[,MODEL] [-p 512,2048] [-n 128] "
                  "[-pg PP,TG] [-d 0,4096] [-t 1,2] [-r 5] [-ub 512] [-o md|csv|json|jsonl] "
-                 "[--chunk C] [--numa MODE] [--cpu-range A-B] "
-                 "[--sweep 1,2,4 [--sweep-csv F] [--sweep-svg F]] | tessera bench --moe-audit [-t 1,2,3])", msg);
+                 "[--chunk C] [-ctk T] [-ctv T] [--numa MODE] [--cpu-range A-B] "
+                 "[--sweep 1,2,4 | --sweep-ctx A:B:S] [--sweep-csv F] [--sweep-svg F] "
+                 "| tessera bench --moe-audit [-t 1,2,3]; T: " TS_CLI_KV_TYPES ")", msg);
     return 2;
 }
 
@@ -99,6 +106,10 @@ typedef struct {
     int numa;
     const char *cpu_range, *sweep_csv, *sweep_svg;
     ts_cli_list sweep;
+    int kt, vt;     /* KV cache types */
+    bool kv_set;    /* -ctk / -ctv given: the md table shows them */
+    bool sweep_ctx; /* --sweep-ctx from:to:step */
+    long long ctx_from, ctx_to, ctx_step;
 } bench_args;
 
 /* int8 GOP/s of one core, probed once, after the first model loaded (so a bad
@@ -190,10 +201,12 @@ static void json_row(const bench_args *a, const row_data *r, const char *test, d
     json_str(in->arch);
     printf("\", \"model_size\": %llu, "
            "\"model_n_params\": %llu, \"n_threads\": %u, \"n_ubatch\": %d, \"n_prompt\": %lld, "
-           "\"n_gen\": %lld, \"n_depth\": %lld, \"avg_ns\": %.0f, \"stddev_ns\": %.0f, "
+           "\"n_gen\": %lld, \"n_depth\": %lld, \"type_k\": \"%s\", \"type_v\": \"%s\", "
+           "\"avg_ns\": %.0f, \"stddev_ns\": %.0f, "
            "\"avg_ts\": %.6f, \"stddev_ts\": %.6f, \"samples_ns\": [",
            (unsigned long long)in->n_bytes, (unsigned long long)in->n_params,
-           in->n_threads, r->chunk, r->t->pp, r->t->tg, r->t->depth, ns_mean,
+           in->n_threads, r->chunk, r->t->pp, r->t->tg, r->t->depth, ts_kv_type_name(a->kt),
+           ts_kv_type_name(a->vt), ns_mean,
            ns_var > 0 ? sqrt(ns_var) : 0.0, r->mean, r->sd);
     for (long long i = 0; i < r->n; i++)
         printf("%s%.0f", i ? ", " : "", 1e9 * (double)tok / r->samples[i]);
@@ -215,22 +228,28 @@ static void print_row(const bench_args *a, const row_data *r, double peak_core, 
     if (!strcmp(a->fmt, "csv")) {
         if (first)
             printf("model,size_mib,params_m,backend,threads,test,t_s,t_s_sd,gops,pct_peak,"
-                   "peak_rss_mib,t_s_median,n_prompt,n_gen,n_depth,n_ubatch\n");
-        printf("%s,%.2f,%.2f,CPU,%u,%s,%.2f,%.2f,%.1f,%.1f,%.1f,%.2f,%lld,%lld,%lld,%d\n",
+                   "peak_rss_mib,t_s_median,n_prompt,n_gen,n_depth,n_ubatch,type_k,type_v\n");
+        printf("%s,%.2f,%.2f,CPU,%u,%s,%.2f,%.2f,%.1f,%.1f,%.1f,%.2f,%lld,%lld,%lld,%d,%s,%s\n",
                r->name, size_mib, params_m, in->n_threads, test, r->mean, r->sd, g, pct,
-               ts_cli_peak_rss_mib(), r->med, r->t->pp, r->t->tg, r->t->depth, r->chunk);
+               ts_cli_peak_rss_mib(), r->med, r->t->pp, r->t->tg, r->t->depth, r->chunk,
+               ts_kv_type_name(a->kt), ts_kv_type_name(a->vt));
     } else if (!strncmp(a->fmt, "json", 4)) {
         json_row(a, r, test, g, pct, first);
     } else {
         if (first) {
-            printf("| model | size | params | backend | threads |%s test | t/s | median t/s "
-                   "| GOP/s | %% peak | peak RSS |\n", a->ub_set ? " chunk |" : "");
-            printf("| --- | ---: | ---: | --- | ---: |%s ---: | ---: | ---: | ---: | ---: | ---: "
-                   "|\n", a->ub_set ? " ---: |" : "");
+            printf("| model | size | params | backend | threads |%s%s test | t/s | median t/s "
+                   "| GOP/s | %% peak | peak RSS |\n", a->ub_set ? " chunk |" : "",
+                   a->kv_set ? " type_k | type_v |" : "");
+            printf("| --- | ---: | ---: | --- | ---: |%s%s ---: | ---: | ---: | ---: | ---: | ---: "
+                   "|\n", a->ub_set ? " ---: |" : "", a->kv_set ? " --- | --- |" : "");
         }
-        char chunk[24] = "";
+        char chunk[48] = "";
+        int cn = 0;
         if (a->ub_set)
-            snprintf(chunk, sizeof(chunk), " %d |", r->chunk);
+            cn = snprintf(chunk, sizeof(chunk), " %d |", r->chunk);
+        if (a->kv_set)
+            snprintf(chunk + cn, sizeof(chunk) - (size_t)cn, " %s | %s |", ts_kv_type_name(a->kt),
+                     ts_kv_type_name(a->vt));
         printf("| %s %s | %.2f MiB | %.2f M | CPU | %u |%s %s | %.2f ± %.2f | %.2f | %.1f | "
                "%.1f%% | %.1f MiB |\n",
                in->arch, r->name, size_mib, params_m, in->n_threads, chunk, test, r->mean, r->sd,
@@ -286,7 +305,19 @@ static int parse(int argc, char **argv, bench_args *a)
             a->moe_audit = true;
             continue;
         }
+        const int kvo = ts_cli_kv_option(o, v, &a->kt, &a->vt);
+        if (kvo < 0)
+            return usage("-ctk, -ctv and --kv-type want one of " TS_CLI_KV_TYPES);
+        if (kvo > 0) {
+            a->kv_set = true;
+            i++;
+            continue;
+        }
         if (!strcmp(o, "-m") || !strcmp(o, "--model")) ok = ok && parse_models(v, a);
+        else if (!strcmp(o, "--sweep-ctx")) {
+            ok = ok && ts_ctx_sweep_parse(v, &a->ctx_from, &a->ctx_to, &a->ctx_step);
+            a->sweep_ctx = true;
+        }
         else if (!strcmp(o, "-p") || !strcmp(o, "--n-prompt")) {
             ok = ok && ts_cli_parse_list(v, 0, 1 << 20, &a->pp);
             pp_set = true;
@@ -346,6 +377,11 @@ static int parse(int argc, char **argv, bench_args *a)
         a->tg = (ts_cli_list){{0}, 1};
     if (a->sweep.n && (a->n_models > 1 || a->ub.n > 1 || a->depth.n > 1 || a->depth.v[0]))
         return usage("--sweep takes one model, one chunk and depth 0");
+    if (a->sweep_ctx && (a->sweep.n || a->n_models > 1 || a->ub.n > 1 || a->th.n > 1 ||
+                         a->depth.n > 1 || a->depth.v[0] || a->pp.n > 1 || a->tg.n > 1 ||
+                         a->n_pg))
+        return usage("--sweep-ctx takes one model, thread count, chunk, -p and -n (no -d, -pg "
+                     "or --sweep)");
     return a->n_models || a->moe_audit ? 0 : usage("-m MODEL is required");
 }
 
@@ -417,7 +453,8 @@ static int bench_threads(const bench_args *a, const char *model, int threads, in
     bool got_pp = false, got_tg = false;
     for (int u = 0; u < a->ub.n; u++) {
         long long ub = a->ub.v[u];
-        ts_session_opts so = {.n_ctx = (int)max_n, .chunk = ub == -2 ? 0 : ub == 0 ? -1 : (int)ub};
+        ts_session_opts so = {.n_ctx = (int)max_n, .chunk = ub == -2 ? 0 : ub == 0 ? -1 : (int)ub,
+                              .kv_type_k = a->kt, .kv_type_v = a->vt};
         ts_session_destroy(s);
         s = NULL;
         if (ts_session_create(&s, eng, &so, &err) != TS_OK)
@@ -521,6 +558,18 @@ static int run_bench(bench_args *a)
 {
     if (a->moe_audit)
         return moe_audit(a);
+    if (a->sweep_ctx) {
+        const char *name =
+            strrchr(a->models[0], '/') ? strrchr(a->models[0], '/') + 1 : a->models[0];
+        long long ub = a->ub.v[0];
+        ts_ctx_sweep_opts o = {.model = a->models[0], .name = name, .from = a->ctx_from,
+                               .to = a->ctx_to, .step = a->ctx_step, .pp = a->pp.v[0],
+                               .tg = a->tg.v[0], .reps = a->reps, .threads = (int)a->th.v[0],
+                               .chunk = ub == -2 ? 0 : ub == 0 ? -1 : (int)ub, .kt = a->kt,
+                               .vt = a->vt, .numa = a->numa, .cpu_range = a->cpu_range,
+                               .csv = a->sweep_csv, .svg = a->sweep_svg};
+        return ts_ctx_sweep_run(&o);
+    }
     int first = 1;
     if (a->sweep.n) {
         ts_sweep_point pts[MAX_LIST];
