@@ -165,7 +165,7 @@ static void kernels_check_complete(const ts_kernels *k)
             fprintf(stderr, "tessera: kernel table: no gemm kernel for qtype %u\n", t);
             abort();
         }
-    if (!k->peak_int8) {
+    if (!k->peak_int8 || !k->peak_f32) {
         fprintf(stderr, "tessera: kernel table: no peak probe\n");
         abort();
     }

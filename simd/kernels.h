@@ -124,6 +124,10 @@ typedef struct {
      * caller's timing gives this level's int8 GOP/s ceiling per core. */
     uint64_t (*peak_int8)(uint64_t n_iter);
     const char *peak_name;
+    /* The same for f32 fused multiply-adds (the attention kernels' plain-type
+     * inner loop; scalar: plain multiply-adds): returns the flops done. */
+    uint64_t (*peak_f32)(uint64_t n_iter);
+    const char *peak_f32_name;
 } ts_kernels;
 
 /* Fills k for levels <= cap (cap is clamped to what the host supports). */

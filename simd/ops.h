@@ -49,7 +49,9 @@ static inline int ts_attn_type_quant(int t) { return t == TS_ATTN_Q8_0 || t == T
  * K, f32/f16/bf16: 4 groups of 16 positions; element (j, d) at
  *   (j / 16) * head_dim * 16 + d * 16 + j % 16 elements.
  * K, q8_0: 4 groups of 16 positions of head_dim / 32 chunks of 544 bytes:
- *   the 16 positions' f16 scales, then 32 rows (dims) of 16 int8 (positions).
+ *   the 16 positions' f16 scales, then 8 quads of dims, each 16 positions x
+ *   4 bytes (dims 4i .. 4i+3 of a position together), a byte being q + 128
+ *   (q in -127..127; unsigned for the int8 dot products of VNNI / AMX).
  * K, q4_0: 4 groups, chunks of 288 bytes: the 16 f16 scales, then 16 rows of
  *   16 bytes; row r, byte t: low nibble dim 32c + r, high nibble 32c + 16 + r
  *   of position t (q4_0's nibble pairing, per position).
@@ -86,6 +88,12 @@ static inline int ts_attn_type_ok(int t, int64_t hd)
  * other positions of the block are untouched. simd/scalar/attn.c. */
 void ts_attn_store_k(int t, void *kblock, int64_t hd, int64_t j, const float *src);
 void ts_attn_store_v(int t, void *vblock, int64_t hd, int64_t j, const float *src);
+/* q8_0 as llama.cpp's CPU backend quantizes at run time on x86 (its
+ * quantize_row_q8_0, the KV cache writes and the flash-attention query):
+ * d = amax / 127, ints = round-to-nearest-even(x * (127 / amax)); a block
+ * holding NaN or +-Inf gets a NaN scale and zero ints. n a multiple of 32.
+ * The KV cache and the q8_0-K queries use it on every level. */
+void ts_attn_quant_q8_0(const float *x, void *blocks, int64_t n);
 /* Read back element (j, d) of a block as the kernels decode it (tests, tools). */
 float ts_attn_load_k(int t, const void *kblock, int64_t hd, int64_t j, int64_t d);
 float ts_attn_load_v(int t, const void *vblock, int64_t hd, int64_t j, int64_t d);
@@ -109,6 +117,11 @@ float ts_attn_load_v(int t, const void *vblock, int64_t hd, int64_t j, int64_t d
  *   p_j = exp(s_j - m') (0 for j > p); l = l * a + tree(lane sums of p);
  *   o[d] = o[d] * a, then o[d] = fma(p_j, v_j[d], o[d]) for j in order;
  *   finally out[d] = o[d] * (1 / l).
+ * Except for a q8_0 K cache, whose scores are integer dot products, as
+ * llama.cpp computes them (the query quantized as q8_0 too):
+ *   qq = ts_attn_quant_q8_0(q) (per 32-dim block b: scale dq_b, ints q_b);
+ *   s_j = fma-chain over b of (float)(sum_d q_b[d] * k_jb[d]) * (dq_b * dk_jb),
+ *         then times scale (the integer sum is exact, dq_b * dk_jb too: two f16).
  * ts_attn_type_ok(k_type, head_dim) and (v_type, head_dim); no alignment.
  */
 typedef struct {

@@ -117,6 +117,14 @@ static void check_ref(const acase *c, const float *o, bool vs_double)
         TS_CHECK(isnan(orow[c->grp * c->hd]), "row %lld padding overwritten", (long long)i);
         for (int64_t g = 0; g < c->grp; g++) {
             const float *qv = qrow + g * c->hd, *ov = orow + g * c->hd;
+            /* a q8_0 K cache scores the query as q8_0 (ops.h): the truth uses it too */
+            float qd[TS_ATTN_MAX_HD];
+            if (c->kt == TS_ATTN_Q8_0) {
+                ts_block_q8_0 qq[TS_ATTN_MAX_HD / 32];
+                ts_attn_quant_q8_0(qv, qq, c->hd);
+                ts_dequant_q8_0_scalar(qq, qd, c->hd);
+                qv = qd;
+            }
             int64_t p = c->pos0 + i;
             double mx = -INFINITY, sum = 0;
             for (int64_t j = 0; j <= p; j++) {

@@ -53,3 +53,21 @@ TS_TEST(test_smoke_bench_sweep_ctx)
                     ts_test_bin(), model);
     TS_CHECK(rc == 2, "--sweep-ctx with two thread counts: exit %d: %s", rc, out);
 }
+
+/* bench --attn: the kernel table with its peak line, for a plain and a q8_0
+ * K cache; bad lists are usage errors. */
+TS_TEST(test_smoke_bench_attn)
+{
+    char out[8192];
+    int rc = ts_test_sh(out, sizeof(out), 60, "%s bench --attn -p 3,65 -d 100,130 -r 1",
+                        ts_test_bin());
+    TS_CHECK(rc == 0 && strstr(out, "f32 FMA") && strstr(out, "| 65 | 130 |") &&
+                 strstr(out, "% of peak"),
+             "bench --attn: exit %d: %s", rc, out);
+    rc = ts_test_sh(out, sizeof(out), 60, "%s bench --attn -p 1 -d 70 -r 1 -ctk q8_0 -ctv bf16",
+                    ts_test_bin());
+    TS_CHECK(rc == 0 && strstr(out, "int8") && strstr(out, "q8_0/bf16") && strstr(out, "| 1 | 70 |"),
+             "bench --attn q8_0: exit %d: %s", rc, out);
+    rc = ts_test_sh(out, sizeof(out), 30, "%s bench --attn -d 0", ts_test_bin());
+    TS_CHECK(rc == 2 && strstr(out, "--attn"), "bench --attn -d 0: exit %d: %s", rc, out);
+}

@@ -26,6 +26,8 @@
  * --sweep-ctx A:B:S [-p N] [-n M] [--sweep-csv F] [--sweep-svg F]: ppN and
  * tgM at context depths A, A + S, .. <= B with memory per depth
  * (tools/bench_ctx.c).
+ * --attn [-ctk T -ctv T] [-p NQ,..] [-d NKV,..] [-r R]: the attention kernel
+ * alone, one thread, against its instructions' peak (tools/bench_attn.c).
  * --moe-audit [-t 1,2,3]: the MoE routed-matmul audit (core/moe_audit.c) at
  * K = 2048: tokens per expert {1 .. 1000} x tile caps {32, 64, 128} x
  * threads, every value against dequantize + double dot, every configuration
@@ -38,6 +40,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_attn.h"
 #include "bench_ctx.h"
 #include "bench_sweep.h"
 #include "cmds.h"
@@ -102,11 +105,12 @@ typedef struct {
     int n_pg;
     bool ub_set; /* -ub / --chunk given: the md table shows the chunk */
     long long reps;
-    bool moe_audit;
+    bool moe_audit, attn;
     int numa;
     const char *cpu_range, *sweep_csv, *sweep_svg;
     ts_cli_list sweep;
     int kt, vt;     /* KV cache types */
+    bool pp_given, depth_given; /* -p / -d given (--attn: the n_q / n_kv lists) */
     bool kv_set;    /* -ctk / -ctv given: the md table shows them */
     bool sweep_ctx; /* --sweep-ctx from:to:step */
     long long ctx_from, ctx_to, ctx_step;
@@ -305,6 +309,10 @@ static int parse(int argc, char **argv, bench_args *a)
             a->moe_audit = true;
             continue;
         }
+        if (!strcmp(o, "--attn")) {
+            a->attn = true;
+            continue;
+        }
         const int kvo = ts_cli_kv_option(o, v, &a->kt, &a->vt);
         if (kvo < 0)
             return usage("-ctk, -ctv and --kv-type want one of " TS_CLI_KV_TYPES);
@@ -331,8 +339,10 @@ static int parse(int argc, char **argv, bench_args *a)
                 a->pg[a->n_pg][0] = l.v[0];
                 a->pg[a->n_pg++][1] = l.v[1];
             }
-        } else if (!strcmp(o, "-d") || !strcmp(o, "--n-depth"))
+        } else if (!strcmp(o, "-d") || !strcmp(o, "--n-depth")) {
             ok = ok && ts_cli_parse_list(v, 0, 1 << 20, &a->depth);
+            a->depth_given = true;
+        }
         else if (!strcmp(o, "-t") || !strcmp(o, "--threads"))
             ok = ok && ts_cli_parse_list(v, 1, 1024, &a->th);
         else if (!strcmp(o, "-ub") || !strcmp(o, "--ubatch-size")) {
@@ -370,6 +380,15 @@ static int parse(int argc, char **argv, bench_args *a)
         }
         i++;
     }
+    a->pp_given = pp_set;
+    if (a->attn) {
+        for (int i = 0; i < a->pp.n; i++)
+            if (a->pp_given && a->pp.v[i] < 1)
+                return usage("--attn: -p lists query counts >= 1");
+        for (int i = 0; i < a->depth.n; i++)
+            if (a->depth_given && (a->depth.v[i] < 1 || a->depth.v[i] > (1 << 20)))
+                return usage("--attn: -d lists key counts in [1, 2^20]");
+    }
     /* llama-bench: a -pg alone does not also run the default pp512 / tg128. */
     if (a->n_pg && !pp_set)
         a->pp = (ts_cli_list){{0}, 1};
@@ -382,7 +401,7 @@ static int parse(int argc, char **argv, bench_args *a)
                          a->n_pg))
         return usage("--sweep-ctx takes one model, thread count, chunk, -p and -n (no -d, -pg "
                      "or --sweep)");
-    return a->n_models || a->moe_audit ? 0 : usage("-m MODEL is required");
+    return a->n_models || a->moe_audit || a->attn ? 0 : usage("-m MODEL is required");
 }
 
 /* The tests of one (model, threads, chunk): for each depth, every pp, tg and
@@ -558,6 +577,14 @@ static int run_bench(bench_args *a)
 {
     if (a->moe_audit)
         return moe_audit(a);
+    if (a->attn) {
+        ts_bench_attn_opts o = {.kt = a->kt, .vt = a->vt, .reps = a->reps,
+                                .n_q = a->pp_given ? a->pp.v : NULL,
+                                .n_q_n = a->pp_given ? a->pp.n : 0,
+                                .n_kv = a->depth_given ? a->depth.v : NULL,
+                                .n_kv_n = a->depth_given ? a->depth.n : 0};
+        return ts_bench_attn(&o);
+    }
     if (a->sweep_ctx) {
         const char *name =
             strrchr(a->models[0], '/') ? strrchr(a->models[0], '/') + 1 : a->models[0];

@@ -57,7 +57,7 @@ static inline float k_elem(int t, const void *kb, int64_t hd, int64_t j, int64_t
     const float sc = s_f16_to_f32(dh);
     const int64_t r = d % 32;
     if (t == TS_ATTN_Q8_0)
-        return sc * (float)(int8_t)c[32 + r * 16 + lane];
+        return sc * (float)((int)c[32 + (r / 4) * 64 + lane * 4 + r % 4] - 128);
     const uint8_t byte = c[32 + (r % 16) * 16 + lane];
     return sc * (float)((r < 16 ? byte & 15 : byte >> 4) - 8);
 }
@@ -93,6 +93,25 @@ float ts_attn_load_v(int t, const void *vb, int64_t hd, int64_t j, int64_t d)
     return v_elem(t, vb, hd, j, d);
 }
 
+void ts_attn_quant_q8_0(const float *x, void *blocks, int64_t n)
+{
+    ts_block_q8_0 *y = blocks;
+    for (int64_t b = 0; b < n / 32; b++, x += 32) {
+        if (ts_first_nonfinite(x, 32) >= 0) {
+            TS_NAN_BLOCK(y[b]);
+            continue;
+        }
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++)
+            amax = amax > fabsf(x[j]) ? amax : fabsf(x[j]);
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        id = isinf(id) ? 0.0f : id;
+        y[b].d = ts_f32_to_f16(amax / 127.0f);
+        for (int j = 0; j < 32; j++)
+            y[b].qs[j] = (int8_t)nearbyintf(x[j] * id);
+    }
+}
+
 static uint16_t half_bits(int t, float f)
 {
     return t == TS_ATTN_F16 ? ts_f32_to_f16(f) : ts_f32_to_bf16(f);
@@ -115,10 +134,10 @@ void ts_attn_store_k(int t, void *kb, int64_t hd, int64_t j, const float *src)
         uint8_t *c = (uint8_t *)kchunk(t, kb, hd, j, d0);
         if (t == TS_ATTN_Q8_0) {
             ts_block_q8_0 q;
-            ts_quant_q8_0_scalar(src + d0, &q, 32);
+            ts_attn_quant_q8_0(src + d0, &q, 32);
             memcpy(c + 2 * lane, &q.d, 2);
             for (int r = 0; r < 32; r++)
-                c[32 + r * 16 + lane] = (uint8_t)q.qs[r];
+                c[32 + (r / 4) * 64 + lane * 4 + r % 4] = (uint8_t)(q.qs[r] + 128);
         } else {
             ts_block_q4_0 q;
             ts_quant_q4_0_scalar(src + d0, &q, 32);
@@ -144,7 +163,7 @@ void ts_attn_store_v(int t, void *vb, int64_t hd, int64_t j, const float *src)
             ((uint16_t *)row)[d] = half_bits(t, src[d]);
         memset(row + hd * 2, 0, (size_t)(vs - hd) * 2);
         break;
-    case TS_ATTN_Q8_0: ts_quant_q8_0_scalar(src, (ts_block_q8_0 *)row, hd); break;
+    case TS_ATTN_Q8_0: ts_attn_quant_q8_0(src, row, hd); break;
     default: ts_quant_q4_0_scalar(src, (ts_block_q4_0 *)row, hd); break;
     }
 }
@@ -160,6 +179,24 @@ static float tree16(float *s)
     return s[0] + s[1];
 }
 
+/* Score of key jj of a q8_0 key block for the quantized query qq (the
+ * integer canonical order of simd/ops.h), before the scale. */
+static float score_q8(const ts_block_q8_0 *qq, const void *kb, int64_t hd, int64_t jj)
+{
+    const int64_t lane = jj % TS_ATTN_KGRP;
+    float s = 0.0f;
+    for (int64_t b = 0; b < hd / 32; b++) {
+        const uint8_t *c = kchunk(TS_ATTN_Q8_0, kb, hd, jj, 32 * b);
+        uint16_t dh;
+        memcpy(&dh, c + 2 * lane, 2);
+        int32_t isum = 0;
+        for (int r = 0; r < 32; r++)
+            isum += (int32_t)qq[b].qs[r] * ((int32_t)c[32 + (r / 4) * 64 + lane * 4 + r % 4] - 128);
+        s = fmaf((float)isum, s_f16_to_f32(qq[b].d) * s_f16_to_f32(dh), s);
+    }
+    return s;
+}
+
 static void attn_row(const ts_attn_args *a, const float *q, float *out, int64_t pos)
 {
     const int64_t hd = a->head_dim, kt = a->k_type, vt = a->v_type;
@@ -169,6 +206,9 @@ static void attn_row(const ts_attn_args *a, const float *q, float *out, int64_t 
     float m = -INFINITY, l = 0.0f;
     for (int64_t d = 0; d < hd; d++)
         o[d] = 0.0f;
+    ts_block_q8_0 qq[TS_ATTN_MAX_HD / 32];
+    if (kt == TS_ATTN_Q8_0)
+        ts_attn_quant_q8_0(q, qq, hd);
     for (int64_t b = 0; b <= pos; b += TS_ATTN_KBLK) {
         const int64_t blk = b / TS_ATTN_KBLK;
         const void *kb = ts_attn_block(a->k, a->pages, a->k_page_stride, kbb, blk);
@@ -180,8 +220,11 @@ static void attn_row(const ts_attn_args *a, const float *q, float *out, int64_t 
             if (j > pos)
                 continue;
             float acc = 0.0f;
-            for (int64_t d = 0; d < hd; d++)
-                acc = fmaf(q[d], k_elem((int)kt, kb, hd, jj, d), acc);
+            if (kt == TS_ATTN_Q8_0)
+                acc = score_q8(qq, kb, hd, jj);
+            else
+                for (int64_t d = 0; d < hd; d++)
+                    acc = fmaf(q[d], k_elem((int)kt, kb, hd, jj, d), acc);
             sc[jj] = acc * a->scale;
             mb = sc[jj] > mb ? sc[jj] : mb;
         }

@@ -32,11 +32,14 @@ void ts_quant_act_q8_k_scalar(const float *restrict x, void *restrict y, int64_t
 void ts_simd_register_ops_scalar(ts_kernels *k); /* attention, per-token ops */
 
 uint64_t ts_peak_int8_scalar(uint64_t n_iter);
+uint64_t ts_peak_f32_scalar(uint64_t n_iter);
 
 void ts_simd_register_scalar(ts_kernels *k)
 {
     k->peak_int8 = ts_peak_int8_scalar;
     k->peak_name = "ts_peak_int8_scalar";
+    k->peak_f32 = ts_peak_f32_scalar;
+    k->peak_f32_name = "ts_peak_f32_scalar";
     ts_simd_register_ops_scalar(k);
     k->quant_act[TS_ACT_Q8_0] = ts_quant_act_q8_0_scalar;
     k->quant_act[TS_ACT_Q8_1] = ts_quant_act_q8_1_scalar;

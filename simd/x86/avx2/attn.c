@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "../../kernels.h"
+#include "../../../quant/quant.h"
 #include "exp_canon.h"
 
 #define MR 4
@@ -119,8 +120,24 @@ INLINE void fma_rows(int nr, const float *const *q, int64_t d, __m256 k0, __m256
     }
 }
 
-INLINE void qk(int t, int nr, const ts_attn_args *a, const float *const *q, int64_t b,
-               const void *kblk, const int64_t *pos, float (*sc)[KB])
+/* The rows' queries quantized for a q8_0 K cache (ts_attn_quant_q8_0). */
+typedef struct {
+    int8_t qs[MR][TS_ATTN_MAX_HD];
+    float dq[MR][TS_ATTN_MAX_HD / 32];
+} qx8;
+
+static void quant_row(const float *q, int64_t hd, qx8 *x, int r)
+{
+    ts_block_q8_0 qq[TS_ATTN_MAX_HD / 32];
+    ts_attn_quant_q8_0(q, qq, hd);
+    for (int64_t b = 0; b < hd / 32; b++) {
+        memcpy(x->qs[r] + 32 * b, qq[b].qs, 32);
+        x->dq[r][b] = ts_f16_to_f32(qq[b].d);
+    }
+}
+
+INLINE void qk(int t, int nr, const ts_attn_args *a, const float *const *q, const qx8 *x,
+               int64_t b, const void *kblk, const int64_t *pos, float (*sc)[KB])
 {
     const int64_t hd = a->head_dim;
     const __m256 scale = _mm256_set1_ps(a->scale), ninf = _mm256_set1_ps(-INFINITY);
@@ -140,9 +157,36 @@ INLINE void qk(int t, int nr, const ts_attn_args *a, const float *const *q, int6
                 __m256 s0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)ch));
                 __m256 s1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ch + 16)));
                 if (t == TS_ATTN_Q8_0) {
-                    for (int64_t r = 0; r < 32; r++) {
-                        const uint8_t *row = ch + 32 + r * 16;
-                        fma_rows(nr, q, 32 * c + r, q8x8(row, s0), q8x8(row + 8, s1), acc);
+                    /* integer scores (ops.h): exact sums of 4-dim quads */
+                    __m256i ia[MR][2];
+                    UNROLL
+                    for (int r = 0; r < nr; r++)
+                        ia[r][0] = ia[r][1] = _mm256_setzero_si256();
+                    const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+                    for (int i = 0; i < 8; i++) {
+                        const uint8_t *quad = ch + 32 + 64 * i;
+                        __m256i k0 = _mm256_xor_si256(
+                            _mm256_loadu_si256((const __m256i *)quad), flip);
+                        __m256i k1 = _mm256_xor_si256(
+                            _mm256_loadu_si256((const __m256i *)(quad + 32)), flip);
+                        UNROLL
+                        for (int r = 0; r < nr; r++) {
+                            int32_t q4;
+                            memcpy(&q4, x->qs[r] + 32 * c + 4 * i, 4);
+                            __m256i qb = _mm256_set1_epi32(q4), aq = _mm256_abs_epi8(qb);
+                            ia[r][0] = _mm256_add_epi32(ia[r][0], _mm256_madd_epi16(
+                                _mm256_maddubs_epi16(aq, _mm256_sign_epi8(k0, qb)), ones));
+                            ia[r][1] = _mm256_add_epi32(ia[r][1], _mm256_madd_epi16(
+                                _mm256_maddubs_epi16(aq, _mm256_sign_epi8(k1, qb)), ones));
+                        }
+                    }
+                    UNROLL
+                    for (int r = 0; r < nr; r++) {
+                        __m256 dq = _mm256_set1_ps(x->dq[r][c]);
+                        acc[r][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r][0]),
+                                                    _mm256_mul_ps(dq, s0), acc[r][0]);
+                        acc[r][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r][1]),
+                                                    _mm256_mul_ps(dq, s1), acc[r][1]);
                     }
                 } else {
                     for (int hi = 0; hi < 2; hi++)
@@ -194,16 +238,17 @@ INLINE void softmax_row(float *sc, float *m, float *l, float *al)
     *m = mn;
 }
 
-typedef void (*qk_fn)(const ts_attn_args *a, const float *const *q, int64_t b,
+typedef void (*qk_fn)(const ts_attn_args *a, const float *const *q, const qx8 *x, int64_t b,
                       const void *kblk, const int64_t *pos, float (*sc)[KB]);
 typedef void (*pv_fn)(const ts_attn_args *a, const void *vb, int64_t nj, float *const *o,
                       const float *const *p, const float *al);
 
 #define QK_INST(T, N)                                                                         \
-    static void qk_##T##_##N(const ts_attn_args *a, const float *const *q, int64_t b,         \
-                             const void *kblk, const int64_t *pos, float (*sc)[KB])           \
+    static void qk_##T##_##N(const ts_attn_args *a, const float *const *q, const qx8 *x,      \
+                             int64_t b, const void *kblk, const int64_t *pos,                 \
+                             float (*sc)[KB])                                                 \
     {                                                                                         \
-        qk(T, N, a, q, b, kblk, pos, sc);                                                     \
+        qk(T, N, a, q, x, b, kblk, pos, sc);                                                  \
     }
 #define PV_INST(T, N)                                                                         \
     static void pv_##T##_##N(const ts_attn_args *a, const void *vb, int64_t nj,               \
@@ -239,6 +284,7 @@ static void rowblock(int nr, const ts_attn_args *a, int64_t r0)
     const float *p[MR];
     float m[MR], l[MR], al[MR] = {0};
     int64_t pos[MR], pmax = 0;
+    qx8 x;
     for (int r = 0; r < nr; r++) {
         int64_t i = (r0 + r) / a->n_grp, g = (r0 + r) % a->n_grp;
         q[r] = (const float *)((const char *)a->q + i * a->q_stride) + g * hd;
@@ -250,11 +296,13 @@ static void rowblock(int nr, const ts_attn_args *a, int64_t r0)
         m[r] = -INFINITY;
         l[r] = 0.0f;
         memset(ob[r], 0, (size_t)vs * sizeof(float));
+        if (a->k_type == TS_ATTN_Q8_0)
+            quant_row(q[r], hd, &x, r);
     }
     for (int64_t b = 0; b <= pmax; b += KB) {
         const void *kb = ts_attn_block(a->k, a->pages, a->k_page_stride, kbb, b / KB);
         const void *vb = ts_attn_block(a->v, a->pages, a->v_page_stride, vbb, b / KB);
-        qkf(a, q, b, kb, pos, pbuf);
+        qkf(a, q, &x, b, kb, pos, pbuf);
         bool full = true;
         for (int r = 0; r < nr; r++) {
             int64_t cnt = pos[r] - b + 1;

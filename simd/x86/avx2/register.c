@@ -12,11 +12,14 @@ void ts_simd_register_gemm_f_avx2(ts_kernels *k); /* F32 F16 BF16: gemm_f.c */
 void ts_simd_register_ops_avx2(ts_kernels *k); /* attention, per-token: elementwise.c */
 
 uint64_t ts_peak_int8_avx2(uint64_t n_iter);
+uint64_t ts_peak_f32_avx2(uint64_t n_iter);
 
 void ts_simd_register_avx2(ts_kernels *k)
 {
     k->peak_int8 = ts_peak_int8_avx2;
     k->peak_name = "ts_peak_int8_avx2";
+    k->peak_f32 = ts_peak_f32_avx2;
+    k->peak_f32_name = "ts_peak_f32_avx2";
     ts_simd_register_ops_avx2(k);
     ts_simd_register_gemm_q_avx2(k);
     ts_simd_register_gemm_q_more_avx2(k);

@@ -15,7 +15,12 @@
  * (values past a row's position are never read for it).
  * Decoding (exact, as the scalar level): f16 by vcvtph2ps, bf16 by a 16-bit
  * shift, q8_0 / q4_0 by widening the int8 / nibbles to f32 times the f16
- * scale (one product that never rounds). QK^T and P.V are instantiated per
+ * scale (one product that never rounds). A q8_0 K cache takes integer
+ * scores instead (ops.h): the rows' queries are quantized once per call
+ * (ts_attn_quant_q8_0: same ints on every level), and per 32-dim chunk
+ * vpdpbusd sums 4 dims of 16 keys at a time (keys stored q + 128 unsigned,
+ * the query's 4 ints broadcast signed; the 128 * sum(q) bias taken off),
+ * then s = fma(float(isum), dq * dk, s). QK^T and P.V are instantiated per
  * type and row count and called per key block through a table (a block is
  * thousands of FMAs; the call is noise). Does not own: tiling.
  */
@@ -25,6 +30,7 @@
 #include <string.h>
 
 #include "../../kernels.h"
+#include "../../../quant/quant.h"
 #include "exp_canon.h"
 
 #define MR 4
@@ -167,24 +173,15 @@ INLINE void qk(int t, int nr, const ts_attn_args *a, const float *const *q, cons
                 ch[u] = (const uint8_t *)kb + ((size_t)u * nc + (size_t)c) * cb;
                 s[u] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)ch[u]));
             }
-            if (t == TS_ATTN_Q8_0) {
-                for (int64_t r = 0; r < 32; r++) {
+            /* q4_0 (q8_0 takes qk_q8) */
+            for (int hi = 0; hi < 2; hi++)
+                for (int64_t r = 0; r < 16; r++) {
                     __m512 kv[4];
                     UNROLL
                     for (int u = 0; u < 4; u++)
-                        kv[u] = q8x16(ch[u] + 32 + r * 16, s[u]);
-                    fma_rows(nr, q, 32 * c + r, kv, acc);
+                        kv[u] = q4x16(ch[u] + 32 + r * 16, hi, s[u]);
+                    fma_rows(nr, q, 32 * c + 16 * hi + r, kv, acc);
                 }
-            } else {
-                for (int hi = 0; hi < 2; hi++)
-                    for (int64_t r = 0; r < 16; r++) {
-                        __m512 kv[4];
-                        UNROLL
-                        for (int u = 0; u < 4; u++)
-                            kv[u] = q4x16(ch[u] + 32 + r * 16, hi, s[u]);
-                        fma_rows(nr, q, 32 * c + 16 * hi + r, kv, acc);
-                    }
-            }
         }
     }
     UNROLL
@@ -194,16 +191,83 @@ INLINE void qk(int t, int nr, const ts_attn_args *a, const float *const *q, cons
             _mm512_storeu_ps(sc[r] + 16 * u, acc[r][u]);
 }
 
-typedef void (*qk_fn)(const ts_attn_args *a, const float *const *q, const void *kb,
-                      float (*sc)[KB]);
+/* The rows' queries quantized for a q8_0 K cache. */
+typedef struct {
+    int8_t qs[MR][TS_ATTN_MAX_HD];
+    float dq[MR][TS_ATTN_MAX_HD / 32];
+    int32_t bias[MR][TS_ATTN_MAX_HD / 32]; /* 128 * sum of the block's ints */
+} qx8;
+
+/* Integer scores (q8_0 K) of nr rows for the key block at kb into sc. */
+INLINE void qk_q8(int nr, const ts_attn_args *a, const qx8 *x, const void *kb, float (*sc)[KB])
+{
+    const int64_t hd = a->head_dim, nc = hd / 32;
+    __m512 s[MR][4];
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int u = 0; u < 4; u++)
+            s[r][u] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < nc; c++) {
+        const uint8_t *ch[4];
+        UNROLL
+        for (int u = 0; u < 4; u++)
+            ch[u] = (const uint8_t *)kb + ((size_t)u * (size_t)nc + (size_t)c) * 544;
+        __m512i acc[MR][4];
+        UNROLL
+        for (int r = 0; r < nr; r++)
+            UNROLL
+            for (int u = 0; u < 4; u++)
+                acc[r][u] = _mm512_setzero_si512();
+        for (int i = 0; i < 8; i++) {
+            __m512i kv[4];
+            UNROLL
+            for (int u = 0; u < 4; u++)
+                kv[u] = _mm512_loadu_si512((const void *)(ch[u] + 32 + 64 * i));
+            UNROLL
+            for (int r = 0; r < nr; r++) {
+                int32_t q4;
+                memcpy(&q4, x->qs[r] + 32 * c + 4 * i, 4);
+                __m512i qb = _mm512_set1_epi32(q4);
+                UNROLL
+                for (int u = 0; u < 4; u++)
+                    acc[r][u] = _mm512_dpbusd_epi32(acc[r][u], kv[u], qb);
+            }
+        }
+        __m512 dk[4];
+        UNROLL
+        for (int u = 0; u < 4; u++)
+            dk[u] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)ch[u]));
+        UNROLL
+        for (int r = 0; r < nr; r++) {
+            __m512i bias = _mm512_set1_epi32(x->bias[r][c]);
+            __m512 dq = _mm512_set1_ps(x->dq[r][c]);
+            UNROLL
+            for (int u = 0; u < 4; u++)
+                s[r][u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][u], bias)),
+                                          _mm512_mul_ps(dq, dk[u]), s[r][u]);
+        }
+    }
+    UNROLL
+    for (int r = 0; r < nr; r++)
+        UNROLL
+        for (int u = 0; u < 4; u++)
+            _mm512_storeu_ps(sc[r] + 16 * u, s[r][u]);
+}
+
+typedef void (*qk_fn)(const ts_attn_args *a, const float *const *q, const qx8 *x,
+                      const void *kb, float (*sc)[KB]);
 typedef void (*pv_fn)(const ts_attn_args *a, const void *vb, int64_t nj, float *const *o,
                       const float *const *p, const float *al);
 
 #define QK_INST(T, N)                                                                         \
-    static void qk_##T##_##N(const ts_attn_args *a, const float *const *q, const void *kb,    \
-                             float (*sc)[KB])                                                 \
+    static void qk_##T##_##N(const ts_attn_args *a, const float *const *q, const qx8 *x,      \
+                             const void *kb, float (*sc)[KB])                                 \
     {                                                                                         \
-        qk(T, N, a, q, kb, sc);                                                               \
+        if (T == TS_ATTN_Q8_0)                                                                \
+            qk_q8(N, a, x, kb, sc);                                                           \
+        else                                                                                  \
+            qk(T, N, a, q, kb, sc);                                                           \
     }
 #define PV_INST(T, N)                                                                         \
     static void pv_##T##_##N(const ts_attn_args *a, const void *vb, int64_t nj,               \
@@ -253,6 +317,21 @@ INLINE void softmax_row(const float *raw, float scale, int64_t cnt, float *m, fl
     *m = mn;
 }
 
+/* Row r's query as q8_0 (ts_attn_quant_q8_0), its ints, scales and biases. */
+static void quant_row(const float *q, int64_t hd, qx8 *x, int r)
+{
+    ts_block_q8_0 qq[TS_ATTN_MAX_HD / 32];
+    ts_attn_quant_q8_0(q, qq, hd);
+    for (int64_t b = 0; b < hd / 32; b++) {
+        int32_t sum = 0;
+        for (int i = 0; i < 32; i++)
+            sum += qq[b].qs[i];
+        memcpy(x->qs[r] + 32 * b, qq[b].qs, 32);
+        x->dq[r][b] = ts_f16_to_f32(qq[b].d);
+        x->bias[r][b] = 128 * sum;
+    }
+}
+
 static void rowblock(int nr, const ts_attn_args *a, int64_t r0)
 {
     const int64_t hd = a->head_dim, vs = ts_attn_vstride(hd);
@@ -267,6 +346,7 @@ static void rowblock(int nr, const ts_attn_args *a, int64_t r0)
     const float *p[MR];
     float m[MR], l[MR], al[MR] = {0};
     int64_t pos[MR], pmax = 0;
+    qx8 x;
     for (int r = 0; r < nr; r++) {
         int64_t i = (r0 + r) / a->n_grp, g = (r0 + r) % a->n_grp;
         q[r] = (const float *)((const char *)a->q + i * a->q_stride) + g * hd;
@@ -278,11 +358,13 @@ static void rowblock(int nr, const ts_attn_args *a, int64_t r0)
         m[r] = -INFINITY;
         l[r] = 0.0f;
         memset(ob[r], 0, (size_t)vs * sizeof(float));
+        if (a->k_type == TS_ATTN_Q8_0)
+            quant_row(q[r], hd, &x, r);
     }
     for (int64_t b = 0; b <= pmax; b += KB) {
         const void *kb = ts_attn_block(a->k, a->pages, a->k_page_stride, kbb, b / KB);
         const void *vb = ts_attn_block(a->v, a->pages, a->v_page_stride, vbb, b / KB);
-        qkf(a, q, kb, raw);
+        qkf(a, q, &x, kb, raw);
         bool full = true;
         for (int r = 0; r < nr; r++) {
             int64_t cnt = pos[r] - b + 1;
