@@ -52,9 +52,10 @@ static inline int ts_attn_type_quant(int t) { return t == TS_ATTN_Q8_0 || t == T
  *   the 16 positions' f16 scales, then 8 quads of dims, each 16 positions x
  *   4 bytes (dims 4i .. 4i+3 of a position together), a byte being q + 128
  *   (q in -127..127; unsigned for the int8 dot products of VNNI / AMX).
- * K, q4_0: 4 groups, chunks of 288 bytes: the 16 f16 scales, then 16 rows of
- *   16 bytes; row r, byte t: low nibble dim 32c + r, high nibble 32c + 16 + r
- *   of position t (q4_0's nibble pairing, per position).
+ * K, q4_0: 4 groups, chunks of 288 bytes: the 16 f16 scales, then 4 pairs of
+ *   quads, each 16 positions x 4 bytes; pair p, position t, byte m: low
+ *   nibble dim 8p + m, high nibble dim 8p + 4 + m, a nibble being q + 8 (so a
+ *   mask gives quad 2p and a shift quad 2p + 1, both in the q8_0 order).
  * V, f32/f16/bf16: 64 rows of ts_attn_vstride(head_dim) elements, pad zero.
  * V, q8_0 / q4_0: 64 rows of head_dim / 32 llama.cpp blocks (34 / 18 bytes).
  */
@@ -117,8 +118,8 @@ float ts_attn_load_v(int t, const void *vblock, int64_t hd, int64_t j, int64_t d
  *   p_j = exp(s_j - m') (0 for j > p); l = l * a + tree(lane sums of p);
  *   o[d] = o[d] * a, then o[d] = fma(p_j, v_j[d], o[d]) for j in order;
  *   finally out[d] = o[d] * (1 / l).
- * Except for a q8_0 K cache, whose scores are integer dot products, as
- * llama.cpp computes them (the query quantized as q8_0 too):
+ * Except for a quantized (q8_0, q4_0) K cache, whose scores are integer dot
+ * products, as llama.cpp computes them (the query quantized as q8_0 too):
  *   qq = ts_attn_quant_q8_0(q) (per 32-dim block b: scale dq_b, ints q_b);
  *   s_j = fma-chain over b of (float)(sum_d q_b[d] * k_jb[d]) * (dq_b * dk_jb),
  *         then times scale (the integer sum is exact, dq_b * dk_jb too: two f16).

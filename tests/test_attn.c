@@ -119,7 +119,7 @@ static void check_ref(const acase *c, const float *o, bool vs_double)
             const float *qv = qrow + g * c->hd, *ov = orow + g * c->hd;
             /* a q8_0 K cache scores the query as q8_0 (ops.h): the truth uses it too */
             float qd[TS_ATTN_MAX_HD];
-            if (c->kt == TS_ATTN_Q8_0) {
+            if (ts_attn_type_quant(c->kt)) {
                 ts_block_q8_0 qq[TS_ATTN_MAX_HD / 32];
                 ts_attn_quant_q8_0(qv, qq, c->hd);
                 ts_dequant_q8_0_scalar(qq, qd, c->hd);

@@ -7,8 +7,8 @@
  * level of TESSERA_ISA (the one inference uses), for n_q in {1, 64, 512} x
  * n_kv in {4096, 16384, 32768} (or -p / -d lists). Flops: 4 * head_dim per
  * (row, key) pair (QK^T and P.V, a multiply-add counting 2). Peak: the
- * level's f32 FMA probe for the plain K types; a q8_0 K cache does QK^T as
- * int8 dot products (ops.h), so its peak is the harmonic blend of the int8
+ * level's f32 FMA probe for the plain K types; a quantized K cache does QK^T
+ * as int8 dot products (ops.h), so its peak is the harmonic blend of the int8
  * probe (VNNI level: AMX tiles are not what this kernel uses) for the QK half
  * and the FMA probe for the P.V half. Median of -r runs.
  */
@@ -45,8 +45,9 @@ int ts_bench_attn(const ts_bench_attn_opts *o)
     const char *pf = "", *pi = "";
     const double peak_f = ts_peak_probe((int)isa, true, &pf);
     const int vnni = (int)isa < (int)TS_ISA_AVX512 ? (int)isa : (int)TS_ISA_AVX512;
-    const double peak_i = o->kt == TS_ATTN_Q8_0 ? ts_peak_probe(vnni, false, &pi) : 0.0;
-    const double peak = o->kt == TS_ATTN_Q8_0 ? 1.0 / (0.5 / peak_i + 0.5 / peak_f) : peak_f;
+    const bool qk_int = ts_attn_type_quant(o->kt); /* integer scores (ops.h) */
+    const double peak_i = qk_int ? ts_peak_probe(vnni, false, &pi) : 0.0;
+    const double peak = qk_int ? 1.0 / (0.5 / peak_i + 0.5 / peak_f) : peak_f;
     char kvd[16];
     ts_cli_kv_desc(o->kt, o->vt, kvd, sizeof(kvd));
     printf("attention kernel %s, KV %s, head_dim %lld, GQA %lld, 1 thread\n", k.ops.attn_name, kvd,

@@ -33,6 +33,15 @@
 
 void ts_attn_scalar(const ts_attn_args *a);
 
+/* The integer of dim r (0..31) of lane (position) in a quantized K chunk. */
+static inline int kint(int t, const uint8_t *c, int64_t lane, int64_t r)
+{
+    if (t == TS_ATTN_Q8_0)
+        return (int)c[32 + (r / 4) * 64 + lane * 4 + r % 4] - 128;
+    const uint8_t byte = c[32 + (r / 8) * 64 + lane * 4 + r % 4];
+    return (r % 8 < 4 ? byte & 15 : byte >> 4) - 8;
+}
+
 /* K chunk of 32 dims for position j of a quantized key block. */
 static const uint8_t *kchunk(int t, const void *kb, int64_t hd, int64_t j, int64_t d)
 {
@@ -56,10 +65,7 @@ static inline float k_elem(int t, const void *kb, int64_t hd, int64_t j, int64_t
     memcpy(&dh, c + 2 * lane, 2);
     const float sc = s_f16_to_f32(dh);
     const int64_t r = d % 32;
-    if (t == TS_ATTN_Q8_0)
-        return sc * (float)((int)c[32 + (r / 4) * 64 + lane * 4 + r % 4] - 128);
-    const uint8_t byte = c[32 + (r % 16) * 16 + lane];
-    return sc * (float)((r < 16 ? byte & 15 : byte >> 4) - 8);
+    return sc * (float)kint(t, c, lane, r);
 }
 
 static inline float v_elem(int t, const void *vb, int64_t hd, int64_t j, int64_t d)
@@ -142,8 +148,14 @@ void ts_attn_store_k(int t, void *kb, int64_t hd, int64_t j, const float *src)
             ts_block_q4_0 q;
             ts_quant_q4_0_scalar(src + d0, &q, 32);
             memcpy(c + 2 * lane, &q.d, 2);
-            for (int r = 0; r < 16; r++)
-                c[32 + r * 16 + lane] = q.qs[r];
+            uint8_t nib[32]; /* q + 8 of dim r: q4_0 holds dim r < 16 low, r + 16 high */
+            for (int r = 0; r < 16; r++) {
+                nib[r] = q.qs[r] & 15;
+                nib[r + 16] = q.qs[r] >> 4;
+            }
+            for (int p = 0; p < 4; p++)
+                for (int m = 0; m < 4; m++)
+                    c[32 + p * 64 + lane * 4 + m] = (uint8_t)(nib[8 * p + m] | nib[8 * p + 4 + m] << 4);
         }
     }
 }
@@ -179,19 +191,19 @@ static float tree16(float *s)
     return s[0] + s[1];
 }
 
-/* Score of key jj of a q8_0 key block for the quantized query qq (the
+/* Score of key jj of a quantized key block for the q8_0 query qq (the
  * integer canonical order of simd/ops.h), before the scale. */
-static float score_q8(const ts_block_q8_0 *qq, const void *kb, int64_t hd, int64_t jj)
+static float score_int(int t, const ts_block_q8_0 *qq, const void *kb, int64_t hd, int64_t jj)
 {
     const int64_t lane = jj % TS_ATTN_KGRP;
     float s = 0.0f;
     for (int64_t b = 0; b < hd / 32; b++) {
-        const uint8_t *c = kchunk(TS_ATTN_Q8_0, kb, hd, jj, 32 * b);
+        const uint8_t *c = kchunk(t, kb, hd, jj, 32 * b);
         uint16_t dh;
         memcpy(&dh, c + 2 * lane, 2);
         int32_t isum = 0;
         for (int r = 0; r < 32; r++)
-            isum += (int32_t)qq[b].qs[r] * ((int32_t)c[32 + (r / 4) * 64 + lane * 4 + r % 4] - 128);
+            isum += (int32_t)qq[b].qs[r] * kint(t, c, lane, r);
         s = fmaf((float)isum, s_f16_to_f32(qq[b].d) * s_f16_to_f32(dh), s);
     }
     return s;
@@ -207,7 +219,7 @@ static void attn_row(const ts_attn_args *a, const float *q, float *out, int64_t 
     for (int64_t d = 0; d < hd; d++)
         o[d] = 0.0f;
     ts_block_q8_0 qq[TS_ATTN_MAX_HD / 32];
-    if (kt == TS_ATTN_Q8_0)
+    if (ts_attn_type_quant((int)kt))
         ts_attn_quant_q8_0(q, qq, hd);
     for (int64_t b = 0; b <= pos; b += TS_ATTN_KBLK) {
         const int64_t blk = b / TS_ATTN_KBLK;
@@ -220,8 +232,8 @@ static void attn_row(const ts_attn_args *a, const float *q, float *out, int64_t 
             if (j > pos)
                 continue;
             float acc = 0.0f;
-            if (kt == TS_ATTN_Q8_0)
-                acc = score_q8(qq, kb, hd, jj);
+            if (ts_attn_type_quant((int)kt))
+                acc = score_int((int)kt, qq, kb, hd, jj);
             else
                 for (int64_t d = 0; d < hd; d++)
                     acc = fmaf(q[d], k_elem((int)kt, kb, hd, jj, d), acc);

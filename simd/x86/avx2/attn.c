@@ -156,7 +156,7 @@ INLINE void qk(int t, int nr, const ts_attn_args *a, const float *const *q, cons
                 const uint8_t *ch = (const uint8_t *)kblk + ((size_t)(g / 16) * nc + (size_t)c) * cb;
                 __m256 s0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)ch));
                 __m256 s1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ch + 16)));
-                if (t == TS_ATTN_Q8_0) {
+                {
                     /* integer scores (ops.h): exact sums of 4-dim quads */
                     __m256i ia[MR][2];
                     UNROLL
@@ -164,11 +164,24 @@ INLINE void qk(int t, int nr, const ts_attn_args *a, const float *const *q, cons
                         ia[r][0] = ia[r][1] = _mm256_setzero_si256();
                     const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
                     for (int i = 0; i < 8; i++) {
-                        const uint8_t *quad = ch + 32 + 64 * i;
-                        __m256i k0 = _mm256_xor_si256(
-                            _mm256_loadu_si256((const __m256i *)quad), flip);
-                        __m256i k1 = _mm256_xor_si256(
-                            _mm256_loadu_si256((const __m256i *)(quad + 32)), flip);
+                        __m256i k0, k1;
+                        if (t == TS_ATTN_Q8_0) {
+                            const uint8_t *quad = ch + 32 + 64 * i;
+                            k0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)quad), flip);
+                            k1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(quad + 32)),
+                                                  flip);
+                        } else { /* quad i: low (even i) or high nibbles of pair i / 2, minus 8 */
+                            const uint8_t *pair = ch + 32 + 64 * (i / 2);
+                            const __m256i m4 = _mm256_set1_epi8(15), e8 = _mm256_set1_epi8(8);
+                            __m256i v0 = _mm256_loadu_si256((const __m256i *)pair);
+                            __m256i v1 = _mm256_loadu_si256((const __m256i *)(pair + 32));
+                            if (i % 2) {
+                                v0 = _mm256_srli_epi16(v0, 4);
+                                v1 = _mm256_srli_epi16(v1, 4);
+                            }
+                            k0 = _mm256_sub_epi8(_mm256_and_si256(v0, m4), e8);
+                            k1 = _mm256_sub_epi8(_mm256_and_si256(v1, m4), e8);
+                        }
                         UNROLL
                         for (int r = 0; r < nr; r++) {
                             int32_t q4;
@@ -188,13 +201,6 @@ INLINE void qk(int t, int nr, const ts_attn_args *a, const float *const *q, cons
                         acc[r][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r][1]),
                                                     _mm256_mul_ps(dq, s1), acc[r][1]);
                     }
-                } else {
-                    for (int hi = 0; hi < 2; hi++)
-                        for (int64_t r = 0; r < 16; r++) {
-                            const uint8_t *row = ch + 32 + r * 16;
-                            fma_rows(nr, q, 32 * c + 16 * hi + r, q4x8(row, hi, s0),
-                                     q4x8(row + 8, hi, s1), acc);
-                        }
                 }
             }
         }
@@ -296,7 +302,7 @@ static void rowblock(int nr, const ts_attn_args *a, int64_t r0)
         m[r] = -INFINITY;
         l[r] = 0.0f;
         memset(ob[r], 0, (size_t)vs * sizeof(float));
-        if (a->k_type == TS_ATTN_Q8_0)
+        if (ts_attn_type_quant(a->k_type))
             quant_row(q[r], hd, &x, r);
     }
     for (int64_t b = 0; b <= pmax; b += KB) {

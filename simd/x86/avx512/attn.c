@@ -155,34 +155,13 @@ INLINE void qk(int t, int nr, const ts_attn_args *a, const float *const *q, cons
         UNROLL
         for (int u = 0; u < 4; u++)
             acc[r][u] = _mm512_setzero_ps();
-    if (!ts_attn_type_quant(t)) {
-        for (int64_t d = 0; d < hd; d++) {
-            __m512 kv[4];
-            UNROLL
-            for (int u = 0; u < 4; u++)
-                kv[u] = ld16(t, kb, 16 * u * hd + d * 16);
-            fma_rows(nr, q, d, kv, acc);
-        }
-    } else {
-        const size_t cb = ts_attn_kchunk_bytes(t), nc = (size_t)(hd / 32);
-        for (int64_t c = 0; c < hd / 32; c++) {
-            const uint8_t *ch[4];
-            __m512 s[4];
-            UNROLL
-            for (int u = 0; u < 4; u++) {
-                ch[u] = (const uint8_t *)kb + ((size_t)u * nc + (size_t)c) * cb;
-                s[u] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)ch[u]));
-            }
-            /* q4_0 (q8_0 takes qk_q8) */
-            for (int hi = 0; hi < 2; hi++)
-                for (int64_t r = 0; r < 16; r++) {
-                    __m512 kv[4];
-                    UNROLL
-                    for (int u = 0; u < 4; u++)
-                        kv[u] = q4x16(ch[u] + 32 + r * 16, hi, s[u]);
-                    fma_rows(nr, q, 32 * c + 16 * hi + r, kv, acc);
-                }
-        }
+    /* plain types only (quantized K: qk_int) */
+    for (int64_t d = 0; d < hd; d++) {
+        __m512 kv[4];
+        UNROLL
+        for (int u = 0; u < 4; u++)
+            kv[u] = ld16(t, kb, 16 * u * hd + d * 16);
+        fma_rows(nr, q, d, kv, acc);
     }
     UNROLL
     for (int r = 0; r < nr; r++)
@@ -198,10 +177,14 @@ typedef struct {
     int32_t bias[MR][TS_ATTN_MAX_HD / 32]; /* 128 * sum of the block's ints */
 } qx8;
 
-/* Integer scores (q8_0 K) of nr rows for the key block at kb into sc. */
-INLINE void qk_q8(int nr, const ts_attn_args *a, const qx8 *x, const void *kb, float (*sc)[KB])
+/* Integer scores (q8_0 / q4_0 K) of nr rows for the key block at kb into sc. */
+INLINE void qk_int(int t, int nr, const ts_attn_args *a, const qx8 *x, const void *kb,
+                   float (*sc)[KB])
 {
     const int64_t hd = a->head_dim, nc = hd / 32;
+    const size_t cb = ts_attn_kchunk_bytes(t);
+    const int32_t bias_mul = t == TS_ATTN_Q8_0 ? 1 : 16; /* bias holds 128 * sum; q4_0: 8 * sum */
+    const __m512i lo4 = _mm512_set1_epi8(15);
     __m512 s[MR][4];
     UNROLL
     for (int r = 0; r < nr; r++)
@@ -212,7 +195,7 @@ INLINE void qk_q8(int nr, const ts_attn_args *a, const qx8 *x, const void *kb, f
         const uint8_t *ch[4];
         UNROLL
         for (int u = 0; u < 4; u++)
-            ch[u] = (const uint8_t *)kb + ((size_t)u * (size_t)nc + (size_t)c) * 544;
+            ch[u] = (const uint8_t *)kb + ((size_t)u * (size_t)nc + (size_t)c) * cb;
         __m512i acc[MR][4];
         UNROLL
         for (int r = 0; r < nr; r++)
@@ -222,8 +205,14 @@ INLINE void qk_q8(int nr, const ts_attn_args *a, const qx8 *x, const void *kb, f
         for (int i = 0; i < 8; i++) {
             __m512i kv[4];
             UNROLL
-            for (int u = 0; u < 4; u++)
-                kv[u] = _mm512_loadu_si512((const void *)(ch[u] + 32 + 64 * i));
+            for (int u = 0; u < 4; u++) {
+                if (t == TS_ATTN_Q8_0) {
+                    kv[u] = _mm512_loadu_si512((const void *)(ch[u] + 32 + 64 * i));
+                } else { /* quad i: the low (even i) or high (odd) nibbles of pair i / 2 */
+                    __m512i v = _mm512_loadu_si512((const void *)(ch[u] + 32 + 64 * (i / 2)));
+                    kv[u] = _mm512_and_si512(i % 2 ? _mm512_srli_epi16(v, 4) : v, lo4);
+                }
+            }
             UNROLL
             for (int r = 0; r < nr; r++) {
                 int32_t q4;
@@ -240,7 +229,7 @@ INLINE void qk_q8(int nr, const ts_attn_args *a, const qx8 *x, const void *kb, f
             dk[u] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)ch[u]));
         UNROLL
         for (int r = 0; r < nr; r++) {
-            __m512i bias = _mm512_set1_epi32(x->bias[r][c]);
+            __m512i bias = _mm512_set1_epi32(x->bias[r][c] / bias_mul);
             __m512 dq = _mm512_set1_ps(x->dq[r][c]);
             UNROLL
             for (int u = 0; u < 4; u++)
@@ -264,8 +253,8 @@ typedef void (*pv_fn)(const ts_attn_args *a, const void *vb, int64_t nj, float *
     static void qk_##T##_##N(const ts_attn_args *a, const float *const *q, const qx8 *x,      \
                              const void *kb, float (*sc)[KB])                                 \
     {                                                                                         \
-        if (T == TS_ATTN_Q8_0)                                                                \
-            qk_q8(N, a, x, kb, sc);                                                           \
+        if (ts_attn_type_quant(T))                                                            \
+            qk_int(T, N, a, x, kb, sc);                                                       \
         else                                                                                  \
             qk(T, N, a, q, kb, sc);                                                           \
     }
@@ -358,7 +347,7 @@ static void rowblock(int nr, const ts_attn_args *a, int64_t r0)
         m[r] = -INFINITY;
         l[r] = 0.0f;
         memset(ob[r], 0, (size_t)vs * sizeof(float));
-        if (a->k_type == TS_ATTN_Q8_0)
+        if (ts_attn_type_quant(a->k_type))
             quant_row(q[r], hd, &x, r);
     }
     for (int64_t b = 0; b <= pmax; b += KB) {
