@@ -7,7 +7,9 @@
  * math: QK^T, online softmax over absolute 64-key blocks, P.V.
  * Each tile also quantizes its output columns for the output projection
  * when they are whole activation blocks (ts_attn_run's wo), so that matmul
- * skips its own quantization grid.
+ * skips its own quantization grid, and, for a rotated (quantized) cache
+ * (core/kv.c), rotates its query rows before the kernel and its output rows
+ * after it.
  * Does not own: Q/K/V projection, RoPE, cache writes (core/forward.c), or
  * the kernels (simd/).
  * Invariant (bit-identity): the kernel contract makes each (head, query)

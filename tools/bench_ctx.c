@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "bench_ctx.h"
+#include "bench_sweep.h"
 #include "cmds.h"
 #include "fileio.h"
 
@@ -73,31 +74,10 @@ static ts_status fill(ts_session *s, const int32_t *toks, long long from, long l
     return to > from ? ts_session_prefill(s, toks + from, (int)(to - from), NULL, err) : TS_OK;
 }
 
-static FILE *open_out(ts_safefile *sf, const char *path, const char *model)
-{
-    const char *const inputs[] = {model, NULL};
-    ts_err err = {0};
-    if (ts_safefile_open(sf, path, inputs, &err) != TS_OK) {
-        ts_cli_error("bench", "%s", err.msg);
-        return NULL;
-    }
-    return sf->f;
-}
-
-static int commit_out(ts_safefile *sf)
-{
-    ts_err err = {0};
-    if (ts_safefile_commit(sf, &err) != TS_OK) {
-        ts_cli_error("bench", "%s", err.msg);
-        return 1;
-    }
-    return 0;
-}
-
 static int write_csv(const ctx_point *p, int n, const ts_ctx_sweep_opts *o, const char *kvd)
 {
     ts_safefile sf;
-    FILE *f = open_out(&sf, o->csv, o->model);
+    FILE *f = ts_bench_open_out(&sf, o->csv, o->model);
     if (!f)
         return 1;
     fprintf(f, "model,threads,kv_type,depth,pp_n,pp_t_s,pp_t_s_sd,tg_n,tg_depth,tg_t_s,tg_t_s_sd,"
@@ -106,20 +86,7 @@ static int write_csv(const ctx_point *p, int n, const ts_ctx_sweep_opts *o, cons
         fprintf(f, "%s,%d,%s,%lld,%lld,%.3f,%.3f,%lld,%lld,%.3f,%.3f,%.2f,%.1f\n", o->name,
                 o->threads_used, kvd, p[i].depth, o->pp, p[i].pp, p[i].pp_sd, o->tg,
                 p[i].tg_depth, p[i].tg, p[i].tg_sd, p[i].kv_mib, p[i].rss_mib);
-    return commit_out(&sf);
-}
-
-static double nice_max(double v)
-{
-    double p = 1e-6;
-    while (p * 10 <= v)
-        p *= 10;
-    for (int k = 0; k < 3; k++) {
-        double c = p * (k == 0 ? 1 : k == 1 ? 2 : 5);
-        if (c >= v)
-            return c;
-    }
-    return p * 10;
+    return ts_bench_commit_out(&sf);
 }
 
 enum { PW = 340, PH = 240, ML = 56, MT = 36, MB = 44, MR = 16 };
@@ -134,8 +101,8 @@ static void panel(FILE *f, const ctx_point *p, int n, int ox, const char *title,
         if (y1s)
             ymax = y1s[i] > ymax ? y1s[i] : ymax;
     }
-    xmax = nice_max(xmax > 0 ? xmax : 1);
-    ymax = nice_max(ymax > 0 ? ymax : 1);
+    xmax = ts_bench_nice_max(xmax > 0 ? xmax : 1);
+    ymax = ts_bench_nice_max(ymax > 0 ? ymax : 1);
     const int x0 = ox + ML, yb = MT + PH, w = PW - ML - MR, h = PH;
 #define X(t) (x0 + (double)(t) / xmax * w)
 #define Y(v) (yb - (v) / ymax * h)
@@ -174,7 +141,7 @@ static void panel(FILE *f, const ctx_point *p, int n, int ox, const char *title,
 static int write_svg(const ctx_point *p, int n, const ts_ctx_sweep_opts *o, const char *kvd)
 {
     ts_safefile sf;
-    FILE *f = open_out(&sf, o->svg, o->model);
+    FILE *f = ts_bench_open_out(&sf, o->svg, o->model);
     if (!f)
         return 1;
     double pp[TS_CTX_SWEEP_MAX], tg[TS_CTX_SWEEP_MAX], kv[TS_CTX_SWEEP_MAX], rss[TS_CTX_SWEEP_MAX];
@@ -194,7 +161,7 @@ static int write_svg(const ctx_point *p, int n, const ts_ctx_sweep_opts *o, cons
                "mean of %lld rep(s)</text>\n",
             height - 8, o->name, o->threads_used, kvd, o->reps);
     fprintf(f, "</svg>\n");
-    return commit_out(&sf);
+    return ts_bench_commit_out(&sf);
 }
 
 int ts_ctx_sweep_run(ts_ctx_sweep_opts *o)

@@ -16,7 +16,7 @@ static double ratio(double a, double b) { return b > 0 ? a / b : 0.0; }
 
 /* The report files go through ts_safefile: an old report is replaced whole or
  * not at all, and the model is never overwritten by a misplaced path. */
-static FILE *open_out(ts_safefile *sf, const char *path, const char *model)
+FILE *ts_bench_open_out(ts_safefile *sf, const char *path, const char *model)
 {
     const char *const inputs[] = {model, NULL};
     ts_err err = {0};
@@ -27,7 +27,7 @@ static FILE *open_out(ts_safefile *sf, const char *path, const char *model)
     return sf->f;
 }
 
-static int commit_out(ts_safefile *sf)
+int ts_bench_commit_out(ts_safefile *sf)
 {
     ts_err err = {0};
     if (ts_safefile_commit(sf, &err) != TS_OK) {
@@ -49,7 +49,7 @@ static int write_csv(const ts_sweep_point *pts, int n, const char *model, long l
                      long long tg_n, const char *path)
 {
     ts_safefile sf;
-    FILE *f = open_out(&sf, path, model);
+    FILE *f = ts_bench_open_out(&sf, path, model);
     if (!f)
         return 1;
     fprintf(f, "model,threads,numa,nodes,pp_n,pp_t_s,pp_t_s_sd,pp_speedup,pp_efficiency,"
@@ -62,11 +62,10 @@ static int write_csv(const ts_sweep_point *pts, int n, const char *model, long l
                 pts[i].threads, ts_numa_name(pts[i].numa), pts[i].n_nodes, pp_n, pts[i].pp,
                 pts[i].pp_sd, ps, pe, tg_n, pts[i].tg, pts[i].tg_sd, ts, te);
     }
-    return commit_out(&sf);
+    return ts_bench_commit_out(&sf);
 }
 
-/* A "nice" axis maximum >= v: 1, 2 or 5 times a power of ten. */
-static double nice_max(double v)
+double ts_bench_nice_max(double v)
 {
     double p = 1e-6;
     while (p * 10 <= v)
@@ -101,7 +100,7 @@ static void panel(FILE *f, const ts_sweep_point *pts, int n, int ox, int m, cons
     /* ideal line: linear from the first point (t/s) or 1.0 (efficiency) */
     double ideal_end = m == 2 ? 1.0
                               : ratio((m ? pts[0].tg : pts[0].pp) * tmax, pts[0].threads);
-    ymax = nice_max(ideal_end > ymax ? ideal_end : (ymax > 0 ? ymax : 1));
+    ymax = ts_bench_nice_max(ideal_end > ymax ? ideal_end : (ymax > 0 ? ymax : 1));
     const int x0 = ox + ML, y0 = MT + PH, w = PW - ML - MR, h = PH;
 #define X(t) (x0 + (double)(t) / tmax * w)
 #define Y(v) (y0 - (v) / ymax * h)
@@ -156,7 +155,7 @@ static int write_svg(const ts_sweep_point *pts, int n, const char *model, long l
                      long long tg_n, const char *path)
 {
     ts_safefile sf;
-    FILE *f = open_out(&sf, path, model);
+    FILE *f = ts_bench_open_out(&sf, path, model);
     if (!f)
         return 1;
     const bool with_tg = tg_n > 0;
@@ -177,7 +176,7 @@ static int write_svg(const ts_sweep_point *pts, int n, const char *model, long l
             height - 8, model, ts_numa_name(pts[0].numa), pts[0].n_nodes, pts[0].threads,
             with_tg ? ", red: decode" : "");
     fprintf(f, "</svg>\n");
-    return commit_out(&sf);
+    return ts_bench_commit_out(&sf);
 }
 
 int ts_sweep_report(const ts_sweep_point *pts, int n, const char *model, long long pp_n,
