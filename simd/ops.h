@@ -57,7 +57,10 @@ static inline int ts_attn_type_quant(int t) { return t == TS_ATTN_Q8_0 || t == T
  *   nibble dim 8p + m, high nibble dim 8p + 4 + m, a nibble being q + 8 (so a
  *   mask gives quad 2p and a shift quad 2p + 1, both in the q8_0 order).
  * V, f32/f16/bf16: 64 rows of ts_attn_vstride(head_dim) elements, pad zero.
- * V, q8_0 / q4_0: 64 rows of head_dim / 32 llama.cpp blocks (34 / 18 bytes).
+ * V, q4_0: 64 rows of head_dim / 32 llama.cpp blocks (18 bytes).
+ * V, q8_0: head_dim / 32 chunks of 2176 bytes (32 dims of the 64 positions):
+ *   the 64 positions' f16 scales, then 32 pairs of positions, each 32 dims x
+ *   2 int8 (dim d of positions 2i and 2i + 1 together, for int16 pair dots).
  */
 static inline size_t ts_attn_elem_bytes(int t) { return t == TS_ATTN_F32 ? 4 : 2; }
 static inline size_t ts_attn_kchunk_bytes(int t) { return t == TS_ATTN_Q8_0 ? 544 : 288; }
@@ -123,6 +126,12 @@ float ts_attn_load_v(int t, const void *vblock, int64_t hd, int64_t j, int64_t d
  *   qq = ts_attn_quant_q8_0(q) (per 32-dim block b: scale dq_b, ints q_b);
  *   s_j = fma-chain over b of (float)(sum_d q_b[d] * k_jb[d]) * (dq_b * dk_jb),
  *         then times scale (the integer sum is exact, dq_b * dk_jb too: two f16).
+ * And for a q8_0 V cache, P.V in integers too, per key block and 32-dim chunk c
+ * of V (after o = o * a): w_j = p_j * dv_jc for the block's keys j <= p;
+ *   wmax = max |w_j|; a NaN w_j or a non-finite wmax: o[d] = o[d] + NaN;
+ *   wmax < 2^-100: nothing (also for 0); else sw = wmax / 32767,
+ *   wq_j = round-to-nearest-even(w_j * (32767 / wmax)) (an int16),
+ *   o[d] = fma((float)(sum_j wq_j * v_j[d]), sw, o[d]) (the int sum exact).
  * ts_attn_type_ok(k_type, head_dim) and (v_type, head_dim); no alignment.
  */
 typedef struct {

@@ -175,7 +175,8 @@ TS_TEST(test_golden_manifest)
  * -ctv (tests/data/kv/README.md). Bounds: the manifest's for quantized
  * weights; for F32 weights, where the cache is the only quantized step and
  * Tessera does llama.cpp's math (q8_0 query, integer dots, the same
- * quantizers and rotation), 1e-6 for quantized caches (measured ~1e-8) and
+ * quantizers and rotation), 1e-6 for quantized caches (measured ~1e-8; a
+ * q8_0 V, whose P.V rounds the weights to int16, 5e-6: measured 3.8e-7) and
  * 1e-5 for bf16 (measured 6.6e-7: llama.cpp rounds the query to bf16). */
 TS_TEST(test_golden_kv_types)
 {
@@ -189,7 +190,7 @@ TS_TEST(test_golden_kv_types)
         int kt, vt;
         double nmse, top1, kld;
     } k[] = {
-        {"synth-llama-f32", TS_KV_Q8_0, TS_KV_Q8_0, 1e-6, 0.99, 1e-6}, /* llama.cpp's math */
+        {"synth-llama-f32", TS_KV_Q8_0, TS_KV_Q8_0, 5e-6, 0.99, 5e-6}, /* P.V in int16 */
         {"synth-llama-f32", TS_KV_Q4_0, TS_KV_Q4_0, 1e-6, 0.99, 1e-6},
         {"synth-llama-f32", TS_KV_BF16, TS_KV_BF16, 1e-5, 0.99, 1e-5},
         {"synth-llama-f32", TS_KV_Q8_0, TS_KV_Q4_0, 1e-6, 0.99, 1e-6},

@@ -77,8 +77,13 @@ static inline float v_elem(int t, const void *vb, int64_t hd, int64_t j, int64_t
         uint16_t h = ((const uint16_t *)row)[d];
         return t == TS_ATTN_F16 ? s_f16_to_f32(h) : s_bf16_to_f32(h);
     }
-    const size_t bb = t == TS_ATTN_Q8_0 ? 34 : 18;
-    const uint8_t *blk = row + (size_t)(d / 32) * bb;
+    if (t == TS_ATTN_Q8_0) {
+        const uint8_t *ch = (const uint8_t *)vb + (size_t)(d / 32) * 2176;
+        uint16_t dh;
+        memcpy(&dh, ch + 2 * j, 2);
+        return s_f16_to_f32(dh) * (float)(int8_t)ch[128 + (j / 2) * 64 + (d % 32) * 2 + j % 2];
+    }
+    const uint8_t *blk = row + (size_t)(d / 32) * 18;
     uint16_t dh;
     memcpy(&dh, blk, 2);
     const float sc = s_f16_to_f32(dh);
@@ -175,7 +180,17 @@ void ts_attn_store_v(int t, void *vb, int64_t hd, int64_t j, const float *src)
             ((uint16_t *)row)[d] = half_bits(t, src[d]);
         memset(row + hd * 2, 0, (size_t)(vs - hd) * 2);
         break;
-    case TS_ATTN_Q8_0: ts_attn_quant_q8_0(src, row, hd); break;
+    case TS_ATTN_Q8_0: {
+        ts_block_q8_0 q[TS_ATTN_MAX_HD / 32];
+        ts_attn_quant_q8_0(src, q, hd);
+        for (int64_t c = 0; c < hd / 32; c++) {
+            uint8_t *ch = (uint8_t *)vb + (size_t)c * 2176;
+            memcpy(ch + 2 * j, &q[c].d, 2);
+            for (int d = 0; d < 32; d++)
+                ch[128 + (j / 2) * 64 + d * 2 + j % 2] = (uint8_t)q[c].qs[d];
+        }
+        break;
+    }
     default: ts_quant_q4_0_scalar(src, (ts_block_q4_0 *)row, hd); break;
     }
 }
@@ -207,6 +222,38 @@ static float score_int(int t, const ts_block_q8_0 *qq, const void *kb, int64_t h
         s = fmaf((float)isum, s_f16_to_f32(qq[b].d) * s_f16_to_f32(dh), s);
     }
     return s;
+}
+
+/* P.V of a q8_0 V chunk c (the integer order of simd/ops.h) into o[0 .. 32):
+ * p[0 .. cnt) the block's weights. */
+static void pv_q8_chunk(const float *p, int64_t cnt, const uint8_t *ch, float *o)
+{
+    float w[TS_ATTN_KBLK], wmax = 0.0f;
+    bool bad = false;
+    for (int64_t j = 0; j < cnt; j++) {
+        uint16_t dh;
+        memcpy(&dh, ch + 2 * j, 2);
+        w[j] = p[j] * s_f16_to_f32(dh);
+        bad = bad || isnan(w[j]);
+        wmax = fabsf(w[j]) > wmax ? fabsf(w[j]) : wmax;
+    }
+    if (bad || isinf(wmax)) {
+        for (int d = 0; d < 32; d++)
+            o[d] = o[d] + NAN;
+        return;
+    }
+    if (wmax < 0x1p-100f)
+        return;
+    const float iw = 32767.0f / wmax, sw = wmax / 32767.0f;
+    int32_t wq[TS_ATTN_KBLK];
+    for (int64_t j = 0; j < cnt; j++)
+        wq[j] = (int32_t)nearbyintf(w[j] * iw);
+    for (int d = 0; d < 32; d++) {
+        int32_t isum = 0;
+        for (int64_t j = 0; j < cnt; j++)
+            isum += wq[j] * (int32_t)(int8_t)ch[128 + (j / 2) * 64 + d * 2 + j % 2];
+        o[d] = fmaf((float)isum, sw, o[d]);
+    }
 }
 
 static void attn_row(const ts_attn_args *a, const float *q, float *out, int64_t pos)
@@ -250,9 +297,14 @@ static void attn_row(const ts_attn_args *a, const float *q, float *out, int64_t 
         l = l * al + tree16(lane);
         for (int64_t d = 0; d < hd; d++)
             o[d] = o[d] * al;
-        for (int64_t jj = 0; jj < TS_ATTN_KBLK && b + jj <= pos; jj++)
-            for (int64_t d = 0; d < hd; d++)
-                o[d] = fmaf(sc[jj], v_elem((int)vt, vb, hd, jj, d), o[d]);
+        const int64_t cnt = pos - b + 1 < TS_ATTN_KBLK ? pos - b + 1 : TS_ATTN_KBLK;
+        if (vt == TS_ATTN_Q8_0)
+            for (int64_t c = 0; c < hd / 32; c++)
+                pv_q8_chunk(sc, cnt, (const uint8_t *)vb + (size_t)c * 2176, o + 32 * c);
+        else
+            for (int64_t jj = 0; jj < cnt; jj++)
+                for (int64_t d = 0; d < hd; d++)
+                    o[d] = fmaf(sc[jj], v_elem((int)vt, vb, hd, jj, d), o[d]);
         m = mn;
     }
     float inv = 1.0f / l;

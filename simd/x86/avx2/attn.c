@@ -13,7 +13,8 @@
  * head_dim padded to 16 like the zero-padded V rows, so no dim tails. A row
  * whose position ends inside the block takes the one-row path for P.V.
  * Decoding is exact, as on the scalar level (f16 by vcvtph2ps, bf16 by a
- * shift, q8_0 / q4_0 widened to f32 times the f16 scale); QK^T and P.V are
+ * shift, q8_0 / q4_0 widened to f32 times the f16 scale); quantized K
+ * scores and q8_0 V's P.V are integer sums (ops.h). QK^T and P.V are
  * instantiated per type and row count and called per key block through a
  * table. Does not own: tiling.
  */
@@ -256,10 +257,81 @@ typedef void (*pv_fn)(const ts_attn_args *a, const void *vb, int64_t nj, float *
     {                                                                                         \
         qk(T, N, a, q, x, b, kblk, pos, sc);                                                  \
     }
+/* P.V of a q8_0 V cache (the integer order of ops.h), row by row: per 32-dim
+ * chunk, the row's weights p_j * dv_j rounded to int16, then vpmaddwd of the
+ * broadcast weight pair of positions 2i, 2i + 1 against 8 dims x those 2
+ * positions (int8 widened), 4 x 8 dims. */
+static void pv_q8(int nr, const ts_attn_args *a, const void *vb, int64_t nj, float *const *o,
+                  const float *const *p, const float *al)
+{
+    const int64_t hd = a->head_dim;
+    for (int r = 0; r < nr; r++) {
+        for (int64_t d = 0; d < hd; d += 8)
+            _mm256_storeu_ps(o[r] + d, _mm256_mul_ps(_mm256_loadu_ps(o[r] + d),
+                                                     _mm256_set1_ps(al[r])));
+        for (int64_t c = 0; c < hd / 32; c++) {
+            const uint8_t *ch = (const uint8_t *)vb + (size_t)c * 2176;
+            _Alignas(32) float w[KB];
+            _Alignas(32) int32_t wi[KB];
+            int16_t wq[KB];
+            __m256 amax = _mm256_setzero_ps(), nanv = _mm256_setzero_ps();
+            const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+            for (int u = 0; u < 8; u++) {
+                __m256i mk = tail8(nj - 8 * u);
+                __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ch + 16 * u)));
+                __m256 wv = _mm256_and_ps(_mm256_mul_ps(_mm256_loadu_ps(p[r] + 8 * u), dv),
+                                          _mm256_castsi256_ps(mk));
+                nanv = _mm256_or_ps(nanv, _mm256_cmp_ps(wv, wv, _CMP_UNORD_Q));
+                amax = _mm256_max_ps(amax, _mm256_and_ps(wv, absm));
+                _mm256_store_ps(w + 8 * u, wv);
+            }
+            __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+            m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+            const float wmax = _mm_cvtss_f32(m4);
+            float *oc = o[r] + 32 * c;
+            if (_mm256_movemask_ps(nanv) || isinf(wmax)) {
+                for (int h = 0; h < 4; h++)
+                    _mm256_storeu_ps(oc + 8 * h, _mm256_add_ps(_mm256_loadu_ps(oc + 8 * h),
+                                                               _mm256_set1_ps(NAN)));
+                continue;
+            }
+            if (wmax < 0x1p-100f)
+                continue;
+            const __m256 iw = _mm256_set1_ps(32767.0f / wmax);
+            const float sw = wmax / 32767.0f;
+            for (int u = 0; u < 8; u++)
+                _mm256_store_si256((__m256i *)(wi + 8 * u),
+                                   _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_load_ps(w + 8 * u), iw)));
+            for (int j = 0; j < KB; j++)
+                wq[j] = (int16_t)wi[j];
+            __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
+                              _mm256_setzero_si256(), _mm256_setzero_si256()};
+            for (int64_t i = 0; i < (nj + 1) / 2; i++) {
+                int32_t w2;
+                memcpy(&w2, wq + 2 * i, 4);
+                const __m256i wb = _mm256_set1_epi32(w2);
+                const uint8_t *pv8 = ch + 128 + 64 * i;
+                for (int h = 0; h < 4; h++)
+                    acc[h] = _mm256_add_epi32(acc[h], _mm256_madd_epi16(_mm256_cvtepi8_epi16(
+                        _mm_loadu_si128((const __m128i *)(pv8 + 16 * h))), wb));
+            }
+            for (int h = 0; h < 4; h++)
+                _mm256_storeu_ps(oc + 8 * h, _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[h]),
+                                                             _mm256_set1_ps(sw),
+                                                             _mm256_loadu_ps(oc + 8 * h)));
+        }
+    }
+}
+
 #define PV_INST(T, N)                                                                         \
     static void pv_##T##_##N(const ts_attn_args *a, const void *vb, int64_t nj,               \
                              float *const *o, const float *const *p, const float *al)         \
     {                                                                                         \
+        if (T == TS_ATTN_Q8_0) {                                                              \
+            pv_q8(N, a, vb, nj, o, p, al);                                                    \
+            return;                                                                           \
+        }                                                                                     \
         for (int64_t dc = 0; dc < ts_attn_vstride(a->head_dim); dc += 16)                     \
             pv_chunk(T, N, a, vb, nj, dc, o, p, al);                                          \
     }

@@ -20,7 +20,9 @@
  * (ts_attn_quant_q8_0: same ints on every level), and per 32-dim chunk
  * vpdpbusd sums 4 dims of 16 keys at a time (keys stored q + 128 unsigned,
  * the query's 4 ints broadcast signed; the 128 * sum(q) bias taken off),
- * then s = fma(float(isum), dq * dk, s). QK^T and P.V are instantiated per
+ * then s = fma(float(isum), dq * dk, s). A q8_0 V cache takes integer P.V
+ * (pv_q8: weights as int16, vpdpwssd against position pairs). QK^T and P.V
+ * are instantiated per
  * type and row count and called per key block through a table (a block is
  * thousands of FMAs; the call is noise). Does not own: tiling.
  */
@@ -120,9 +122,89 @@ INLINE void pv_chunk(int t, int nr, int nv, const ts_attn_args *a, const void *v
             _mm512_storeu_ps(o[r] + dc + 16 * u, acc[r][u]);
 }
 
+/* P.V of a q8_0 V cache (the integer order of ops.h): per 32-dim chunk, each
+ * row's weights p_j * dv_j as int16 (vpmovdw of the rounded products), then
+ * vpdpwssd of the broadcast weight pair of positions 2i, 2i + 1 against 16
+ * dims x those 2 positions (int8 widened), for 2 x 16 dims. */
+INLINE void pv_q8(int nr, const ts_attn_args *a, const void *vb, int64_t nj, float *const *o,
+                  const float *const *p, const float *al)
+{
+    const int64_t hd = a->head_dim;
+    const __mmask16 full = 0xffff;
+    for (int r = 0; r < nr; r++)
+        for (int64_t d = 0; d < hd; d += 16)
+            _mm512_storeu_ps(o[r] + d, _mm512_mul_ps(_mm512_loadu_ps(o[r] + d),
+                                                     _mm512_set1_ps(al[r])));
+    for (int64_t c = 0; c < hd / 32; c++) {
+        const uint8_t *ch = (const uint8_t *)vb + (size_t)c * 2176;
+        _Alignas(64) int16_t wq[MR][KB];
+        float sw[MR];
+        int mode[MR]; /* 0 integer sums, 1 nothing (tiny), 2 NaN */
+        for (int r = 0; r < nr; r++) {
+            __m512 w[4];
+            __m512 amax = _mm512_setzero_ps();
+            __mmask16 nan = 0;
+            UNROLL
+            for (int u = 0; u < 4; u++) {
+                int64_t left = nj - 16 * u;
+                __mmask16 mk = left >= 16 ? full : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+                __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(ch + 32 * u)));
+                w[u] = _mm512_maskz_mul_ps(mk, _mm512_loadu_ps(p[r] + 16 * u), dv);
+                nan |= _mm512_cmp_ps_mask(w[u], w[u], _CMP_UNORD_Q);
+                amax = _mm512_max_ps(amax, _mm512_abs_ps(w[u]));
+            }
+            const float wmax = _mm512_reduce_max_ps(amax);
+            mode[r] = nan || isinf(wmax) ? 2 : wmax < 0x1p-100f ? 1 : 0;
+            if (mode[r])
+                continue;
+            const __m512 iw = _mm512_set1_ps(32767.0f / wmax);
+            sw[r] = wmax / 32767.0f;
+            UNROLL
+            for (int u = 0; u < 4; u++)
+                _mm256_store_si256((__m256i *)(wq[r] + 16 * u),
+                                   _mm512_cvtepi32_epi16(
+                                       _mm512_cvtps_epi32(_mm512_mul_ps(w[u], iw))));
+        }
+        __m512i acc[MR][2];
+        UNROLL
+        for (int r = 0; r < nr; r++)
+            acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+        const int64_t pairs = (nj + 1) / 2;
+        for (int64_t i = 0; i < pairs; i++) {
+            const uint8_t *pv8 = ch + 128 + 64 * i;
+            __m512i v0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)pv8));
+            __m512i v1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(pv8 + 32)));
+            UNROLL
+            for (int r = 0; r < nr; r++) {
+                int32_t w2;
+                memcpy(&w2, wq[r] + 2 * i, 4);
+                __m512i wb = _mm512_set1_epi32(w2);
+                acc[r][0] = _mm512_dpwssd_epi32(acc[r][0], v0, wb);
+                acc[r][1] = _mm512_dpwssd_epi32(acc[r][1], v1, wb);
+            }
+        }
+        for (int r = 0; r < nr; r++) {
+            float *oc = o[r] + 32 * c;
+            if (mode[r] == 1)
+                continue;
+            for (int h = 0; h < 2; h++) {
+                __m512 ov = _mm512_loadu_ps(oc + 16 * h);
+                ov = mode[r] == 2 ? _mm512_add_ps(ov, _mm512_set1_ps(NAN))
+                                  : _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][h]),
+                                                    _mm512_set1_ps(sw[r]), ov);
+                _mm512_storeu_ps(oc + 16 * h, ov);
+            }
+        }
+    }
+}
+
 INLINE void pv(int t, int nr, const ts_attn_args *a, const void *vb, int64_t nj,
                float *const *o, const float *const *p, const float *al)
 {
+    if (t == TS_ATTN_Q8_0) {
+        pv_q8(nr, a, vb, nj, o, p, al);
+        return;
+    }
     const int64_t vs = ts_attn_vstride(a->head_dim);
     int64_t dc = 0;
     for (; dc + 64 <= vs; dc += 64)
