@@ -70,6 +70,8 @@ static inline size_t ts_attn_kblock_bytes(int t, int64_t hd)
         return 4 * (size_t)(hd / 32) * ts_attn_kchunk_bytes(t);
     return (size_t)(TS_ATTN_KBLK * hd) * ts_attn_elem_bytes(t);
 }
+/* Bytes of one position's V row (plain, q4_0); for q8_0, whose chunks
+ * interleave positions, its share of the block (1/64), 34 per 32 dims. */
 static inline size_t ts_attn_vrow_bytes(int t, int64_t hd)
 {
     if (ts_attn_type_quant(t))

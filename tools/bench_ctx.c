@@ -192,11 +192,7 @@ int ts_ctx_sweep_run(ts_ctx_sweep_opts *o)
         snprintf(err.msg, sizeof(err.msg), "out of memory");
         goto done;
     }
-    uint64_t rng = 0x9E3779B97F4A7C15ull;
-    for (long long i = 0; i < n_ctx; i++) {
-        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-        toks[i] = (int32_t)((rng >> 33) % (uint64_t)in.n_vocab);
-    }
+    ts_cli_bench_tokens(toks, n_ctx, in.n_vocab);
     /* Rolling back works on attention-only models; a hybrid gets one rep. */
     if (ts_session_prefill(s, toks, 1, NULL, &err) != TS_OK)
         goto done;

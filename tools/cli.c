@@ -38,6 +38,15 @@ double ts_cli_peak_rss_mib(void)
     return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
 }
 
+void ts_cli_bench_tokens(int32_t *toks, long long n, int64_t n_vocab)
+{
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    for (long long i = 0; i < n; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        toks[i] = (int32_t)((rng >> 33) % (uint64_t)n_vocab);
+    }
+}
+
 int ts_cli_kv_option(const char *o, const char *v, int *kt, int *vt)
 {
     const bool both = !strcmp(o, "--kv-type");

@@ -463,11 +463,7 @@ static int bench_threads(const bench_args *a, const char *model, int threads, in
         snprintf(err.msg, sizeof(err.msg), "out of memory");
         goto done;
     }
-    uint64_t rng = 0x9E3779B97F4A7C15ull;
-    for (long long i = 0; i < max_n; i++) {
-        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-        toks[i] = (int32_t)((rng >> 33) % (uint64_t)in.n_vocab);
-    }
+    ts_cli_bench_tokens(toks, max_n, in.n_vocab);
     double samples[MAX_REPS], sorted[MAX_REPS];
     bool got_pp = false, got_tg = false;
     for (int u = 0; u < a->ub.n; u++) {

@@ -43,6 +43,10 @@ int ts_cli_kv_option(const char *o, const char *v, int *kt, int *vt);
 /* "f16", or "q8_0/f16" when K and V differ (for summaries); buf of >= 16. */
 const char *ts_cli_kv_desc(int kt, int vt, char *buf, size_t cap);
 
+/* The benches' n token ids: a fixed LCG stream over [0, n_vocab), the same in
+ * every bench (so tests at one depth see the same context). */
+void ts_cli_bench_tokens(int32_t *toks, long long n, int64_t n_vocab);
+
 /* Strict integer parse of a whole string; false on junk/overflow/out of [lo, hi]. */
 int ts_cli_parse_i64(const char *s, long long lo, long long hi, long long *out);
 

@@ -46,13 +46,6 @@ INLINE __m256 ld8(int t, const void *base, int64_t i)
     return _mm256_loadu_ps((const float *)base + i);
 }
 
-/* 8 int8 at p as f32, times sc. */
-INLINE __m256 q8x8(const uint8_t *p, __m256 sc)
-{
-    return _mm256_mul_ps(
-        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))), sc);
-}
-
 /* 8 nibbles at p (low, or high when hi) minus 8 as f32, times sc. */
 INLINE __m256 q4x8(const uint8_t *p, int hi, __m256 sc)
 {
@@ -69,16 +62,13 @@ INLINE __m256 scale1(const uint8_t *p)
     return _mm256_cvtph_ps(_mm_set1_epi16((short)h));
 }
 
-/* 8 decoded V elements of row j, dims [d, d + 8) (d a multiple of 8). */
+/* 8 decoded V elements of row j, dims [d, d + 8) (d a multiple of 8);
+ * plain types and q4_0 (a q8_0 V takes pv_q8). */
 INLINE __m256 ldv(int t, const void *vb, int64_t hd, int64_t j, int64_t d)
 {
     if (!ts_attn_type_quant(t))
         return ld8(t, vb, j * ts_attn_vstride(hd) + d);
     const uint8_t *row = (const uint8_t *)vb + (size_t)j * ts_attn_vrow_bytes(t, hd);
-    if (t == TS_ATTN_Q8_0) {
-        const uint8_t *blk = row + (size_t)(d / 32) * 34;
-        return q8x8(blk + 2 + d % 32, scale1(blk));
-    }
     const uint8_t *blk = row + (size_t)(d / 32) * 18;
     return q4x8(blk + 2 + d % 16, (d % 32) >= 16, scale1(blk));
 }

@@ -54,13 +54,6 @@ INLINE __m512 ld16(int t, const void *base, int64_t i)
     return _mm512_loadu_ps((const float *)base + i);
 }
 
-/* 16 int8 at p as f32, times sc. */
-INLINE __m512 q8x16(const uint8_t *p, __m512 sc)
-{
-    return _mm512_mul_ps(
-        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p))), sc);
-}
-
 /* 16 nibbles at p (low, or high when hi) minus 8 as f32, times sc. */
 INLINE __m512 q4x16(const uint8_t *p, int hi, __m512 sc)
 {
@@ -77,16 +70,13 @@ INLINE __m512 scale1(const uint8_t *p)
     return _mm512_cvtph_ps(_mm256_set1_epi16((short)h));
 }
 
-/* 16 decoded V elements of row j, dims [d, d + 16) (d a multiple of 16). */
+/* 16 decoded V elements of row j, dims [d, d + 16) (d a multiple of 16);
+ * plain types and q4_0 (a q8_0 V takes pv_q8). */
 INLINE __m512 ldv(int t, const void *vb, int64_t hd, int64_t j, int64_t d)
 {
     if (!ts_attn_type_quant(t))
         return ld16(t, vb, j * ts_attn_vstride(hd) + d);
     const uint8_t *row = (const uint8_t *)vb + (size_t)j * ts_attn_vrow_bytes(t, hd);
-    if (t == TS_ATTN_Q8_0) {
-        const uint8_t *blk = row + (size_t)(d / 32) * 34;
-        return q8x16(blk + 2 + d % 32, scale1(blk));
-    }
     const uint8_t *blk = row + (size_t)(d / 32) * 18;
     return q4x16(blk + 2, (d % 32) >= 16, scale1(blk));
 }
